@@ -1,0 +1,13 @@
+"""The error family the command line prints as one line (no traceback)."""
+
+
+class HumanParseError(Exception):
+    """A problem the user can act on: bad input, a missing file, a mismatched checkpoint."""
+
+
+class CheckpointError(HumanParseError):
+    """A checkpoint file is missing, unreadable, or does not match what is asked of it."""
+
+
+class ConfigError(HumanParseError):
+    """A configuration value is missing, malformed or out of range."""

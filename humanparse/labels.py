@@ -1,0 +1,97 @@
+"""Label sets are data: names, a palette and the left/right pairs that mirroring swaps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import HumanParseError
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """An ordered set of part labels; index 0 is always background.
+
+    `palette` holds one (r, g, b) triple per label, `mirror_pairs` the (left, right) label
+    index pairs that a horizontal flip swaps.
+    """
+
+    name: str
+    names: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    mirror_pairs: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if len(self.names) < 2 or self.names[0] != "background":
+            raise HumanParseError(f"label set {self.name!r}: label 0 must be 'background' and at least one part must follow")
+        if len(self.palette) != len(self.names):
+            raise HumanParseError(f"label set {self.name!r}: {len(self.palette)} colours for {len(self.names)} labels")
+        for a, b in self.mirror_pairs:
+            if not (0 < a < len(self.names) and 0 < b < len(self.names)) or a == b:
+                raise HumanParseError(f"label set {self.name!r}: bad mirror pair ({a}, {b})")
+
+    @property
+    def num_parts(self) -> int:
+        """P, the number of part labels (background excluded)."""
+        return len(self.names) - 1
+
+    def mirror_table(self) -> list[int]:
+        """Lookup table mapping each label to its mirror image (identity where unpaired)."""
+        table = list(range(len(self.names)))
+        for a, b in self.mirror_pairs:
+            table[a], table[b] = b, a
+        return table
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only, so that a checkpoint loads with `weights_only=True`."""
+        return {
+            "name": self.name,
+            "names": list(self.names),
+            "palette": [list(c) for c in self.palette],
+            "mirror_pairs": [list(p) for p in self.mirror_pairs],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LabelSet":
+        try:
+            return cls(
+                name=str(d["name"]),
+                names=tuple(str(n) for n in d["names"]),
+                palette=tuple((int(c[0]), int(c[1]), int(c[2])) for c in d["palette"]),
+                mirror_pairs=tuple((int(p[0]), int(p[1])) for p in d.get("mirror_pairs", [])),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise HumanParseError(f"malformed label set: {exc}") from None
+
+
+PASCAL_PERSON_PART = LabelSet(
+    name="pascal-person-part",
+    names=("background", "head", "torso", "upper-arms", "lower-arms", "upper-legs", "lower-legs"),
+    palette=((0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128), (128, 0, 128), (0, 128, 128)),
+)
+
+CIHP = LabelSet(
+    name="cihp",
+    names=(
+        "background", "hat", "hair", "glove", "sunglasses", "upper-clothes", "dress", "coat",
+        "socks", "pants", "torso-skin", "scarf", "skirt", "face", "left-arm", "right-arm",
+        "left-leg", "right-leg", "left-shoe", "right-shoe",
+    ),
+    palette=(
+        (0, 0, 0), (128, 0, 0), (255, 0, 0), (0, 85, 0), (170, 0, 51), (255, 85, 0), (0, 0, 85),
+        (0, 119, 221), (85, 85, 0), (0, 85, 85), (85, 51, 0), (52, 86, 128), (0, 128, 0),
+        (0, 0, 255), (51, 170, 221), (0, 255, 255), (85, 255, 170), (170, 255, 85),
+        (255, 255, 0), (255, 170, 0),
+    ),
+    mirror_pairs=((14, 15), (16, 17), (18, 19)),
+)
+
+LABEL_SETS: dict[str, LabelSet] = {ls.name: ls for ls in (PASCAL_PERSON_PART, CIHP)}
+
+
+def get_label_set(name: str) -> LabelSet:
+    """Look a built-in label set up by name (`pascal-person-part`, `cihp`)."""
+    try:
+        return LABEL_SETS[name]
+    except KeyError:
+        raise HumanParseError(f"unknown label set {name!r}; known: {', '.join(sorted(LABEL_SETS))}") from None

@@ -1,0 +1,178 @@
+"""The whole network (paper Fig. 2): part segmenter + Instance CRF; checkpoint I/O."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from . import __version__
+from .config import ModelConfig
+from .crf import InstanceCRF
+from .errors import CheckpointError, ConfigError, HumanParseError
+from .labels import LabelSet, get_label_set
+from .segmenter import PartSegmenter, build_segmenter
+
+CHECKPOINT_FORMAT = "humanparse-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class ParserOutput(NamedTuple):
+    """What the network returns, in training and in evaluation alike.
+
+    logits: (B, P+1, H, W) part logits of the segmenter (Q = softmax over dim 1).
+    instances: per image, (P·D_b+1, H, W) Instance CRF probabilities.
+    """
+
+    logits: Tensor
+    instances: list[Tensor]
+
+
+class HolisticParser(nn.Module):
+    """Part segmenter and Instance CRF, trained end to end (paper Sec. 3)."""
+
+    def __init__(self, segmenter: PartSegmenter, crf: InstanceCRF, labels: LabelSet, config: ModelConfig) -> None:
+        super().__init__()
+        if crf.num_parts != labels.num_parts:
+            raise HumanParseError(f"CRF built for {crf.num_parts} parts, label set {labels.name!r} has {labels.num_parts}")
+        self.segmenter = segmenter
+        self.crf = crf
+        self.labels = labels
+        self.config = config
+
+    def forward(
+        self,
+        images: Tensor,
+        boxes: list[Tensor],
+        scores: list[Tensor],
+        crf_iterations: int | None = None,
+    ) -> ParserOutput:
+        """Parse a batch.
+
+        Args:
+            images: (B, 3, H, W) float RGB in 0..255.
+            boxes: B tensors (D_b, 4) x1 y1 x2 y2 in pixels (D_b may be 0).
+            scores: B tensors (D_b,) in [0, 1].
+            crf_iterations: mean-field iterations, defaulting to the CRF's own.
+        """
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise HumanParseError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
+        if len(boxes) != images.shape[0] or len(scores) != images.shape[0]:
+            raise HumanParseError(f"{images.shape[0]} images but {len(boxes)} box sets and {len(scores)} score sets")
+        logits = self.segmenter(images).logits
+        q = torch.softmax(logits.float(), 1)
+        instances = [
+            self.crf(q[b], images[b].float(), boxes[b].to(q), scores[b].to(q), iterations=crf_iterations)
+            for b in range(images.shape[0])
+        ]
+        return ParserOutput(logits, instances)
+
+
+def build_model(config: ModelConfig, labels: LabelSet | None = None, pretrained: bool | None = None) -> HolisticParser:
+    """The one builder: every number of the network comes from ``config``.
+
+    ``labels`` defaults to the built-in label set named by ``config.label_set`` (a checkpoint
+    carries its own). ``pretrained`` overrides ``config.pretrained`` (checkpoint loading
+    passes False: the weights come from the file, never from a download).
+    """
+    labels = labels or get_label_set(config.label_set)
+    segmenter = build_segmenter(
+        config.backbone,
+        num_classes=labels.num_parts + 1,
+        pretrained=config.pretrained if pretrained is None else pretrained,
+        output_stride=config.output_stride,
+        frozen_bn=config.frozen_bn,
+    )
+    c = config.crf
+    crf = InstanceCRF(
+        labels.num_parts,
+        iterations=c.iterations,
+        box_weight=c.box_weight,
+        global_weight=c.global_weight,
+        epsilon=c.epsilon,
+        bilateral_weight=c.bilateral_weight,
+        spatial_weight=c.spatial_weight,
+        same_person_penalty=c.same_person_penalty,
+        other_person_penalty=c.other_person_penalty,
+        theta_alpha=c.theta_alpha,
+        theta_beta=c.theta_beta,
+        theta_gamma=c.theta_gamma,
+        global_term=c.global_term,
+    )
+    return HolisticParser(segmenter, crf, labels, config)
+
+
+def save_checkpoint(model: HolisticParser, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    """Write one file holding the state dict, the model config and the label set.
+
+    The write is atomic: a temporary file in the same folder, then a rename, so that a
+    crash or a full disk never leaves a half-written checkpoint in place of a good one.
+    ``extra`` holds plain data and tensors only (optimiser state, iteration, ...).
+    """
+    path = Path(path)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "humanparse_version": __version__,
+        "config": model.config.to_dict(),
+        "labels": model.labels.to_dict(),
+        "state_dict": model.state_dict(),
+        "extra": extra or {},
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The raw checkpoint dictionary, loaded with ``weights_only=True`` and validated."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist" if not path.exists() else f"checkpoint {path} is not a file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or foreign files
+        raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a humanparse checkpoint")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {payload.get('version')} is not supported (expected {CHECKPOINT_VERSION})")
+    for key in ("config", "labels", "state_dict"):
+        if key not in payload:
+            raise CheckpointError(f"{path}: checkpoint has no {key!r}")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> HolisticParser:
+    """Rebuild the network from a checkpoint written by :func:`save_checkpoint`."""
+    payload = read_checkpoint(path, map_location)
+    try:
+        config = ModelConfig.from_dict(payload["config"], source=f"{path}")
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    try:
+        labels = LabelSet.from_dict(payload["labels"])
+    except HumanParseError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    model = build_model(config, labels=labels, pretrained=False)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the model: {str(exc).splitlines()[0]}") from None
+    return model.to(map_location)

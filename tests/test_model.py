@@ -1,0 +1,91 @@
+"""The whole network, its configuration and its checkpoint file."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from humanparse.config import CRFConfig, ModelConfig
+from humanparse.errors import CheckpointError, ConfigError, HumanParseError
+from humanparse.labels import CIHP, LabelSet
+from humanparse.model import build_model, load_checkpoint, read_checkpoint, save_checkpoint
+
+TINY = ModelConfig(backbone="resnet18", output_stride=16, crf=CRFConfig(iterations=2))
+
+
+def test_forward_returns_logits_and_one_crf_output_per_image() -> None:
+    model = build_model(TINY).eval()
+    images = torch.rand(2, 3, 45, 37) * 255
+    boxes = [torch.tensor([[2.0, 3.0, 30.0, 40.0]]), torch.zeros(0, 4)]
+    scores = [torch.tensor([0.9]), torch.zeros(0)]
+    with torch.no_grad():
+        out = model(images, boxes, scores)
+    assert out.logits.shape == (2, 7, 45, 37)
+    assert out.instances[0].shape == (7, 45, 37)
+    assert out.instances[1].shape == (1, 45, 37)
+
+
+def test_checkpoint_round_trip_restores_weights_config_and_labels(tmp_path) -> None:
+    labels = LabelSet("custom", ("background", "a", "b"), ((0, 0, 0), (1, 2, 3), (4, 5, 6)), ((1, 2),))
+    model = build_model(TINY, labels=labels)
+    path = save_checkpoint(model, tmp_path / "m.pt", extra={"iteration": 7})
+    loaded = load_checkpoint(path)
+    assert loaded.config == TINY and loaded.labels == labels
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert read_checkpoint(path)["extra"] == {"iteration": 7}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left behind
+
+
+def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch) -> None:
+    model = build_model(TINY)
+    path = save_checkpoint(model, tmp_path / "m.pt")
+    before = path.read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointError, match="No space left"):
+        save_checkpoint(model, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_bad_checkpoints_raise_one_line_errors(tmp_path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(garbage)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(CheckpointError, match="not a humanparse checkpoint"):
+        load_checkpoint(foreign)
+
+
+def test_checkpoint_with_mismatched_weights_is_rejected(tmp_path) -> None:
+    path = save_checkpoint(build_model(TINY, labels=CIHP), tmp_path / "cihp.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["labels"]["names"] = payload["labels"]["names"][:7]
+    payload["labels"]["palette"] = payload["labels"]["palette"][:7]
+    payload["labels"]["mirror_pairs"] = []
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(path)
+
+
+def test_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match="'backbon'"):
+        ModelConfig.from_dict({"backbon": "resnet18"})
+    with pytest.raises(ConfigError, match="'iterations'"):
+        ModelConfig.from_dict({"crf": {"iterations": "five"}})
+    assert ModelConfig.from_dict({"crf": {"theta_alpha": 60}}).crf.theta_alpha == 60.0
+    assert ModelConfig.from_dict(TINY.to_dict()) == TINY
+
+
+def test_bad_batch_raises() -> None:
+    model = build_model(TINY)
+    with pytest.raises(HumanParseError):
+        model(torch.rand(1, 3, 20, 20), [], [])

@@ -1,0 +1,27 @@
+"""The README's set-up commands are what CI runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    blocks = re.findall(r"```sh\n(.*?)\n```", (ROOT / "README.md").read_text(), flags=re.S)
+    return [block.strip() for block in blocks]
+
+
+def test_readme_has_exactly_two_setup_commands() -> None:
+    commands = readme_commands()
+    assert len(commands) == 2
+    assert commands[0].endswith("humanparse info")
+    assert "[test]" in commands[1] and "pytest" in commands[1]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    install, test = (part.strip() for part in readme_commands()[1].split("&&"))
+    assert install in ci_lines and test in ci_lines
+    assert ci_lines.index(install) < ci_lines.index(test)
