@@ -20,6 +20,7 @@ CSR sparse-matrix products, the blur is a pair of row gathers per axis.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 
@@ -78,12 +79,14 @@ class PermutohedralLattice:
             crow[1:] = torch.cumsum(counts, 0)
             self._splat = _csr(crow, order // (d + 1), weights.reshape(-1)[order], (m + 1, n))
 
-            # Slice: (N, M+1), d+1 entries per point.
+            # Slice: (N, M+1), d+1 entries per point (MKL needs no column order within a row).
             inverse = torch.empty_like(vertex_of_sorted)
             inverse[order] = vertex_of_sorted
-            cols, col_order = torch.sort(inverse.reshape(n, d + 1), dim=1)
             slice_crow = torch.arange(0, n * (d + 1) + 1, d + 1, dtype=torch.int64, device=self.device)
-            self._slice = _csr(slice_crow, cols.reshape(-1), torch.gather(weights, 1, col_order).reshape(-1), (n, m + 1))
+            # Krähenbühl's normalisation constant (his blur weights are not normalised),
+            # folded into the slice.
+            slice_weights = weights * (1.0 / (1.0 + 2.0 ** (-d)))
+            self._slice = _csr(slice_crow, inverse, slice_weights.reshape(-1), (n, m + 1))
 
         # Blur neighbours along each lattice axis, (M+1,) row indices, M where missing.
         self._neighbours: list[tuple[Tensor, Tensor]] = []
@@ -96,8 +99,6 @@ class PermutohedralLattice:
                 pos = torch.where(unique_codes[pos] == ncode, pos, missing)
                 pair.append(torch.cat((pos, missing)))
             self._neighbours.append((pair[0], pair[1]))
-        # Normalisation of Krähenbühl's lattice (the blur weights are not normalised).
-        self._alpha = 1.0 / (1.0 + 2.0 ** (-d))
 
     def filter(self, values: Tensor) -> Tensor:
         """Gaussian-filter ``values``: (N, C) float -> (N, C), differentiable w.r.t. values.
@@ -118,7 +119,26 @@ class PermutohedralLattice:
             blurred = torch.index_select(v, 0, plus)
             blurred.add_(torch.index_select(v, 0, minus)).mul_(0.5).add_(v)
             v = blurred
-        return _matmul(self._slice, v) * self._alpha
+        return _matmul(self._slice, v)
+
+    def normalised(self) -> "PermutohedralLattice":
+        """The same lattice filtering with ``D^-½ K D^-½``, where ``D = diag(K·1)``.
+
+        Symmetric normalisation, as in Krähenbühl's DenseCRF. The scaling is folded into the
+        splat and slice weights, so filtering costs nothing more; the operator stays
+        self-adjoint up to the blur order, and the backward pass stays exact.
+        """
+        scale = self.filter(torch.ones((self.num_points, 1), dtype=self._slice.dtype, device=self.device))
+        scale = scale.clamp_min(1e-20).rsqrt().reshape(-1)
+        d = self.dim
+        out = copy.copy(self)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            splat_values = self._splat.values() * scale[self._splat.col_indices().long()]
+            out._splat = _csr(self._splat.crow_indices(), self._splat.col_indices(), splat_values, tuple(self._splat.shape))
+            slice_values = (self._slice.values().reshape(-1, d + 1) * scale[:, None]).reshape(-1)
+            out._slice = _csr(self._slice.crow_indices(), self._slice.col_indices(), slice_values, tuple(self._slice.shape))
+        return out
 
 
 def _csr(crow: Tensor, col: Tensor, value: Tensor, size: tuple[int, int]) -> Tensor:

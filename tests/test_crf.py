@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from humanparse.crf import InstanceCRF, _pairwise_logits, box_masks
+from humanparse.crf import InstanceCRF, _subtract_person_sums, box_masks
 from humanparse.errors import HumanParseError
 
 
@@ -62,7 +62,7 @@ def test_compatibility_matches_the_explicit_label_matrix() -> None:
                 mu[a, b] = same if ia == ib else other
     message = torch.rand(10, len(labels), dtype=torch.float64)
     gain = torch.cat((other.reshape(1), same.expand(d * p)))
-    fast = _pairwise_logits(message, d, p, gain, same - other)
+    fast = _subtract_person_sums(message * gain, d, p, (same - other) / same)
     exact = -(message @ mu.t())
     # Equal up to a per-pixel constant, which the mean-field softmax ignores.
     shift = fast - exact
