@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import HumanParseError
-from .lattice import PermutohedralLattice
+from .lattice import LatticeStack, PermutohedralLattice
 
 __all__ = ["InstanceCRF", "box_masks"]
 
@@ -146,20 +146,20 @@ class InstanceCRF(nn.Module):
         if t_max == 0:
             return probs.t().contiguous().reshape(d * p + 1, h, w)
 
-        bilateral, spatial = self._lattices(image, h, w, q.dtype)
-        k_b, k_s = self.log_kernel_weights.exp()
+        kernels = self._kernels(image, h, w, q.dtype)
         same, other = self.log_penalties.exp()
         # Kernel weights and compatibility are both linear in the message: fold them into
-        # one per-label gain per kernel, so each iteration makes few passes over (N, L).
+        # one per-label gain per kernel, applied inside the lattice filter.
         gain = torch.cat((other.reshape(1), same.expand(d * p)))
-        gain_b, gain_s = k_b * gain, k_s * gain
+        gains = self.log_kernel_weights.exp()[:, None] * gain[None, :]  # (2, L)
         person_share = (same - other) / same
         for _ in range(t_max):
-            pairwise = torch.addcmul(bilateral.filter(probs) * gain_b, spatial.filter(probs), gain_s)
+            pairwise = kernels.filter(probs, gains)
             probs = _softmax_rows(logits + _subtract_person_sums(pairwise, d, p, person_share))
         return probs.t().contiguous().reshape(d * p + 1, h, w)
 
-    def _lattices(self, image: Tensor, h: int, w: int, dtype: torch.dtype) -> tuple[PermutohedralLattice, PermutohedralLattice]:
+    def _kernels(self, image: Tensor, h: int, w: int, dtype: torch.dtype) -> LatticeStack:
+        """The bilateral and spatial kernels, normalised, stacked for one-pass filtering."""
         ys, xs = torch.meshgrid(
             torch.arange(h, device=image.device, dtype=dtype),
             torch.arange(w, device=image.device, dtype=dtype),
@@ -171,7 +171,7 @@ class InstanceCRF(nn.Module):
         key = (h, w, self.theta_gamma, image.device, dtype)
         if self._spatial_cache is None or self._spatial_cache[0] != key:
             self._spatial_cache = (key, PermutohedralLattice(position / self.theta_gamma).normalised())
-        return bilateral, self._spatial_cache[1]
+        return LatticeStack([bilateral, self._spatial_cache[1]])
 
     def _check(self, q: Tensor, image: Tensor, boxes: Tensor, scores: Tensor) -> tuple[int, int, int]:
         if q.dim() != 3 or q.shape[0] != self.num_parts + 1:

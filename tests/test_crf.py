@@ -159,3 +159,17 @@ def test_bad_inputs_raise_clear_errors() -> None:
         crf(q, image, boxes * float("nan"), scores)
     with pytest.raises(HumanParseError):
         InstanceCRF(num_parts=2, theta_alpha=0.0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu() -> None:
+    q, image, boxes, scores = scene(p=2, h=40, w=50, d=3)
+    crf = InstanceCRF(num_parts=2)
+    cpu = crf(q, image, boxes, scores)
+    crf_cuda = InstanceCRF(num_parts=2).cuda()
+    q_cuda = q.cuda().requires_grad_()
+    gpu = crf_cuda(q_cuda, image.cuda(), boxes.cuda(), scores.cuda())
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-4)
+    gpu.log().sum().backward()
+    assert q_cuda.grad is not None and bool(torch.isfinite(q_cuda.grad).all())
+    assert all(p.grad is not None for p in crf_cuda.parameters())
