@@ -53,6 +53,8 @@ class PermutohedralLattice:
             raise HumanParseError(f"lattice features must be a non-empty (N, d) tensor, got shape {tuple(features.shape)}")
         if not features.is_floating_point():
             raise HumanParseError(f"lattice features must be floating point, got {features.dtype}")
+        if not bool(torch.isfinite(features).all()):
+            raise HumanParseError("lattice features must be finite (NaN or infinity in the image or positions)")
         features = features.detach()
         n, d = features.shape
         self.num_points = n

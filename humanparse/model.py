@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -87,22 +88,8 @@ def build_model(config: ModelConfig, labels: LabelSet | None = None, pretrained:
         output_stride=config.output_stride,
         frozen_bn=config.frozen_bn,
     )
-    c = config.crf
-    crf = InstanceCRF(
-        labels.num_parts,
-        iterations=c.iterations,
-        box_weight=c.box_weight,
-        global_weight=c.global_weight,
-        epsilon=c.epsilon,
-        bilateral_weight=c.bilateral_weight,
-        spatial_weight=c.spatial_weight,
-        same_person_penalty=c.same_person_penalty,
-        other_person_penalty=c.other_person_penalty,
-        theta_alpha=c.theta_alpha,
-        theta_beta=c.theta_beta,
-        theta_gamma=c.theta_gamma,
-        global_term=c.global_term,
-    )
+    # CRFConfig's fields are InstanceCRF's keyword arguments, one for one.
+    crf = InstanceCRF(labels.num_parts, **dataclasses.asdict(config.crf))
     return HolisticParser(segmenter, crf, labels, config)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from humanparse.errors import HumanParseError
-from humanparse.lattice import PermutohedralLattice, permutohedral_filter
+from humanparse.lattice import LatticeStack, PermutohedralLattice, permutohedral_filter
 
 
 def smooth_scene(height: int, width: int, dim: int, theta_xy: float = 3.0, theta_rgb: float = 20.0):
@@ -92,9 +92,44 @@ def test_bad_inputs_raise_clear_errors() -> None:
         PermutohedralLattice(torch.zeros(0, 2))
     with pytest.raises(HumanParseError):
         PermutohedralLattice(torch.zeros(5, 2, dtype=torch.int64))
+    with pytest.raises(HumanParseError, match="finite"):
+        PermutohedralLattice(torch.tensor([[0.0, float("nan")]]))
     lattice = PermutohedralLattice(torch.rand(5, 2))
     with pytest.raises(HumanParseError):
         lattice.filter(torch.rand(6, 1))
+    with pytest.raises(HumanParseError):
+        LatticeStack([lattice]).filter(torch.rand(5, 2), torch.ones(2, 2))
+
+
+def stack_inputs(seed: int, n: int = 20, channels: int = 3):
+    gen = torch.Generator().manual_seed(seed)
+    f5 = torch.rand(n, 5, generator=gen, dtype=torch.float64) * 3
+    f2 = torch.rand(n, 2, generator=gen, dtype=torch.float64) * 3
+    values = torch.rand(n, channels, generator=gen, dtype=torch.float64)
+    gains = torch.rand(2, channels, generator=gen, dtype=torch.float64) + 0.5
+    return PermutohedralLattice(f5).normalised(), PermutohedralLattice(f2).normalised(), values, gains
+
+
+def test_stack_equals_the_gained_sum_of_its_lattices() -> None:
+    a, b, values, gains = stack_inputs(0)
+    expected = a.filter(values) * gains[0] + b.filter(values) * gains[1]
+    torch.testing.assert_close(LatticeStack([a, b]).filter(values, gains), expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_stack_gradcheck_wrt_values_and_gains(seed: int) -> None:
+    a, b, values, gains = stack_inputs(seed)
+    stack = LatticeStack([a, b])
+    assert torch.autograd.gradcheck(stack.filter, (values.requires_grad_(), gains.requires_grad_()))
+
+
+def test_normalised_lattice_is_d_inverse_sqrt_k_d_inverse_sqrt() -> None:
+    features, _ = smooth_scene(6, 7, 3)
+    lattice = PermutohedralLattice(features.double())
+    n = features.shape[0]
+    k = explicit_matrix(lattice, n, reverse=False)
+    scale = k.sum(1).rsqrt()
+    torch.testing.assert_close(explicit_matrix(lattice.normalised(), n, reverse=False), scale[:, None] * k * scale[None, :])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -89,3 +89,15 @@ def test_bad_batch_raises() -> None:
     model = build_model(TINY)
     with pytest.raises(HumanParseError):
         model(torch.rand(1, 3, 20, 20), [], [])
+
+
+def test_crf_config_fields_are_the_crf_keyword_arguments() -> None:
+    import dataclasses
+    import inspect
+
+    from humanparse.crf import InstanceCRF
+
+    params = inspect.signature(InstanceCRF).parameters
+    keywords = {name for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert {f.name for f in dataclasses.fields(CRFConfig)} == keywords | {"iterations"}
+    assert all(params[f.name].default == f.default for f in dataclasses.fields(CRFConfig))
