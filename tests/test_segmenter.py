@@ -15,10 +15,9 @@ from humanparse.errors import HumanParseError
 from humanparse.segmenter import PyramidPoolingHead, build_segmenter
 
 FAST = ["resnet18", "mobilenet_v3_large"]
-SLOW = [pytest.param(name, marks=pytest.mark.slow) for name in ("resnet50", "resnet101")]
 
 
-@pytest.mark.parametrize("backbone", FAST + SLOW)
+@pytest.mark.parametrize("backbone", BACKBONES)
 @pytest.mark.parametrize("size", [(521, 521), (333, 250)])
 def test_segmenter_output_shapes_at_odd_sizes(backbone: str, size: tuple[int, int]) -> None:
     model = build_segmenter(backbone, num_classes=7).eval()
