@@ -86,6 +86,38 @@ class _Garment:
     angle: float
 
 
+@dataclass(frozen=True)
+class Appearance:
+    """Everything about a person that stays the same from frame to frame."""
+
+    proportions: np.ndarray  # (7,) multipliers of the body's segment lengths and widths
+    facing: float  # 1 = facing the camera, small = seen from the side
+    far_side: int  # 0 or 1: which arm and leg are farther from the camera
+    skin: np.ndarray
+    hair: np.ndarray
+    shirt: _Garment
+    sleeves: _Garment
+    trousers: _Garment
+    long_sleeves: bool
+    shorts: bool
+
+
+def sample_appearance(rng: np.random.Generator) -> Appearance:
+    shirt = _garment(rng)
+    return Appearance(
+        proportions=rng.uniform(0.9, 1.1, 7),
+        facing=float(rng.uniform(0.35, 1.0)),
+        far_side=int(rng.integers(0, 2)),
+        skin=(SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.85, 1.1)).astype(np.float32),
+        hair=np.array([rng.uniform(10, 90), rng.uniform(10, 70), rng.uniform(5, 50)], np.float32),
+        shirt=shirt,
+        sleeves=shirt if rng.random() < 0.6 else _garment(rng),
+        trousers=_garment(rng),
+        long_sleeves=bool(rng.random() < 0.5),
+        shorts=bool(rng.random() < 0.3),
+    )
+
+
 def _rot(v: np.ndarray, angle: float) -> np.ndarray:
     c, s = math.cos(angle), math.sin(angle)
     return np.array([c * v[0] - s * v[1], s * v[0] + c * v[1]])
@@ -118,14 +150,12 @@ def _sample_pose(rng: np.random.Generator) -> dict[str, float]:
     return pose
 
 
-def person_shapes(rng: np.random.Generator, hip: np.ndarray, height: float, pose: dict[str, float] | None = None) -> list[_Shape]:
+def person_shapes(look: Appearance, hip: np.ndarray, height: float, pose: dict[str, float]) -> list[_Shape]:
     """The parts of one person, in drawing order (back to front), hips at ``hip`` (x, y)."""
-    pose = pose or _sample_pose(rng)
-    k = rng.uniform(0.9, 1.1, 8)  # proportions vary person to person
-    facing = rng.uniform(0.35, 1.0)  # 1 = facing the camera, small = seen from the side
+    k = look.proportions
     torso_len = 0.30 * height * k[0]
-    shoulder_w = 0.11 * height * k[1] * facing
-    hip_w = 0.075 * height * k[2] * facing
+    shoulder_w = 0.11 * height * k[1] * look.facing
+    hip_w = 0.075 * height * k[2] * look.facing
     up_arm, low_arm = 0.17 * height * k[3], 0.16 * height * k[3]
     thigh, shin = 0.24 * height * k[4], 0.25 * height * k[4]
     limb_r = 0.035 * height * k[5]
@@ -152,7 +182,7 @@ def person_shapes(rng: np.random.Generator, hip: np.ndarray, height: float, pose
     ])
     neck_shape = _Shape(TORSO, np.stack([neck, neck + up * head_r * 0.6]), limb_r * 0.9)
     head = _Shape(HEAD, np.stack([neck + up * head_r * 1.3, neck + up * head_r * 1.6]), head_r)
-    far = int(rng.integers(0, 2))  # which side is farther from the camera
+    far = look.far_side
     crossed = pose["l_elbow"] > 1.2 and pose["r_elbow"] > 1.2
     shapes += legs[far] + arms[far] * (not crossed) + legs[1 - far]
     shapes += [_Shape(TORSO, torso, 0.0), neck_shape, head]
@@ -225,37 +255,7 @@ def render_scene(rng: np.random.Generator, height: int, width: int, config: Scen
         hip = np.array([rng.uniform(-0.1, 1.1) * width, rng.uniform(0.2, 1.15) * height])
         # Bring most people mostly into the frame; some stay truncated at the border.
         hip[1] = min(hip[1], height + 0.2 * person_h) if rng.random() < 0.8 else hip[1]
-        skin = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.85, 1.1)
-        shirt = _garment(rng)
-        sleeves = shirt if rng.random() < 0.6 else _garment(rng)
-        trousers = _garment(rng)
-        hair = np.array([rng.uniform(10, 90), rng.uniform(10, 70), rng.uniform(5, 50)], np.float32)
-        long_sleeves = rng.random() < 0.5
-        shorts = rng.random() < 0.3
-        for shape in person_shapes(rng, hip, person_h):
-            drawn = _shape_mask(shape, height, width)
-            if drawn is None:
-                continue
-            window, mask = drawn
-            y0, x0, y1, x1 = window
-            ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-            if shape.part == HEAD:
-                colour = np.broadcast_to(skin, ys.shape + (3,)).astype(np.float32).copy()
-                centre = shape.points.mean(0)
-                colour[ys < centre[1] - 0.2 * shape.radius] = hair  # hair on top of the head
-            elif shape.part == TORSO:
-                colour = _texture(shirt, ys, xs, rng)
-            elif shape.part == UPPER_ARM:
-                colour = _texture(sleeves, ys, xs, rng)
-            elif shape.part == LOWER_ARM:
-                colour = _texture(sleeves, ys, xs, rng) if long_sleeves else np.broadcast_to(skin, ys.shape + (3,)).astype(np.float32)
-            elif shape.part == UPPER_LEG:
-                colour = _texture(trousers, ys, xs, rng)
-            else:
-                colour = np.broadcast_to(skin, ys.shape + (3,)).astype(np.float32) if shorts else _texture(trousers, ys, xs, rng)
-            _paint(image, window, mask, colour, shape.points if shape.radius > 0 else None)
-            parts[y0:y1, x0:x1][mask] = shape.part
-            persons[y0:y1, x0:x1][mask] = pid
+        draw_person(rng, image, parts, persons, pid, sample_appearance(rng), hip, person_h, _sample_pose(rng))
     if rng.random() < config.occluder_rate:
         for _ in range(int(rng.integers(1, 3))):
             _occluder(rng, image, parts, persons)
@@ -266,6 +266,45 @@ def render_scene(rng: np.random.Generator, height: int, width: int, config: Scen
         if len(xs):
             boxes[pid - 1] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
     return Scene(jpeg, image, parts, persons, boxes)
+
+
+def draw_person(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    parts: np.ndarray,
+    persons: np.ndarray,
+    pid: int,
+    look: Appearance,
+    hip: np.ndarray,
+    height: float,
+    pose: dict[str, float],
+) -> None:
+    """Paint one person over image (float32 RGB) and stamp its labels and id, in place."""
+    img_h, img_w = parts.shape
+    for shape in person_shapes(look, hip, height, pose):
+        drawn = _shape_mask(shape, img_h, img_w)
+        if drawn is None:
+            continue
+        window, mask = drawn
+        y0, x0, y1, x1 = window
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        skin = np.broadcast_to(look.skin, ys.shape + (3,)).astype(np.float32)
+        if shape.part == HEAD:
+            colour = skin.copy()
+            colour[ys < shape.points.mean(0)[1] - 0.2 * shape.radius] = look.hair  # hair on top
+        elif shape.part == TORSO:
+            colour = _texture(look.shirt, ys, xs, rng)
+        elif shape.part == UPPER_ARM:
+            colour = _texture(look.sleeves, ys, xs, rng)
+        elif shape.part == LOWER_ARM:
+            colour = _texture(look.sleeves, ys, xs, rng) if look.long_sleeves else skin
+        elif shape.part == UPPER_LEG:
+            colour = _texture(look.trousers, ys, xs, rng)
+        else:
+            colour = skin if look.shorts else _texture(look.trousers, ys, xs, rng)
+        _paint(image, window, mask, colour, shape.points if shape.radius > 0 else None)
+        parts[y0:y1, x0:x1][mask] = shape.part
+        persons[y0:y1, x0:x1][mask] = pid
 
 
 def _people_weights(n: int) -> np.ndarray:
@@ -341,6 +380,71 @@ def _camera(rng: np.random.Generator, image: np.ndarray, config: SceneConfig) ->
     if not ok:
         raise HumanParseError("JPEG encoding of a synthetic image failed")
     return encoded.tobytes(), cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1].copy()
+
+
+@dataclass(frozen=True)
+class DetectionNoise:
+    """How simulated detections differ from the true boxes, each effect with its own rate.
+
+    jitter: each coordinate moves by N(0, jitter × box side). truncation_rate: share of
+    boxes with one side cut in by a fraction in ``truncation`` (the bottom most often: the
+    paper's boxes that miss the legs). miss_rate: share of people not detected.
+    false_positives: mean number (Poisson) of boxes on no one.
+    """
+
+    jitter: float = 0.05
+    truncation_rate: float = 0.15
+    truncation: tuple[float, float] = (0.2, 0.5)
+    miss_rate: float = 0.05
+    false_positives: float = 0.3
+    true_scores: tuple[float, float] = (0.5, 1.0)
+    false_scores: tuple[float, float] = (0.05, 0.7)
+
+
+@dataclass(frozen=True)
+class SimulatedDetections:
+    """boxes: (D, 4) float32 x1 y1 x2 y2 in the image; scores: (D,) float32, decreasing;
+    person: (D,) int32, the ground-truth person a box came from, 0 for a false positive."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    person: np.ndarray
+
+
+def simulate_detections(
+    rng: np.random.Generator, gt_boxes: np.ndarray, height: int, width: int, noise: DetectionNoise = DetectionNoise()
+) -> SimulatedDetections:
+    """Detections as an imperfect detector would give them for these ground-truth boxes.
+
+    ``gt_boxes`` is (n, 4) with NaN rows for people not visible (never detected).
+    """
+    boxes, scores, person = [], [], []
+    for pid, box in enumerate(gt_boxes, start=1):
+        if np.isnan(box).any() or rng.random() < noise.miss_rate:
+            continue
+        w, h = box[2] - box[0], box[3] - box[1]
+        b = box + rng.normal(0, noise.jitter, 4) * np.array([w, h, w, h])
+        if rng.random() < noise.truncation_rate:
+            side = int(rng.choice(4, p=[0.15, 0.15, 0.15, 0.55]))  # x1, y1, x2, y2
+            cut = rng.uniform(*noise.truncation) * (w if side in (0, 2) else h)
+            b[side] += cut if side < 2 else -cut
+        boxes.append(b)
+        scores.append(rng.uniform(*noise.true_scores))
+        person.append(pid)
+    for _ in range(int(rng.poisson(noise.false_positives))):
+        w, h = rng.uniform(0.05, 0.4) * width, rng.uniform(0.1, 0.7) * height
+        x, y = rng.uniform(-0.1 * w, width - 0.9 * w), rng.uniform(-0.1 * h, height - 0.9 * h)
+        boxes.append(np.array([x, y, x + w, y + h]))
+        scores.append(rng.uniform(*noise.false_scores))
+        person.append(0)
+    if not boxes:
+        return SimulatedDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32))
+    out = np.stack(boxes).astype(np.float32)
+    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width)
+    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height)
+    out[:, 2:] = np.maximum(out[:, 2:], out[:, :2] + 1)  # never empty or inverted
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    return SimulatedDetections(out[order], np.asarray(scores, np.float32)[order], np.asarray(person, np.int32)[order])
 
 
 def scene_rng(seed: int, index: int) -> np.random.Generator:

@@ -125,3 +125,32 @@ def test_cli_writes_a_dataset_and_rejects_bad_input(tmp_path) -> None:
     bad = runner.invoke(main, ["synth", "images", str(tmp_path / "e"), "--size", "40"])
     assert bad.exit_code == 2 and "WIDTHxHEIGHT" in bad.output
     assert not (tmp_path / "e").exists()
+
+
+GT = np.array([[10, 10, 50, 90], [np.nan] * 4, [60, 20, 100, 100]], np.float32)
+
+
+def test_noise_free_detections_are_the_visible_ground_truth_boxes() -> None:
+    clean = synth.DetectionNoise(jitter=0, truncation_rate=0, miss_rate=0, false_positives=0)
+    det = synth.simulate_detections(np.random.default_rng(0), GT, 120, 120, clean)
+    assert sorted(det.person.tolist()) == [1, 3]
+    for box, pid in zip(det.boxes, det.person):
+        np.testing.assert_allclose(box, GT[pid - 1])
+    assert bool(np.all(np.diff(det.scores) <= 0))
+
+
+def test_each_kind_of_detector_error() -> None:
+    rng = np.random.default_rng(1)
+    missed = synth.simulate_detections(rng, GT, 120, 120, synth.DetectionNoise(miss_rate=1.0, false_positives=0))
+    assert len(missed.boxes) == 0 and missed.boxes.shape == (0, 4)
+    cut = synth.simulate_detections(rng, GT, 120, 120, synth.DetectionNoise(jitter=0, truncation_rate=1.0, miss_rate=0, false_positives=0))
+    for box, pid in zip(cut.boxes, cut.person):
+        gt = GT[pid - 1]
+        assert box[0] >= gt[0] and box[1] >= gt[1] and box[2] <= gt[2] and box[3] <= gt[3]
+        assert (box[2] - box[0]) * (box[3] - box[1]) <= 0.8 * (gt[2] - gt[0]) * (gt[3] - gt[1])
+    fps = [synth.simulate_detections(rng, GT, 120, 120, synth.DetectionNoise(false_positives=3.0)) for _ in range(200)]
+    counts = [int((d.person == 0).sum()) for d in fps]
+    assert 2.5 < np.mean(counts) < 3.5
+    for d in fps:
+        assert bool((d.boxes >= 0).all() and (d.boxes[:, [0, 2]] <= 120).all() and (d.boxes[:, 2:] > d.boxes[:, :2]).all())
+        assert bool((d.scores[d.person == 0] <= 0.7).all() and (d.scores[d.person > 0] >= 0.5).all())
