@@ -29,6 +29,7 @@ def new_directory(out: str | os.PathLike) -> Iterator[Path]:
         raise HumanParseError(f"cannot write to {out.parent}: {exc.strerror or exc}") from None
     try:
         yield staging
+        os.chmod(staging, _with_umask(0o777))  # mkdtemp makes it private
         if out.exists():
             out.rmdir()
         os.replace(staging, out)
@@ -44,7 +45,20 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.replace(tmp, path)
+        publish_file(tmp, path)  # mkstemp makes it private
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _with_umask(mode: int) -> int:
+    """``mode`` as the process's umask would have left it for a newly created file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
+
+
+def publish_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Give a finished temporary file normal permissions and rename it into place."""
+    os.chmod(tmp, _with_umask(0o666))
+    os.replace(tmp, path)

@@ -15,6 +15,7 @@ from . import __version__
 from .config import ModelConfig
 from .crf import InstanceCRF
 from .errors import CheckpointError, ConfigError, HumanParseError
+from .files import publish_file
 from .labels import LabelSet, get_label_set
 from .segmenter import PartSegmenter, build_segmenter
 
@@ -120,7 +121,7 @@ def save_checkpoint(model: HolisticParser, path: str | os.PathLike, extra: dict[
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        publish_file(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
