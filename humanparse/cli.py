@@ -158,3 +158,53 @@ def synth_video(out: str, frames: int, seed: int, size: str, fps: int, quiet: bo
         task = bar.add_task("rendering", total=frames)
         video, gt = write_video(out, frames, seed, dims, VideoConfig(fps=fps), progress=lambda done, total: bar.update(task, completed=done))
     Console().print(f"wrote {video} and its ground truth in {gt}")
+
+
+@main.group()
+def data() -> None:
+    """Datasets: conversion of real data sets to the CIHP layout."""
+
+
+@data.group()
+def convert() -> None:
+    """Convert a data set's own format to the CIHP layout humanparse reads."""
+
+
+@convert.command("pascal-part")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--annotations", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of Pascal-Part .mat files.")
+@click.option("--images", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of the VOC JPEGImages.")
+@click.option("--split", default="train", show_default=True, help="Name of the split list written.")
+@click.option("--ids", "ids_file", type=click.Path(exists=True, dir_okay=False), help="Only the image names listed in this file.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def convert_pascal(out: str, annotations: str, images: str, split: str, ids_file: str | None, quiet: bool) -> None:
+    """Pascal-Part MAT annotations -> instance-level Pascal-Person-Part (six parts).
+
+    \\b
+    Example:
+      humanparse data convert pascal-part data/ppp-train \\
+          --annotations Annotations_Part --images VOC2010/JPEGImages --ids train_id.txt
+    """
+    from pathlib import Path
+
+    from .pascal_part import convert_pascal_part
+
+    ids = Path(ids_file).read_text().split() if ids_file else None
+    with _progress(quiet, "converting") as bar:
+        task = bar.add_task("converting", total=None)
+        convert_pascal_part(annotations, images, out, split=split, ids=ids, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    Console().print(f"wrote {out}")
+
+
+@convert.command("png")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--images", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of the JPEG images.")
+@click.option("--labels", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of label PNGs, one per image.")
+@click.option("--label-map", default="", help='Relabel values to Pascal-Person-Part: "SRC:DST,...", e.g. "1:4,2:1,3:5,4:2,5:6,6:3".')
+@click.option("--split", default="train", show_default=True, help="Name of the split list written.")
+def convert_png(out: str, images: str, labels: str, label_map: str, split: str) -> None:
+    """Category-level label PNGs (no person ids) -> CIHP layout, for the semantic stage."""
+    from .pascal_part import convert_png_release, parse_label_map
+
+    convert_png_release(images, labels, out, parse_label_map(label_map), split=split)
+    Console().print(f"wrote {out}")
