@@ -58,3 +58,20 @@ def test_colour_label_maps_are_rejected(dataset) -> None:
     cv2.imwrite(str(dataset / "Human_ids" / "000000.png"), np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8))
     with pytest.raises(HumanParseError, match="one label per pixel"):
         load_sample(dataset, "000000", 7)
+
+
+def test_cihp_label_set_with_twenty_labels(tmp_path) -> None:
+    from humanparse.cihp import write_sample, write_split
+    from humanparse.labels import CIHP
+
+    parts = np.zeros((8, 8), np.uint8)
+    parts[:, :4] = 14  # left arm
+    parts[:, 4:] = 19  # right shoe
+    persons = np.ones((8, 8), np.uint8)
+    ok, jpeg = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))
+    write_sample(tmp_path, "x", jpeg.tobytes(), parts, persons)
+    write_split(tmp_path, "val", ["x"])
+    sample = load_sample(tmp_path, read_split(tmp_path, "val")[0], num_labels=len(CIHP.names))
+    assert set(np.unique(sample.parts)) == {14, 19}
+    with pytest.raises(HumanParseError, match="outside the label set"):
+        load_sample(tmp_path, "x", num_labels=7)
