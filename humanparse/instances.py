@@ -1,7 +1,8 @@
 """Other granularities of the Instance CRF output (paper Sec. 3.4).
 
-The argmax label (i, j) — part j of person i — gives the category-level part map
-(→ j), the person instance map (→ i), and the part and person instances themselves.
+The argmax label (i, j) — part j of person i, channel ``(i-1)·P + j``, 0 = background —
+gives the category-level part map (→ j), the person instance map (→ i), and the part and
+person instances that AP^r ranks.
 """
 
 from __future__ import annotations
@@ -14,12 +15,22 @@ from torch import Tensor
 
 from .errors import HumanParseError
 
+__all__ = ["PartInstance", "PersonInstance", "extract_instances", "part_map", "person_map"]
 
-@dataclass(frozen=True)
+
+def _check_mask(mask: np.ndarray) -> None:
+    if not isinstance(mask, np.ndarray) or mask.ndim != 2 or mask.dtype != np.bool_:
+        raise HumanParseError("an instance mask must be an (H, W) bool numpy array")
+
+
+# eq=False: the generated __eq__ would compare masks with ``==``, which is ambiguous for
+# arrays and raises; instances compare by identity instead.
+@dataclass(frozen=True, eq=False)
 class PartInstance:
-    """Part ``part`` (1..P) of person ``person`` (1..D); ``mask`` (H, W) bool.
+    """Part ``part`` (1..P) of person ``person`` (1..D, the detection's 1-based index).
 
-    ``score`` = detection score × mean probability of the label over its mask.
+    ``mask``: (H, W) bool numpy array. ``score`` = detection score × the mean over the mask
+    of the probability of the label (person, part) (DESIGN.md §2, Evaluation).
     """
 
     person: int
@@ -27,13 +38,21 @@ class PartInstance:
     mask: np.ndarray
     score: float
 
+    def __post_init__(self) -> None:
+        if self.person < 1 or self.part < 1:
+            raise HumanParseError(f"person and part are 1-based, got person {self.person}, part {self.part}")
+        _check_mask(self.mask)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, eq=False)
 class PersonInstance:
-    """Person ``person`` (1..D) with its (H, W) bool mask and detection box (x1, y1, x2, y2).
+    """Person ``person`` (1..D, the detection's 1-based index).
 
-    ``score`` = detection score × mean over the mask of the winning label's probability,
-    so a detection the CRF gives only uncertain pixels ranks below a confident one.
+    ``mask``: (H, W) bool numpy array, the pixels of any of its part labels. ``box``: the
+    detection's (x1, y1, x2, y2) in pixels. ``score`` = detection score × the mean over
+    the mask of the winning (argmax) label's probability, so a detection the CRF gives
+    only uncertain pixels ranks below a confident one; it is the part scores' definition
+    applied to the union of the person's part masks.
     """
 
     person: int
@@ -41,68 +60,108 @@ class PersonInstance:
     box: tuple[float, float, float, float]
     score: float
 
+    def __post_init__(self) -> None:
+        if self.person < 1:
+            raise HumanParseError(f"person is 1-based, got {self.person}")
+        if len(self.box) != 4:
+            raise HumanParseError(f"box must be (x1, y1, x2, y2), got {self.box}")
+        _check_mask(self.mask)
+
 
 def _check_labels(labels: Tensor, num_parts: int) -> None:
-    if labels.dim() != 2:
-        raise HumanParseError(f"label map must be (H, W), got {tuple(labels.shape)}")
+    if labels.dim() != 2 or labels.is_floating_point() or labels.is_complex():
+        raise HumanParseError(f"label map must be an (H, W) integer tensor, got {tuple(labels.shape)} {labels.dtype}")
     if num_parts < 1:
         raise HumanParseError(f"num_parts must be positive, got {num_parts}")
 
 
 def part_map(labels: Tensor, num_parts: int) -> Tensor:
-    """(H, W) Instance CRF labels -> (H, W) long part labels, 0 = background."""
+    """Category-level part map: label (i, j) → j.
+
+    Args:
+        labels: (H, W) integer Instance CRF labels (argmax over channels).
+        num_parts: P.
+
+    Returns:
+        (H, W) long part labels 1..P, 0 = background, on the device of ``labels``.
+    """
     _check_labels(labels, num_parts)
     labels = labels.long()
-    return torch.where(labels > 0, (labels - 1) % num_parts + 1, torch.zeros_like(labels))
+    return torch.where(labels > 0, (labels - 1) % num_parts + 1, 0)
 
 
 def person_map(labels: Tensor, num_parts: int) -> Tensor:
-    """(H, W) Instance CRF labels -> (H, W) long person ids 1..D, 0 = background."""
+    """Person instance map: label (i, j) → i.
+
+    Args:
+        labels: (H, W) integer Instance CRF labels (argmax over channels).
+        num_parts: P.
+
+    Returns:
+        (H, W) long 1-based detection indices, 0 = background, on the device of ``labels``.
+    """
     _check_labels(labels, num_parts)
     labels = labels.long()
-    return torch.where(labels > 0, (labels - 1) // num_parts + 1, torch.zeros_like(labels))
+    return torch.where(labels > 0, (labels - 1) // num_parts + 1, 0)
 
 
 def extract_instances(
     probs: Tensor, boxes: Tensor, scores: Tensor, num_parts: int
 ) -> tuple[list[PersonInstance], list[PartInstance]]:
-    """Person and part instances from (P·D+1, H, W) Instance CRF probabilities.
+    """Person and part instances from the Instance CRF probabilities.
+
+    Every pixel goes to its argmax label. A part instance is the mask of one label (i, j)
+    with at least one pixel, a person instance the union of detection i's part masks when
+    not empty; see :class:`PartInstance` and :class:`PersonInstance` for their scores.
 
     Args:
-        probs: (P·D+1, H, W) float.
-        boxes: (D, 4) float x1 y1 x2 y2 pixels; scores: (D,) float.
+        probs: (P·D+1, H, W) float probabilities, CPU or CUDA.
+        boxes: (D, 4) float detection boxes x1 y1 x2 y2 in pixels; D may be 0.
+        scores: (D,) float detection scores in [0, 1].
+        num_parts: P.
 
     Returns:
-        Persons with at least one pixel (in detection order) and their parts with at least
-        one pixel (in person, then part order); masks are numpy bool arrays.
+        Persons in detection order and parts in (person, part) order, with numpy masks.
     """
-    d = boxes.shape[0]
-    if probs.dim() != 3 or probs.shape[0] != num_parts * d + 1:
-        raise HumanParseError(f"expected ({num_parts * d + 1}, H, W) probabilities for {d} detections, got {tuple(probs.shape)}")
-    if scores.shape != (d,):
+    if num_parts < 1:
+        raise HumanParseError(f"num_parts must be positive, got {num_parts}")
+    if boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise HumanParseError(f"boxes must be (D, 4), got {tuple(boxes.shape)}")
+    d, p = boxes.shape[0], num_parts
+    if probs.dim() != 3 or probs.shape[0] != p * d + 1:
+        raise HumanParseError(f"expected ({p * d + 1}, H, W) probabilities for {d} detections, got {tuple(probs.shape)}")
+    if tuple(scores.shape) != (d,):
         raise HumanParseError(f"scores must be ({d},), got {tuple(scores.shape)}")
     if d == 0:
         return [], []
-    confidence, labels = probs.max(0)
-    flat_labels = labels.reshape(-1)
-    counts = torch.bincount(flat_labels, minlength=probs.shape[0])
-    sums = torch.bincount(flat_labels, weights=confidence.reshape(-1).double(), minlength=probs.shape[0])
-    persons_of = person_map(labels, num_parts)
+
+    # The max is the argmax label's probability, so one bincount of it per label gives the
+    # sum of each label's probability over its own mask.
+    confidence, labels = probs.detach().max(0)
+    flat = labels.reshape(-1)
+    counts = torch.bincount(flat, minlength=p * d + 1)[1:].reshape(d, p)
+    sums = torch.bincount(flat, weights=confidence.reshape(-1).double(), minlength=p * d + 1)[1:].reshape(d, p)
+    det_scores = scores.detach().double().to(sums.device)
+    part_scores = det_scores[:, None] * sums / counts.clamp_min(1)
+    person_counts = counts.sum(1)
+    person_scores = det_scores * sums.sum(1) / person_counts.clamp_min(1)
+
     labels_np = labels.cpu().numpy()
-    persons_np = persons_of.cpu().numpy()
-    counts_l, sums_l = counts.tolist(), sums.tolist()
-    box_l, score_l = boxes.detach().double().cpu().tolist(), scores.detach().double().cpu().tolist()
-    persons: list[PersonInstance] = []
-    parts: list[PartInstance] = []
-    for i in range(1, d + 1):
-        first, last = (i - 1) * num_parts + 1, i * num_parts
-        area = sum(counts_l[first : last + 1])
-        if area == 0:
-            continue
-        mean_conf = sum(sums_l[first : last + 1]) / area
-        persons.append(PersonInstance(i, persons_np == i, tuple(box_l[i - 1]), score_l[i - 1] * mean_conf))
-        for label in range(first, last + 1):
-            if counts_l[label]:
-                # The mean probability of this label over its mask: the argmax confidence.
-                parts.append(PartInstance(i, label - first + 1, labels_np == label, score_l[i - 1] * sums_l[label] / counts_l[label]))
+    persons_np = person_map(labels, p).cpu().numpy()
+    counts_l, part_scores_l = counts.tolist(), part_scores.tolist()
+    person_counts_l, person_scores_l = person_counts.tolist(), person_scores.tolist()
+    boxes_l = boxes.detach().double().cpu().tolist()
+    # One comparison per instance rather than one broadcast (K, H, W) stack: each mask is
+    # then its own array, and keeping one alive does not keep the whole stack.
+    persons = [
+        PersonInstance(i + 1, persons_np == i + 1, tuple(boxes_l[i]), person_scores_l[i])
+        for i in range(d)
+        if person_counts_l[i]
+    ]
+    parts = [
+        PartInstance(i + 1, j + 1, labels_np == i * p + j + 1, part_scores_l[i][j])
+        for i in range(d)
+        for j in range(p)
+        if counts_l[i][j]
+    ]
     return persons, parts

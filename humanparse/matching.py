@@ -1,12 +1,16 @@
 """The permutation-matched loss (paper Sec. 3.3): Hungarian matching, relabelling, OHEM.
 
 Instance labels are arbitrary, so before the loss the ground-truth persons are matched to
-the detections by maximising the total IoU of their segments, where segments of different
-part labels have IoU 0. Persons are permuted as a whole (their parts follow), so the
-matching is between ground-truth persons g and detections i with the score
-``Σ_j IoU(gt segment (g, j), predicted segment (i, j))``, solved by the Hungarian
-algorithm. The ground truth is relabelled with the matched labels and the loss is the
-cross-entropy of the Instance CRF output, over the K hardest pixels only (OHEM).
+the detections by maximising the total IoU of their segments (paper eq. 4), where segments
+of different part labels have IoU 0. Persons are permuted as a whole (their parts follow
+them), so the matching is between ground-truth persons g and detections i, scored by
+``Σ_j IoU(gt segment (g, j), predicted segment (i, j))`` and solved by the Hungarian
+algorithm. The ground truth is relabelled with the matched labels, and the loss is the
+cross-entropy of the Instance CRF output over the K hardest pixels only (OHEM).
+
+Label convention (the Instance CRF's): channel 0 is background and channel ``(i-1)·P + j``
+is part j (1..P) of detection i (1..D). Ground truth is two (H, W) integer maps: ``parts``
+(0 background, 1..P, 255 ignored) and ``persons`` (0 background, any positive ids).
 """
 
 from __future__ import annotations
@@ -21,42 +25,92 @@ from torchvision.ops import box_iou
 
 from .errors import HumanParseError
 
+__all__ = [
+    "IGNORE_INDEX",
+    "PAPER_OHEM_FRACTION",
+    "Assignment",
+    "MatchedLoss",
+    "match_persons",
+    "matched_instance_loss",
+    "matched_target",
+    "ohem_cross_entropy",
+    "ohem_k",
+    "person_iou_matrix",
+]
+
 IGNORE_INDEX = 255
-# The paper trains at full resolution with K = 2^15 at 521×521, about 12% of the pixels.
+# The paper keeps K = 2^15 pixels at its 521×521 training size, about 12% of them; the
+# fraction, not K, carries over to other image sizes.
 PAPER_OHEM_FRACTION = 2**15 / 521**2
+# Weight of the box-IoU tie-break in match_persons: summed mask IoUs differ by far more
+# than this whenever the prediction separates two pairs at all.
+_BOX_TIE_BREAK = 1e-3
 
 
 @dataclass(frozen=True)
 class Assignment:
-    """Ground-truth persons (in row order) and the detection each was matched to.
+    """Ground-truth persons and the detection each was matched to.
 
-    ``det_for_gt[k]`` is the 1-based detection index of person ``gt_ids[k]``, or None.
+    ``gt_ids[k]`` is a ground-truth person id; ``det_for_gt[k]`` is the 1-based index of
+    its detection, or None when no detection was matched to it.
     """
 
     gt_ids: tuple[int, ...]
     det_for_gt: tuple[int | None, ...]
 
+    def __post_init__(self) -> None:
+        if len(self.gt_ids) != len(self.det_for_gt):
+            raise HumanParseError(f"{len(self.gt_ids)} ground-truth ids but {len(self.det_for_gt)} matches")
+        if len(set(self.gt_ids)) != len(self.gt_ids) or any(pid <= 0 for pid in self.gt_ids):
+            raise HumanParseError(f"ground-truth person ids must be distinct and positive, got {self.gt_ids}")
+        matched = [det for det in self.det_for_gt if det is not None]
+        if len(set(matched)) != len(matched) or any(det < 1 for det in matched):
+            raise HumanParseError(f"detections must be distinct 1-based indices, got {self.det_for_gt}")
+
 
 @dataclass(frozen=True)
 class MatchedLoss:
-    loss: Tensor  # scalar
+    """The loss of one image with what it was computed from.
+
+    ``loss``: scalar float tensor, differentiable w.r.t. the probabilities.
+    ``target``: (H, W) long matched ground truth (Instance CRF labels, ignore = 255).
+    """
+
+    loss: Tensor
     assignment: Assignment
-    target: Tensor  # (H, W) long, the relabelled ground truth
+    target: Tensor
 
 
-def ohem_k(height: int, width: int, fraction: float = PAPER_OHEM_FRACTION) -> int:
-    """The number of pixels OHEM keeps for an image of this size (at least 1)."""
+def ohem_k(height: int, width: int, fraction: float) -> int:
+    """The number of pixels OHEM keeps in a ``height`` × ``width`` image (at least 1).
+
+    ``ohem_k(521, 521, PAPER_OHEM_FRACTION) == 2**15``, the paper's K.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise HumanParseError(f"the OHEM fraction must be in (0, 1], got {fraction}")
     return max(1, round(fraction * height * width))
 
 
-def _check_ground_truth(gt_parts: Tensor, gt_persons: Tensor, shape: tuple[int, int], num_parts: int) -> None:
-    if gt_parts.shape != shape or gt_persons.shape != shape:
+def _check_integer_map(name: str, value: Tensor) -> None:
+    if value.dim() != 2 or value.is_floating_point() or value.is_complex():
+        raise HumanParseError(f"{name} must be an (H, W) integer map, got {tuple(value.shape)} {value.dtype}")
+
+
+def _check_ground_truth(gt_parts: Tensor, gt_persons: Tensor, shape: tuple[int, ...], num_parts: int) -> None:
+    """Raise HumanParseError unless the ground truth is two (H, W) maps of ``shape`` in range."""
+    if num_parts < 1:
+        raise HumanParseError(f"num_parts must be positive, got {num_parts}")
+    _check_integer_map("gt_parts", gt_parts)
+    _check_integer_map("gt_persons", gt_persons)
+    if tuple(gt_parts.shape) != shape or tuple(gt_persons.shape) != shape:
         raise HumanParseError(
             f"ground truth of shape {tuple(gt_parts.shape)} / {tuple(gt_persons.shape)} does not match the prediction {shape}"
         )
     valid = gt_parts[gt_parts != IGNORE_INDEX]
     if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) > num_parts):
         raise HumanParseError(f"ground-truth part labels must be 0..{num_parts} or {IGNORE_INDEX}")
+    if gt_persons.numel() and int(gt_persons.min()) < 0:
+        raise HumanParseError("ground-truth person ids must be 0 (background) or positive")
 
 
 def person_iou_matrix(
@@ -65,39 +119,74 @@ def person_iou_matrix(
     """Summed per-part IoU between every ground-truth person and every detection.
 
     Args:
-        pred_labels: (H, W) long Instance CRF labels (0 background, (i-1)·P + j).
-        gt_parts: (H, W) long part labels (0 background, 255 ignored).
-        gt_persons: (H, W) long person ids (0 background, any positive ids).
+        pred_labels: (H, W) integer Instance CRF labels in 0..P·D.
+        gt_parts: (H, W) integer part labels (0 background, 1..P, 255 ignored).
+        gt_persons: (H, W) integer person ids (0 background, any positive ids).
+        num_parts: P.
+        num_detections: D (0 allowed).
 
     Returns:
-        (G, D) float64 matrix, entry (g, i) = Σ_j IoU(gt (g, j), predicted (i, j)), and the
-        ground-truth person ids in row order.
+        A (G, D) float64 matrix with entry (g, i-1) = Σ_j IoU(gt (g, j), predicted (i, j)),
+        and the G ground-truth person ids in row order (ascending). A ground-truth person is
+        a positive id with at least one pixel of part 1..P; pixels whose part is 255 count
+        for neither the ground truth nor the prediction.
     """
+    _check_integer_map("pred_labels", pred_labels)
     _check_ground_truth(gt_parts, gt_persons, tuple(pred_labels.shape), num_parts)
-    keep = gt_parts != IGNORE_INDEX
-    parts = gt_parts[keep].long()
-    persons = gt_persons[keep].long()
+    if num_detections < 0:
+        raise HumanParseError(f"num_detections must be 0 or more, got {num_detections}")
+    p, d = num_parts, num_detections
+    if pred_labels.numel() and (int(pred_labels.min()) < 0 or int(pred_labels.max()) > p * d):
+        raise HumanParseError(f"predicted labels must be 0..{p * d} for {d} detections of {p} parts")
+    device = pred_labels.device
+    keep = gt_parts.to(device) != IGNORE_INDEX
+    parts = gt_parts.to(device)[keep].long()
+    persons = gt_persons.to(device)[keep].long()
     pred = pred_labels[keep].long()
-    gt_ids = sorted(int(v) for v in torch.unique(persons[(persons > 0) & (parts > 0)]).tolist())
-    g, d, p = len(gt_ids), num_detections, num_parts
+
+    on_person = (persons > 0) & (parts > 0)
+    ids, row = torch.unique(persons[on_person], return_inverse=True)
+    gt_ids = [int(v) for v in ids.tolist()]
+    g = len(gt_ids)
     if g == 0 or d == 0:
         return np.zeros((g, d)), gt_ids
-    # Segment indices: ground truth (g, j) -> g·P + j - 1, prediction (i, j) -> its label - 1.
-    row = torch.full_like(persons, -1)
-    for k, pid in enumerate(gt_ids):
-        row[persons == pid] = k
-    gt_seg = torch.where((row >= 0) & (parts > 0), row * p + parts - 1, torch.full_like(row, -1))
-    pred_seg = torch.where(pred > 0, pred - 1, torch.full_like(pred, -1))
-    gt_area = torch.bincount(gt_seg[gt_seg >= 0], minlength=g * p).double()
-    pred_area = torch.bincount(pred_seg[pred_seg >= 0], minlength=d * p).double()
-    both = (gt_seg >= 0) & (pred_seg >= 0)
-    # Only equal part labels intersect: count (g, i, j) triples.
-    same_part = both & (gt_seg % p == pred_seg % p)
-    gs, ps = gt_seg[same_part], pred_seg[same_part]
-    inter = torch.bincount((gs // p * d + ps // p) * p + gs % p, minlength=g * d * p).double().reshape(g, d, p)
+
+    # Flat segment indices: ground truth (g, j) -> g·P + j-1; prediction (i, j) -> label-1.
+    person_parts = parts[on_person]
+    gt_area = torch.bincount(row * p + person_parts - 1, minlength=g * p).double()
+    pred_area = torch.bincount(pred[pred > 0] - 1, minlength=d * p).double()
+    # Intersections exist only between equal part labels, so count (g, i, j) triples on the
+    # person pixels whose predicted part equals the ground-truth part.
+    pred_here = pred[on_person]
+    same_part = (pred_here > 0) & ((pred_here - 1) % p + 1 == person_parts)
+    det = (pred_here[same_part] - 1) // p
+    triple = (row[same_part] * d + det) * p + person_parts[same_part] - 1
+    inter = torch.bincount(triple, minlength=g * d * p).double().reshape(g, d, p)
     union = gt_area.reshape(g, 1, p) + pred_area.reshape(1, d, p) - inter
-    iou = torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(inter))
+    iou = torch.where(union > 0, inter / union.clamp_min(1.0), torch.zeros_like(inter))
     return iou.sum(2).cpu().numpy(), gt_ids
+
+
+def _person_boxes(gt_persons: Tensor, gt_ids: list[int]) -> Tensor:
+    """(G, 4) float32 boxes x1 y1 x2 y2 (pixel edges) enclosing each listed person's pixels."""
+    ids = torch.tensor(gt_ids, dtype=torch.long, device=gt_persons.device)
+    ys, xs = torch.nonzero(gt_persons > 0, as_tuple=True)
+    pid = gt_persons[ys, xs].long()
+    row = torch.searchsorted(ids, pid).clamp(max=len(gt_ids) - 1)
+    listed = ids[row] == pid
+    row, xs, ys = row[listed], xs[listed].float(), ys[listed].float()
+    g = len(gt_ids)
+    low = torch.full((g,), float("inf"), device=gt_persons.device)
+    high = torch.full((g,), float("-inf"), device=gt_persons.device)
+    return torch.stack(
+        [
+            low.scatter_reduce(0, row, xs, "amin"),
+            low.scatter_reduce(0, row, ys, "amin"),
+            high.scatter_reduce(0, row, xs + 1, "amax"),
+            high.scatter_reduce(0, row, ys + 1, "amax"),
+        ],
+        dim=1,
+    )
 
 
 def match_persons(
@@ -106,39 +195,40 @@ def match_persons(
     gt_persons: Tensor,
     num_parts: int,
     num_detections: int,
+    *,
     boxes: Tensor | None = None,
 ) -> Assignment:
-    """Hungarian matching of ground-truth persons to detections, maximising total IoU.
+    """Hungarian matching of ground-truth persons to detections, maximising the total IoU.
 
     Args:
-        boxes: (D, 4) detection boxes. When given, the IoU of each detection box with the
-            ground-truth person's box is added with a weight of 1e-3, which only decides
-            between pairs the masks do not separate: a person the prediction misses
-            entirely is still matched to the detection that covers it. Without it, an
-            all-background prediction would leave every person unmatched, hence ignored,
-            and be a zero-loss fixed point of training.
+        pred_labels, gt_parts, gt_persons, num_parts, num_detections: as for
+            :func:`person_iou_matrix`.
+        boxes: optional (D, 4) float detection boxes x1 y1 x2 y2 in pixels. When given,
+            ``1e-3 × IoU(detection box, box of the person's pixels)`` is added to the
+            score, which only decides between pairs the masks do not tell apart: a person
+            the prediction misses entirely is still matched to the detection covering it.
+            Without it an all-background prediction leaves every person unmatched, hence
+            ignored, and is a zero-loss fixed point of training.
 
-    A pair with no overlap at all is left unmatched rather than forced together.
+    Returns:
+        The assignment, rows in ascending person id. A pair whose score is 0 (no
+        overlapping segment of the same part, and no box overlap) is left unmatched
+        rather than forced together, so G ≠ D leaves persons or detections over.
     """
-    iou, gt_ids = person_iou_matrix(pred_labels, gt_parts, gt_persons, num_parts, num_detections)
-    if boxes is not None and iou.size:
-        iou = iou + 1e-3 * box_iou(_person_boxes(gt_persons, gt_ids).to(boxes), boxes.detach()).double().cpu().numpy()
+    score, gt_ids = person_iou_matrix(pred_labels, gt_parts, gt_persons, num_parts, num_detections)
+    if boxes is not None:
+        if tuple(boxes.shape) != (num_detections, 4):
+            raise HumanParseError(f"boxes must be ({num_detections}, 4), got {tuple(boxes.shape)}")
+        if score.size:
+            person_boxes = _person_boxes(gt_persons.to(boxes.device), gt_ids)
+            score = score + _BOX_TIE_BREAK * box_iou(person_boxes, boxes.detach().float()).double().cpu().numpy()
     det_for_gt: list[int | None] = [None] * len(gt_ids)
-    if iou.size:
-        rows, cols = linear_sum_assignment(iou, maximize=True)
-        for r, c in zip(rows, cols):
-            if iou[r, c] > 0:
-                det_for_gt[r] = int(c) + 1
+    if score.size:
+        rows, cols = linear_sum_assignment(score, maximize=True)
+        for r, c in zip(rows.tolist(), cols.tolist()):
+            if score[r, c] > 0:
+                det_for_gt[r] = c + 1
     return Assignment(tuple(gt_ids), tuple(det_for_gt))
-
-
-def _person_boxes(gt_persons: Tensor, gt_ids: list[int]) -> Tensor:
-    """(G, 4) float boxes x1 y1 x2 y2 enclosing each listed person's pixels."""
-    out = []
-    for pid in gt_ids:
-        ys, xs = torch.nonzero(gt_persons == pid, as_tuple=True)
-        out.append([xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1])
-    return torch.tensor(out, dtype=torch.float32).reshape(-1, 4)
 
 
 def matched_target(
@@ -149,40 +239,79 @@ def matched_target(
     ignore_unmatched: bool = True,
     ignore_index: int = IGNORE_INDEX,
 ) -> Tensor:
-    """Relabel the ground truth with the matched labels: (H, W) long.
+    """Relabel the ground truth with the matched Instance CRF labels.
 
-    Part j of a person matched to detection i becomes ``(i-1)·P + j``; background stays 0;
-    ignored pixels stay ``ignore_index``; the pixels of unmatched persons become
-    ``ignore_index`` (default) or background.
+    Args:
+        gt_parts, gt_persons: (H, W) integer ground truth (see :func:`person_iou_matrix`).
+        assignment: from :func:`match_persons`.
+        num_parts: P.
+        ignore_unmatched: the pixels of ground-truth persons no detection was matched to
+            become ``ignore_index`` (True) or background 0 (False).
+        ignore_index: the label written for ignored pixels.
+
+    Returns:
+        (H, W) long on the device of ``gt_parts``: part j of a person matched to detection i
+        becomes ``(i-1)·P + j``; background stays 0; part 255 becomes ``ignore_index``. A
+        pixel with a part label but no person id (inconsistent ground truth) cannot be given
+        an instance label and is ignored too.
     """
-    target = torch.zeros_like(gt_parts, dtype=torch.long)
-    person_pixels = (gt_persons > 0) & (gt_parts > 0) & (gt_parts != IGNORE_INDEX)
+    _check_ground_truth(gt_parts, gt_persons, tuple(gt_parts.shape), num_parts)
+    parts = gt_parts.long()
+    persons = gt_persons.to(parts.device).long()
+    ignored = parts == IGNORE_INDEX
+    has_part = (parts > 0) & ~ignored
+    on_person = has_part & (persons > 0)
+
+    # Look every person pixel's id up in the assignment (sorted ids + searchsorted) instead
+    # of one pass over the image per person.
+    det = torch.zeros_like(persons)
+    if assignment.gt_ids:
+        order = sorted(range(len(assignment.gt_ids)), key=lambda k: assignment.gt_ids[k])
+        ids = torch.tensor([assignment.gt_ids[k] for k in order], dtype=torch.long, device=parts.device)
+        dets = torch.tensor([assignment.det_for_gt[k] or 0 for k in order], dtype=torch.long, device=parts.device)
+        row = torch.searchsorted(ids, persons).clamp(max=len(order) - 1)
+        det = torch.where(ids[row] == persons, dets[row], det)
+
     unmatched_label = ignore_index if ignore_unmatched else 0
-    target[person_pixels] = unmatched_label
-    for pid, det in zip(assignment.gt_ids, assignment.det_for_gt):
-        if det is not None:
-            mine = person_pixels & (gt_persons == pid)
-            target[mine] = (det - 1) * num_parts + gt_parts[mine].long()
-    target[gt_parts == IGNORE_INDEX] = ignore_index
-    return target
+    person_label = torch.where(det > 0, (det - 1) * num_parts + parts, unmatched_label)
+    target = torch.where(on_person, person_label, 0)
+    return torch.where(ignored | (has_part & (persons == 0)), ignore_index, target)
 
 
 def ohem_cross_entropy(log_probs: Tensor, target: Tensor, top_k: int | None, ignore_index: int = IGNORE_INDEX) -> Tensor:
-    """Mean negative log-likelihood over the ``top_k`` hardest valid pixels.
+    """Mean negative log-likelihood over the ``top_k`` hardest valid pixels (OHEM).
 
     Args:
-        log_probs: (L, H, W) or (N, L) log-probabilities.
-        target: (H, W) or (N,) long labels.
-        top_k: pixels kept; None keeps every valid pixel.
+        log_probs: (L, H, W) or (N, L) float log-probabilities.
+        target: (H, W) or (N,) integer labels in 0..L-1, or ``ignore_index``.
+        top_k: the number of pixels kept, those with the largest loss; fewer when fewer are
+            valid. None keeps every valid pixel (plain cross-entropy).
+        ignore_index: the label of pixels that never count.
+
+    Returns:
+        Scalar tensor. With no valid pixel, a zero still connected to ``log_probs`` so that
+        ``backward()`` works on every image.
     """
-    flat = log_probs.reshape(log_probs.shape[0], -1).t() if log_probs.dim() == 3 else log_probs
-    labels = target.reshape(-1)
-    if flat.shape[0] != labels.shape[0]:
-        raise HumanParseError(f"{flat.shape[0]} predicted pixels but {labels.shape[0]} target pixels")
+    if log_probs.dim() == 3:
+        flat = log_probs.reshape(log_probs.shape[0], -1).t()
+    elif log_probs.dim() == 2:
+        flat = log_probs
+    else:
+        raise HumanParseError(f"log-probabilities must be (L, H, W) or (N, L), got {tuple(log_probs.shape)}")
+    if target.is_floating_point() or target.is_complex():
+        raise HumanParseError(f"target must hold integer labels, got {target.dtype}")
+    if tuple(target.shape) != (tuple(log_probs.shape[1:]) if log_probs.dim() == 3 else (log_probs.shape[0],)):
+        raise HumanParseError(f"target of shape {tuple(target.shape)} does not fit log-probabilities {tuple(log_probs.shape)}")
+    if top_k is not None and top_k < 1:
+        raise HumanParseError(f"top_k must be positive or None, got {top_k}")
+    labels = target.reshape(-1).to(flat.device).long()
     valid = labels != ignore_index
     if not bool(valid.any()):
-        return log_probs.sum() * 0.0  # still part of the graph, so backward() works
-    losses = -flat[valid].gather(1, labels[valid, None]).squeeze(1)
+        return log_probs.sum() * 0.0
+    labels = labels[valid]
+    if int(labels.min()) < 0 or int(labels.max()) >= flat.shape[1]:
+        raise HumanParseError(f"target labels must be 0..{flat.shape[1] - 1} or {ignore_index}")
+    losses = -flat[valid].gather(1, labels[:, None]).squeeze(1)
     if top_k is not None and top_k < losses.numel():
         losses = torch.topk(losses, top_k, sorted=False).values
     return losses.mean()
@@ -193,27 +322,42 @@ def matched_instance_loss(
     gt_parts: Tensor,
     gt_persons: Tensor,
     num_parts: int,
-    boxes: Tensor | None = None,
     ohem_fraction: float | None = PAPER_OHEM_FRACTION,
     ignore_unmatched: bool = True,
+    *,
+    boxes: Tensor | None = None,
 ) -> MatchedLoss:
-    """The paper's loss on one image.
+    """The paper's loss on one image: match, relabel, cross-entropy with OHEM.
+
+    The matching uses the argmax of ``probs`` and is not differentiated (a permutation has
+    no gradient); the cross-entropy is. OHEM ranks the pixels of this image, the paper's
+    mini-batch of one.
 
     Args:
-        probs: (P·D+1, H, W) Instance CRF probabilities.
-        gt_parts, gt_persons: (H, W) ground truth (see :func:`person_iou_matrix`).
-        boxes: (D, 4) the detections the CRF was given (see :func:`match_persons`).
-        ohem_fraction: share of the pixels kept by OHEM; None disables OHEM.
-        ignore_unmatched: ignore (True) or call background (False) the pixels of ground-truth
-            persons no detection was matched to.
+        probs: (P·D+1, H, W) float Instance CRF probabilities; D may be 0 (one channel),
+            which leaves every person unmatched.
+        gt_parts, gt_persons: (H, W) integer ground truth (see :func:`person_iou_matrix`).
+        num_parts: P.
+        ohem_fraction: share of the pixels OHEM keeps (K = :func:`ohem_k`); None disables
+            OHEM.
+        ignore_unmatched: see :func:`matched_target`.
+        boxes: optional (D, 4) detection boxes the CRF was given; see :func:`match_persons`.
+
+    Returns:
+        The scalar loss, the assignment and the (H, W) long matched target.
     """
-    if probs.dim() != 3 or (probs.shape[0] - 1) % num_parts != 0:
+    if num_parts < 1:
+        raise HumanParseError(f"num_parts must be positive, got {num_parts}")
+    if probs.dim() != 3 or probs.shape[0] < 1 or (probs.shape[0] - 1) % num_parts != 0:
         raise HumanParseError(f"Instance CRF output must be (P·D+1, H, W) with P={num_parts}, got {tuple(probs.shape)}")
     num_detections = (probs.shape[0] - 1) // num_parts
-    h, w = probs.shape[-2:]
+    height, width = probs.shape[1:]
+    gt_parts, gt_persons = gt_parts.to(probs.device), gt_persons.to(probs.device)
     with torch.no_grad():
-        assignment = match_persons(probs.argmax(0), gt_parts, gt_persons, num_parts, num_detections, boxes)
-    target = matched_target(gt_parts.to(probs.device), gt_persons.to(probs.device), assignment, num_parts, ignore_unmatched)
-    top_k = ohem_k(h, w, ohem_fraction) if ohem_fraction is not None else None
+        pred_labels = probs.argmax(0)
+    assignment = match_persons(pred_labels, gt_parts, gt_persons, num_parts, num_detections, boxes=boxes)
+    target = matched_target(gt_parts, gt_persons, assignment, num_parts, ignore_unmatched)
+    top_k = None if ohem_fraction is None else ohem_k(height, width, ohem_fraction)
+    # The clamp keeps log finite where the CRF gives a label (numerically) zero probability.
     loss = ohem_cross_entropy(torch.log(probs.clamp_min(1e-8)), target, top_k)
     return MatchedLoss(loss, assignment, target)
