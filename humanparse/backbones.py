@@ -6,14 +6,16 @@ are the light ones for the CPU. ImageNet weights are loaded only when asked for.
 
 from __future__ import annotations
 
+import os
 import urllib.error
+from collections.abc import Callable
 from functools import partial
 
 import torch
 from torch import Tensor, nn
 from torchvision import models
+from torchvision.models._api import WeightsEnum
 from torchvision.models._utils import IntermediateLayerGetter
-from torchvision.models.mobilenetv3 import MobileNetV3, _mobilenet_v3_conf
 from torchvision.ops import FrozenBatchNorm2d
 
 from .errors import HumanParseError
@@ -21,6 +23,7 @@ from .errors import HumanParseError
 BACKBONES = ("resnet101", "resnet50", "resnet18", "mobilenet_v3_large")
 OUTPUT_STRIDES = (8, 16)
 
+# name -> (torchvision builder, ImageNet weights, channels of the last stage)
 _RESNETS = {
     "resnet101": (models.resnet101, models.ResNet101_Weights.IMAGENET1K_V2, 2048),
     "resnet50": (models.resnet50, models.ResNet50_Weights.IMAGENET1K_V2, 2048),
@@ -29,105 +32,124 @@ _RESNETS = {
 
 
 class Backbone(nn.Module):
-    """Feature extractor: (B, 3, H, W) normalised images -> (B, C, ⌈H/s⌉, ⌈W/s⌉) features.
+    """Feature extractor of the last stage.
+
+    forward: (B, 3, H, W) float, ImageNet-normalised -> (B, out_channels, h, w) float with
+    h = ⌈H / output_stride⌉, w = ⌈W / output_stride⌉ (every strided layer pads to round up).
 
     Attributes:
-        out_channels: C.
-        output_stride: s, 8 or 16.
+        out_channels: channels of the features.
+        output_stride: 8 or 16.
     """
 
-    def __init__(self, body: nn.Module, out_channels: int, output_stride: int) -> None:
+    def __init__(self, body: IntermediateLayerGetter, out_channels: int, output_stride: int) -> None:
         super().__init__()
         self.body = body
         self.out_channels = out_channels
         self.output_stride = output_stride
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.body(x)
-        return out["out"] if isinstance(out, dict) else out
+        return self.body(x)["out"]
 
 
 def build_backbone(name: str, pretrained: bool = False, output_stride: int = 8, frozen_bn: bool = False) -> Backbone:
-    """Build a backbone by name (see ``BACKBONES``).
+    """Build a backbone by name.
 
     Args:
-        name: resnet101, resnet50, resnet18 or mobilenet_v3_large.
+        name: one of ``BACKBONES``.
         pretrained: load torchvision's ImageNet weights (downloaded once into the torch hub
-            cache; offline, they must already be there).
+            cache, ``torch.hub.get_dir()/checkpoints``; offline they must already be there).
+            Otherwise the weights are randomly initialised.
         output_stride: 8 (the paper's) or 16; the later stages are dilated instead of strided.
         frozen_bn: batch norm with fixed statistics and affine parameters, as the paper
-            trains; only sensible from pretrained weights.
+            trains from ImageNet weights (``torchvision.ops.FrozenBatchNorm2d``).
+
+    Raises:
+        HumanParseError: unknown name or stride, or weights that could not be obtained.
     """
     if name not in BACKBONES:
-        raise HumanParseError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+        raise HumanParseError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
     if output_stride not in OUTPUT_STRIDES:
-        raise HumanParseError(f"output stride must be 8 or 16, got {output_stride}")
-    norm_layer = FrozenBatchNorm2d if frozen_bn else None
-    try:
-        if name in _RESNETS:
-            builder, weights, channels = _RESNETS[name]
-            # Bottleneck ResNets accept dilation in layer2..4; BasicBlock ones (ResNet-18) do
-            # not, so they are dilated by hand below.
-            dilate = [False, output_stride == 8, True]
-            kwargs = {"weights": weights if pretrained else None}
-            if norm_layer is not None:
-                kwargs["norm_layer"] = norm_layer
-            if name == "resnet18":
-                net = builder(**kwargs)
-                _dilate_basic_resnet(net, dilate)
-            else:
-                net = builder(replace_stride_with_dilation=dilate, **kwargs)
-            body = IntermediateLayerGetter(net, return_layers={"layer4": "out"})
-            return Backbone(body, channels, output_stride)
-        return _mobilenet(pretrained, output_stride, norm_layer)
-    except (urllib.error.URLError, OSError, RuntimeError) as exc:
-        if not pretrained:
-            raise
-        raise HumanParseError(
-            f"cannot load ImageNet weights for {name} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-            f"without network access, put torchvision's weight file in {torch.hub.get_dir()}/checkpoints "
-            "or build the model with pretrained=False"
-        ) from None
+        raise HumanParseError(f"unsupported output stride {output_stride}; choose one of: {', '.join(map(str, OUTPUT_STRIDES))}")
+    if name in _RESNETS:
+        return _resnet(name, pretrained, output_stride, FrozenBatchNorm2d if frozen_bn else None)
+    # MobileNetV3 was trained with eps 0.001 (torchvision's default norm layer for it);
+    # frozen statistics must keep that eps to reproduce its activations.
+    return _mobilenet(pretrained, output_stride, partial(FrozenBatchNorm2d, eps=0.001) if frozen_bn else None)
+
+
+def _resnet(name: str, pretrained: bool, output_stride: int, norm_layer: Callable[..., nn.Module] | None) -> Backbone:
+    """A dilated torchvision ResNet up to layer4; ``norm_layer`` None is torchvision's BatchNorm2d."""
+    builder, weights, channels = _RESNETS[name]
+    # torchvision's flags for layer2..layer4, as in its deeplabv3.py.
+    dilate = [False, output_stride == 8, True]
+    if name == "resnet18":
+        # torchvision refuses dilation in BasicBlock ResNets, so this one is dilated by hand.
+        net = builder(weights=None, norm_layer=norm_layer)
+        _dilate_basic_resnet(net, dilate)
+    else:
+        net = builder(weights=None, norm_layer=norm_layer, replace_stride_with_dilation=dilate)
+    if pretrained:
+        net.load_state_dict(_imagenet_state_dict(name, weights))
+    return Backbone(IntermediateLayerGetter(net, return_layers={"layer4": "out"}), channels, output_stride)
 
 
 def _dilate_basic_resnet(net: models.ResNet, dilate: list[bool]) -> None:
-    """Turn the strided stages of a BasicBlock ResNet into dilated ones.
+    """What ``replace_stride_with_dilation`` does to Bottleneck ResNets, for BasicBlock ones.
 
-    torchvision only dilates Bottleneck ResNets; the same change by hand: the stage's first
-    block loses its stride (in the 3×3 conv and the downsampling 1×1), and every 3×3 conv of
-    the stage and of the stages after it takes the accumulated dilation.
+    A dilated stage's first block loses its stride (in its first 3×3 conv and in the 1×1
+    downsampling); that conv keeps the dilation of the stage before, every later 3×3 conv
+    of the stage and of the stages after it takes the doubled one. With the same weights
+    the outputs on the strided network's grid are then the strided network's outputs.
     """
     dilation = 1
     for layer, flag in zip((net.layer2, net.layer3, net.layer4), dilate):
+        previous = dilation
         if flag:
             dilation *= 2
-            first = layer[0]
-            first.conv1.stride = (1, 1)
-            if first.downsample is not None:
-                first.downsample[0].stride = (1, 1)
-        if dilation > 1:
-            for i, block in enumerate(layer):
-                for conv in (block.conv1, block.conv2):
-                    # The first conv of a newly dilated stage still sees the previous rate.
-                    rate = dilation // 2 if (flag and i == 0 and conv is block.conv1) else dilation
-                    conv.dilation = (rate, rate)
-                    conv.padding = (rate, rate)
+            layer[0].conv1.stride = (1, 1)
+            layer[0].downsample[0].stride = (1, 1)
+        for i, block in enumerate(layer):
+            for conv in (block.conv1, block.conv2):
+                rate = previous if (i == 0 and conv is block.conv1) else dilation
+                conv.dilation = (rate, rate)
+                conv.padding = (rate, rate)
 
 
-def _mobilenet(pretrained: bool, output_stride: int, norm_layer) -> Backbone:
-    """MobileNetV3-Large features, dilated from C4 (stride 16) or from C3 too (stride 8)."""
-    setting, last_channel = _mobilenet_v3_conf("mobilenet_v3_large", dilated=True)
+def _mobilenet(pretrained: bool, output_stride: int, norm_layer: Callable[..., nn.Module] | None) -> Backbone:
+    """MobileNetV3-Large features (960 channels) at output stride 16 or 8.
+
+    ``dilated=True`` is torchvision's stride 16 (C4 dilated, as for its segmentation
+    models); stride 8 also takes the stride out of C3 and doubles every dilation from there.
+    ``norm_layer`` None is torchvision's BatchNorm2d with eps 0.001, momentum 0.01.
+    """
+    net = models.mobilenet_v3_large(weights=None, dilated=True, norm_layer=norm_layer)
     if output_stride == 8:
-        # Blocks 6.. (C3 on) lose their stride: C3 dilates by 2 and C4 by 4.
-        for i, cnf in enumerate(setting):
-            if i >= 12:
-                cnf.dilation = 4
-            elif i >= 6:
-                cnf.dilation = 2
-    # MobileNetV3 was trained with eps 0.001; frozen statistics must keep it.
-    norm = partial(norm_layer, eps=0.001) if norm_layer is not None else partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
-    net = MobileNetV3(setting, last_channel, norm_layer=norm)
+        # The blocks that reduce the resolution (C1..C4), found as torchvision's LR-ASPP
+        # finds them; C3 is the second last.
+        reducing = [i for i, block in enumerate(net.features) if getattr(block, "_is_cn", False)]
+        for conv in net.features[reducing[-2] :].modules():
+            if isinstance(conv, nn.Conv2d) and conv.groups > 1:  # the depthwise convs
+                rate = 2 * conv.dilation[0]
+                conv.stride = (1, 1)
+                conv.dilation = (rate, rate)
+                conv.padding = ((conv.kernel_size[0] - 1) // 2 * rate,) * 2
     if pretrained:
-        weights = models.MobileNet_V3_Large_Weights.IMAGENET1K_V1
-        net.load_state_dict(weights.get_state_dict(progress=True))
-    return Backbone(net.features, 960, output_stride)
+        net.load_state_dict(_imagenet_state_dict("mobilenet_v3_large", models.MobileNet_V3_Large_Weights.IMAGENET1K_V1))
+    body = IntermediateLayerGetter(net.features, return_layers={str(len(net.features) - 1): "out"})
+    return Backbone(body, 960, output_stride)
+
+
+def _imagenet_state_dict(name: str, weights: WeightsEnum) -> dict[str, Tensor]:
+    """torchvision's ImageNet weights, from the hub cache or downloaded into it."""
+    try:
+        # No progress bar: the library never prints.
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except (urllib.error.URLError, OSError, RuntimeError) as exc:  # offline, unwritable cache, bad hash
+        reason = " ".join(str(exc).split())  # one line, as the CLI prints it
+        target = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+        raise HumanParseError(
+            f"could not download ImageNet weights for {name} ({type(exc).__name__}: {reason}); "
+            f"fetch {weights.url} on a machine with network access and save it as {target}, "
+            "or build without pretrained weights"
+        ) from None

@@ -16,16 +16,20 @@ _STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 
 class SegmenterOutput(NamedTuple):
-    """logits: (B, P+1, H, W) at the input size; features: (B, C, h, w) of the backbone,
-    kept for heads that share them (the built-in detector)."""
+    """What ``PartSegmenter`` returns.
+
+    logits: (B, P+1, H, W) float part logits at the input size (Q = softmax over dim 1).
+    features: (B, C, h, w) float backbone features, kept for heads that share them.
+    """
 
     logits: Tensor
     features: Tensor
 
 
 def _conv_norm_relu(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
-    # Group norm, not batch norm: the paper trains with one image per step, where batch
-    # statistics of the 1×1 pyramid bin do not exist.
+    # Group norm where PSPNet has batch norm: the paper trains with one image per step,
+    # and batch statistics of the 1×1 pyramid bin do not exist for a batch of one
+    # (BatchNorm2d refuses it in training mode).
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
         nn.GroupNorm(_groups(out_channels), out_channels),
@@ -40,11 +44,15 @@ def _groups(channels: int) -> int:
 
 
 class PyramidPoolingHead(nn.Module):
-    """Multi-scale context as in Fig. 10b: average-pool the backbone output to 1×1, 2×2,
-    3×3 and 6×6, convolve and upsample each, concatenate with the backbone output, reduce
-    with a 3×3 conv to ``mid_channels`` and classify with a 1×1 conv.
+    """Multi-scale context as in Fig. 10b.
 
-    Input (B, in_channels, h, w) -> logits (B, num_classes, h, w).
+    Average-pool the backbone output to each bin size (1×1, 2×2, 3×3, 6×6), reduce each with
+    a 1×1 conv to ``branch_channels`` (default ``in_channels // len(bins)``), upsample back
+    bilinearly, concatenate with the backbone output, fuse with a 3×3 conv to
+    ``mid_channels`` (512 in the paper), drop out 10% and classify with a 1×1 conv.
+
+    forward: (B, in_channels, h, w) float -> (B, num_classes, h, w) float logits. Maps
+    smaller than a bin work: adaptive pooling then repeats pixels.
     """
 
     def __init__(
@@ -56,7 +64,8 @@ class PyramidPoolingHead(nn.Module):
         mid_channels: int = 512,
     ) -> None:
         super().__init__()
-        branch_channels = branch_channels or in_channels // len(bins)
+        if branch_channels is None:
+            branch_channels = in_channels // len(bins)
         self.bins = bins
         self.branches = nn.ModuleList(_conv_norm_relu(in_channels, branch_channels, 1) for _ in bins)
         self.fuse = _conv_norm_relu(in_channels + branch_channels * len(bins), mid_channels, 3)
@@ -73,12 +82,16 @@ class PyramidPoolingHead(nn.Module):
 
 
 class PartSegmenter(nn.Module):
-    """Backbone + pyramid pooling head: images (B, 3, H, W) float RGB 0..255 -> Q logits."""
+    """Backbone + pyramid pooling head, built elsewhere and passed in.
+
+    forward: images (B, 3, H, W) float RGB in 0..255 -> ``SegmenterOutput``.
+    """
 
     def __init__(self, backbone: Backbone, head: PyramidPoolingHead) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
+        # Not persistent: constants, not learned state, so checkpoints stay free of them.
         self.register_buffer("mean", torch.tensor(_MEAN).reshape(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).reshape(1, 3, 1, 1), persistent=False)
 
@@ -95,10 +108,16 @@ def build_segmenter(
     output_stride: int = 8,
     frozen_bn: bool = False,
 ) -> PartSegmenter:
-    """The one builder of the segmenter; ``num_classes`` is P+1 (background included)."""
+    """The one builder of the segmenter, holding its numbers.
+
+    Args:
+        backbone: a name from ``humanparse.backbones.BACKBONES``.
+        num_classes: P+1, background included.
+        pretrained, output_stride, frozen_bn: as for ``build_backbone``.
+    """
     body = build_backbone(backbone, pretrained=pretrained, output_stride=output_stride, frozen_bn=frozen_bn)
-    # The paper's 512-channel fusion for the ResNet-50/101 features (2048 channels); the
-    # light backbones keep to 128 so that the head does not outweigh them on the CPU.
-    mid_channels = 512 if body.out_channels >= 2048 else 128
+    # The paper's 512-channel fusion for the ResNet-50/101 features; the light backbones
+    # keep to 128 so that the head does not outweigh them on the CPU.
+    mid_channels = 512 if backbone in ("resnet101", "resnet50") else 128
     head = PyramidPoolingHead(body.out_channels, num_classes, mid_channels=mid_channels)
     return PartSegmenter(body, head)
