@@ -127,7 +127,8 @@ def write_video(
                 stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
                 stream.options = {"crf": "18", "preset": "veryfast"}
                 for t in range(frames):
-                    shift = pan / 2 + pan_speed * t  # world x of the view's left edge
+                    # World x of the view's left edge: it sweeps at most 0..pan over the clip.
+                    shift = pan / 2 + pan_speed * (t - frames / 2)
                     x0 = int(round(shift))
                     image = world[:, x0 : x0 + width].copy()
                     parts = np.zeros((height, width), np.uint8)

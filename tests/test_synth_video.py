@@ -99,3 +99,10 @@ def test_malformed_mots_lines_name_the_line(tmp_path) -> None:
         bad.write_text(text)
         with pytest.raises(HumanParseError, match=where):
             read_mots(bad)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_long_clips_keep_the_view_inside_the_panned_background(seed: int, tmp_path) -> None:
+    video, gt_dir = write_video(tmp_path / "long.mp4", 240, seed=seed, size=(32, 24))
+    with av.open(str(video)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 240
