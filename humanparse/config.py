@@ -31,7 +31,7 @@ class CRFConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The whole network: backbone, label set and Instance CRF.
+    """The whole network: backbone, label set, built-in detection head and Instance CRF.
 
     ``pretrained`` asks for ImageNet weights when the model is first built; a model loaded
     from a checkpoint never downloads anything.
@@ -42,6 +42,7 @@ class ModelConfig:
     output_stride: int = 8
     frozen_bn: bool = False
     pretrained: bool = False
+    detection_head: bool = True
     crf: CRFConfig = field(default_factory=CRFConfig)
 
     def to_dict(self) -> dict[str, Any]:

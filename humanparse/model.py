@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from . import __version__
 from .config import ModelConfig
 from .crf import InstanceCRF
+from .detection_head import CenterNetHead, HeadOutput, decode
 from .errors import CheckpointError, ConfigError, HumanParseError
 from .files import publish_file
 from .labels import LabelSet, get_label_set
@@ -23,55 +24,87 @@ CHECKPOINT_FORMAT = "humanparse-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
+class DecodeOptions(NamedTuple):
+    """How the built-in head's detections are picked (see detection_head.decode)."""
+
+    threshold: float = 0.3
+    max_detections: int = 20
+    nms_iou: float | None = 0.7
+
+
 class ParserOutput(NamedTuple):
     """What the network returns, in training and in evaluation alike.
 
     logits: (B, P+1, H, W) part logits of the segmenter (Q = softmax over dim 1).
     instances: per image, (P·D_b+1, H, W) Instance CRF probabilities.
+    boxes, scores: per image, the (D_b, 4) boxes and (D_b,) scores the CRF was given.
+    head: the built-in detection head's raw output (for its loss), None without a head.
     """
 
     logits: Tensor
     instances: list[Tensor]
+    boxes: list[Tensor]
+    scores: list[Tensor]
+    head: HeadOutput | None
 
 
 class HolisticParser(nn.Module):
     """Part segmenter and Instance CRF, trained end to end (paper Sec. 3)."""
 
-    def __init__(self, segmenter: PartSegmenter, crf: InstanceCRF, labels: LabelSet, config: ModelConfig) -> None:
+    def __init__(
+        self,
+        segmenter: PartSegmenter,
+        crf: InstanceCRF,
+        labels: LabelSet,
+        config: ModelConfig,
+        detector: CenterNetHead | None = None,
+    ) -> None:
         super().__init__()
         if crf.num_parts != labels.num_parts:
             raise HumanParseError(f"CRF built for {crf.num_parts} parts, label set {labels.name!r} has {labels.num_parts}")
         self.segmenter = segmenter
         self.crf = crf
+        self.detector = detector
         self.labels = labels
         self.config = config
 
     def forward(
         self,
         images: Tensor,
-        boxes: list[Tensor],
-        scores: list[Tensor],
+        boxes: list[Tensor] | None = None,
+        scores: list[Tensor] | None = None,
         crf_iterations: int | None = None,
+        decoding: DecodeOptions = DecodeOptions(),
     ) -> ParserOutput:
         """Parse a batch.
 
         Args:
             images: (B, 3, H, W) float RGB in 0..255.
-            boxes: B tensors (D_b, 4) x1 y1 x2 y2 in pixels (D_b may be 0).
-            scores: B tensors (D_b,) in [0, 1].
+            boxes: B tensors (D_b, 4) x1 y1 x2 y2 in pixels (D_b may be 0), from any
+                detector; None uses the built-in head's own detections.
+            scores: B tensors (D_b,) in [0, 1], with ``boxes``.
             crf_iterations: mean-field iterations, defaulting to the CRF's own.
+            decoding: how the built-in head's detections are picked when ``boxes`` is None.
         """
         if images.dim() != 4 or images.shape[1] != 3:
             raise HumanParseError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
-        if len(boxes) != images.shape[0] or len(scores) != images.shape[0]:
+        if (boxes is None) != (scores is None):
+            raise HumanParseError("give boxes and scores together, or neither for the built-in detector")
+        if boxes is not None and (len(boxes) != images.shape[0] or len(scores) != images.shape[0]):
             raise HumanParseError(f"{images.shape[0]} images but {len(boxes)} box sets and {len(scores)} score sets")
-        logits = self.segmenter(images).logits
-        q = torch.softmax(logits.float(), 1)
+        if boxes is None and self.detector is None:
+            raise HumanParseError("this model has no built-in detector: give detections (--detector)")
+        seg = self.segmenter(images)
+        head = self.detector(seg.features) if self.detector is not None else None
+        if boxes is None:
+            found = decode(head, self.segmenter.backbone.output_stride, tuple(images.shape[-2:]), **decoding._asdict())
+            boxes, scores = map(list, zip(*(d.tensors(images.device) for d in found)))
+        q = torch.softmax(seg.logits.float(), 1)
         instances = [
             self.crf(q[b], images[b].float(), boxes[b].to(q), scores[b].to(q), iterations=crf_iterations)
             for b in range(images.shape[0])
         ]
-        return ParserOutput(logits, instances)
+        return ParserOutput(seg.logits, instances, boxes, scores, head)
 
 
 def build_model(config: ModelConfig, labels: LabelSet | None = None, pretrained: bool | None = None) -> HolisticParser:
@@ -91,7 +124,8 @@ def build_model(config: ModelConfig, labels: LabelSet | None = None, pretrained:
     )
     # CRFConfig's fields are InstanceCRF's keyword arguments, one for one.
     crf = InstanceCRF(labels.num_parts, **dataclasses.asdict(config.crf))
-    return HolisticParser(segmenter, crf, labels, config)
+    detector = CenterNetHead(segmenter.backbone.out_channels) if config.detection_head else None
+    return HolisticParser(segmenter, crf, labels, config, detector)
 
 
 def save_checkpoint(model: HolisticParser, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:

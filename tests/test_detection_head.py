@@ -81,3 +81,37 @@ def test_loss_trains_the_head_towards_the_targets() -> None:
     assert losses[-1] < 0.2 * losses[0]
     det = decode(head(features), 8, (96, 128), threshold=0.3)
     assert len(det[0]) >= 1 and float(box_iou(torch.from_numpy(det[0].boxes[:1]), torch.tensor([[16.0, 16.0, 48.0, 80.0]]))) > 0.7
+
+
+def test_a_short_training_run_improves_box_ap_on_synthetic_images() -> None:
+    import numpy as np
+
+    from humanparse.config import ModelConfig
+    from humanparse.metrics import box_ap
+    from humanparse.model import build_model
+    from humanparse.synth import SceneConfig, render_scene, scene_rng
+
+    torch.manual_seed(0)
+    scenes = [render_scene(scene_rng(5, i), 128, 128, SceneConfig(max_people=3, max_height_ratio=0.9)) for i in range(8)]
+    images = torch.stack([torch.from_numpy(s.image).permute(2, 0, 1).float() for s in scenes])
+    truth = [s.boxes[~np.isnan(s.boxes).any(1)] for s in scenes]
+    model = build_model(ModelConfig(backbone="resnet18", output_stride=16))
+    stride = model.segmenter.backbone.output_stride
+
+    def evaluate() -> float:
+        model.eval()
+        with torch.no_grad():
+            found = decode(model.detector(model.segmenter(images).features), stride, (128, 128), threshold=0.05)
+        model.train()
+        return box_ap([(d.boxes, d.scores) for d in found], truth).ap50
+
+    before = evaluate()
+    targets = [encode_targets(torch.from_numpy(t), (8, 8), stride) for t in truth]
+    optimiser = torch.optim.Adam([*model.segmenter.backbone.parameters(), *model.detector.parameters()], lr=1e-3)
+    for _ in range(60):
+        batch = torch.randperm(8)[:4]
+        loss = detection_loss(model.detector(model.segmenter(images[batch]).features), [targets[i] for i in batch])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert evaluate() > before + 0.05

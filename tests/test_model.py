@@ -101,3 +101,21 @@ def test_crf_config_fields_are_the_crf_keyword_arguments() -> None:
     keywords = {name for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
     assert {f.name for f in dataclasses.fields(CRFConfig)} == keywords | {"iterations"}
     assert all(params[f.name].default == f.default for f in dataclasses.fields(CRFConfig))
+
+
+def test_without_boxes_the_built_in_detector_supplies_them() -> None:
+    model = build_model(TINY).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 48) * 255)
+    assert out.head is not None and out.head.heatmap.shape == (1, 1, 4, 3)
+    d = out.boxes[0].shape[0]
+    assert out.instances[0].shape == (6 * d + 1, 64, 48) and out.scores[0].shape == (d,)
+
+
+def test_detector_requirements() -> None:
+    no_head = build_model(ModelConfig(backbone="resnet18", output_stride=16, detection_head=False))
+    assert no_head.detector is None
+    with pytest.raises(HumanParseError, match="no built-in detector"):
+        no_head(torch.rand(1, 3, 32, 32))
+    with pytest.raises(HumanParseError, match="together"):
+        build_model(TINY)(torch.rand(1, 3, 32, 32), boxes=[torch.zeros(0, 4)])
