@@ -86,3 +86,178 @@ def _average_precision(scores: np.ndarray, hits: np.ndarray, total_gt: int) -> f
     index = np.searchsorted(recall, points, side="left")
     sampled = np.where(index < len(precision), precision[np.minimum(index, len(precision) - 1)], 0.0)
     return float(sampled.mean())
+
+
+SDS_THRESHOLDS = tuple(round(0.1 * k, 1) for k in range(1, 10))
+
+
+@dataclass(frozen=True)
+class InstanceAP:
+    """AP^r per class at each threshold, its class mean, and AP^r_vol (mean over thresholds)."""
+
+    thresholds: tuple[float, ...]
+    per_class: dict[int, tuple[float, ...]]
+    mean: tuple[float, ...]
+    vol: float
+
+    def at(self, threshold: float) -> float:
+        return self.mean[self.thresholds.index(round(threshold, 2))]
+
+
+def _all_point_ap(scores: np.ndarray, hits: np.ndarray, total_gt: int) -> float:
+    """Area under the precision–recall curve made non-increasing (VOC 2010 on, SDS)."""
+    if total_gt == 0:
+        return float("nan")
+    if len(scores) == 0:
+        return 0.0
+    order = np.argsort(-scores, kind="mergesort")
+    tp = np.cumsum(hits[order])
+    fp = np.cumsum(~hits[order])
+    recall = np.concatenate([[0.0], tp / total_gt])
+    precision = np.concatenate([[0.0], tp / (tp + fp)])
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    return float(np.sum((recall[1:] - recall[:-1]) * precision[1:]))
+
+
+def _mask_iou(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
+    fa = np.stack([m.reshape(-1) for m in a]).astype(np.float32)
+    fb = np.stack([m.reshape(-1) for m in b]).astype(np.float32)
+    inter = fa @ fb.T
+    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
+
+def instance_ap(
+    images: Sequence[tuple[Sequence[tuple[int, np.ndarray, float]], Sequence[tuple[int, np.ndarray]]]],
+    thresholds: Sequence[float] = SDS_THRESHOLDS,
+) -> InstanceAP:
+    """AP^r of Hariharan et al. (SDS), per class and over classes.
+
+    Args:
+        images: per image, (predictions [(class, (H, W) bool mask, score)], ground truth
+            [(class, mask)]).
+
+    Per class, within an image each prediction in score order is paired with the
+    highest-IoU ground truth of its class not yet used; it is a true positive if that IoU
+    is strictly above t, and the ground truth is then used up; otherwise (duplicates
+    included) a false positive. Predictions of all images are ranked by score (stable);
+    AP is the area under the precision curve made non-increasing. Classes without ground
+    truth are left out of the mean.
+    """
+    classes = sorted({c for _, gts in images for c, _ in gts} | {c for preds, _ in images for c, _, _ in preds})
+    per_class: dict[int, tuple[float, ...]] = {}
+    for cls in classes:
+        ious, scores, gt_count = [], [], 0
+        for preds, gts in images:
+            mine = sorted((p for p in preds if p[0] == cls), key=lambda p: -p[2])
+            truth = [m for c, m in gts if c == cls]
+            gt_count += len(truth)
+            ious.append(_mask_iou([m for _, m, _ in mine], truth))
+            scores.append(np.array([s for _, _, s in mine], float))
+        values = []
+        for t in thresholds:
+            hits = []
+            for iou in ious:
+                used = np.zeros(iou.shape[1], bool)
+                for k in range(iou.shape[0]):
+                    candidates = np.where(used, -1.0, iou[k])
+                    best = int(np.argmax(candidates)) if len(candidates) else -1
+                    hit = best >= 0 and candidates[best] > t
+                    if hit:
+                        used[best] = True
+                    hits.append(hit)
+            values.append(_all_point_ap(np.concatenate(scores) if scores else np.zeros(0), np.array(hits, bool), gt_count))
+        per_class[cls] = tuple(values)
+    scored = {c: v for c, v in per_class.items() if not np.isnan(v[0])}
+    mean = tuple(float(np.mean([v[i] for v in scored.values()])) if scored else float("nan") for i in range(len(thresholds)))
+    return InstanceAP(tuple(thresholds), scored, mean, float(np.mean(mean)))
+
+
+def confusion_matrix(pred: np.ndarray, truth: np.ndarray, num_labels: int, ignore: int = 255) -> np.ndarray:
+    """(L, L) int64 counts, rows ground truth, columns prediction; ``ignore`` and labels
+    outside 0..L-1 in the ground truth are skipped."""
+    valid = (truth != ignore) & (truth < num_labels)
+    index = truth[valid].astype(np.int64) * num_labels + np.clip(pred[valid].astype(np.int64), 0, num_labels - 1)
+    return np.bincount(index, minlength=num_labels * num_labels).reshape(num_labels, num_labels)
+
+
+def mean_iou(confusion: np.ndarray) -> tuple[float, np.ndarray]:
+    """Per-class IoU = diag / (row + col - diag) of a summed confusion matrix; the mean is
+    over classes present in the ground truth or the prediction (NaN for the others)."""
+    diag = np.diag(confusion).astype(float)
+    union = confusion.sum(0) + confusion.sum(1) - diag
+    iou = np.where(union > 0, diag / np.maximum(union, 1), np.nan)
+    return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"), iou
+
+
+@dataclass(frozen=True)
+class ParsingAP:
+    """AP^p per threshold, AP^p_vol, and PCP at 0.5 (Parsing R-CNN / MHP definitions)."""
+
+    thresholds: tuple[float, ...]
+    ap: tuple[float, ...]
+    vol: float
+    pcp50: float
+
+    def at(self, threshold: float) -> float:
+        return self.ap[self.thresholds.index(round(threshold, 2))]
+
+
+def _parsing_overlap(a: np.ndarray, b: np.ndarray, num_labels: int) -> tuple[float, np.ndarray]:
+    """Mean over labels (background included, labels absent from both ignored) of the
+    per-label IoU between two person parsings, and the per-label IoUs."""
+    conf = confusion_matrix(a, b, num_labels)
+    _, iou = mean_iou(conf)
+    return float(np.nanmean(iou)) if np.isfinite(iou).any() else 0.0, iou
+
+
+def parsing_ap(
+    images: Sequence[tuple[Sequence[tuple[np.ndarray, float]], Sequence[np.ndarray]]],
+    num_labels: int,
+    thresholds: Sequence[float] = SDS_THRESHOLDS,
+) -> ParsingAP:
+    """Person-level parsing AP (AP^p) and PCP.
+
+    Args:
+        images: per image, (predicted persons [((H, W) part map of that person alone,
+            0 elsewhere; score)], ground-truth persons [(H, W) part map]).
+
+    The overlap of two person parsings is the mean per-label IoU (background included,
+    labels absent from both ignored). Matching is VOC's: each prediction, in score order,
+    takes the ground truth it overlaps most; it is a true positive if the overlap exceeds t
+    and that ground truth is not already taken. PCP@0.5: for each true positive at 0.5,
+    the share of the ground truth's parts with IoU > 0.5; unmatched persons count 0; over
+    the number of ground-truth persons.
+    """
+    total_gt = sum(len(g) for _, g in images)
+    ranked = []
+    for preds, gts in images:
+        order = sorted(range(len(preds)), key=lambda k: -preds[k][1])
+        table = [[_parsing_overlap(preds[k][0], g, num_labels) for g in gts] for k in order]
+        ranked.append(([preds[k][1] for k in order], table, gts))
+
+    def match(t: float) -> tuple[list[float], list[bool], list[tuple[np.ndarray, np.ndarray]]]:
+        scores, hits, pairs = [], [], []
+        for ranked_scores, table, gts in ranked:
+            taken = np.zeros(len(gts), bool)
+            for score, row in zip(ranked_scores, table):
+                best = int(np.argmax([overlap for overlap, _ in row])) if row else -1
+                hit = best >= 0 and row[best][0] > t and not taken[best]
+                if hit:
+                    taken[best] = True
+                    pairs.append((row[best][1], gts[best]))
+                scores.append(score)
+                hits.append(hit)
+        return scores, hits, pairs
+
+    aps = []
+    for t in thresholds:
+        scores, hits, _ = match(t)
+        aps.append(_all_point_ap(np.array(scores, float), np.array(hits, bool), total_gt))
+    pcp = 0.0
+    for label_iou, truth in match(0.5)[2]:
+        parts = [lab for lab in range(1, num_labels) if (truth == lab).any()]
+        pcp += float(np.mean([label_iou[lab] > 0.5 for lab in parts])) if parts else 0.0
+    return ParsingAP(tuple(thresholds), tuple(aps), float(np.mean(aps)), pcp / total_gt if total_gt else float("nan"))

@@ -74,3 +74,76 @@ def test_box_ap_hand_cases() -> None:
     # ranks: TP, FP, TP -> precision 1 until recall 0.5, then 2/3
     assert box_ap(duplicate, gt).ap50 == pytest.approx((51 * 1 + 50 * 2 / 3) / 101)
     assert np.isnan(box_ap([(np.zeros((0, 4)), np.zeros(0))], [np.zeros((0, 4))]).ap)
+
+
+from humanparse.metrics import confusion_matrix, instance_ap, mean_iou, parsing_ap  # noqa: E402
+
+
+def square(y: int, x: int, size: int = 4, shape: tuple[int, int] = (16, 16)) -> np.ndarray:
+    m = np.zeros(shape, bool)
+    m[y : y + size, x : x + size] = True
+    return m
+
+
+A, B, C = square(0, 0), square(8, 8), square(0, 8)
+
+
+def test_instance_ap_hand_cases() -> None:
+    truth = [(1, A), (1, B), (2, C)]
+    perfect = instance_ap([([(1, A, 0.9), (1, B, 0.8), (2, C, 0.7)], truth)])
+    assert perfect.mean == tuple([1.0] * 9) and perfect.vol == 1.0
+    missed = instance_ap([([(1, A, 0.9), (2, C, 0.7)], truth)])
+    assert missed.per_class[1][4] == pytest.approx(0.5) and missed.per_class[2][4] == 1.0
+    assert missed.at(0.5) == pytest.approx(0.75)
+    # A duplicate of A ranks second: TP, FP, TP -> precision 1 to recall .5, then 2/3.
+    dup = instance_ap([([(1, A, 0.9), (1, A, 0.85), (1, B, 0.8)], truth[:2])])
+    assert dup.at(0.5) == pytest.approx(0.5 + 0.5 * 2 / 3)
+    # A wrong class is a false positive of its class and a miss of the right one.
+    wrong = instance_ap([([(2, A, 0.9), (1, B, 0.8)], truth[:2])])
+    assert wrong.per_class[1][4] == pytest.approx(0.5) and 2 not in wrong.per_class  # class 2 has no truth here
+    # A low-scoring false positive after all true positives costs nothing.
+    low_fp = instance_ap([([(1, A, 0.9), (1, B, 0.8), (1, C, 0.1)], truth[:2])])
+    assert low_fp.at(0.5) == 1.0
+    # Strictly above t: a half-overlapping prediction (IoU 1/3) misses at t = 0.4 but hits at 0.3.
+    half = square(0, 2)
+    shifted = instance_ap([([(1, half, 0.9)], [(1, A)])])
+    assert shifted.per_class[1][2] == 1.0 and shifted.per_class[1][3] == 0.0
+    # Images with no people at all, with and without predictions.
+    empty = instance_ap([([], []), ([(1, A, 0.5)], [(1, A)])])
+    assert empty.at(0.5) == 1.0
+
+
+def test_mean_iou_against_a_direct_computation() -> None:
+    rng = np.random.default_rng(0)
+    preds = [rng.integers(0, 4, (20, 20)) for _ in range(3)]
+    truths = [rng.integers(0, 4, (20, 20)) for _ in range(3)]
+    truths[0][0:3] = 255
+    conf = sum(confusion_matrix(p, t, 4) for p, t in zip(preds, truths))
+    miou, per_class = mean_iou(conf)
+    for c in range(4):
+        inter = sum(((p == c) & (t == c)).sum() for p, t in zip(preds, truths))
+        union = sum((((p == c) & (t != 255)) | (t == c)).sum() for p, t in zip(preds, truths))
+        assert per_class[c] == pytest.approx(inter / union)
+    assert miou == pytest.approx(np.mean(per_class))
+
+
+def person(parts: dict[int, np.ndarray]) -> np.ndarray:
+    out = np.zeros((16, 16), np.int64)
+    for label, mask in parts.items():
+        out[mask] = label
+    return out
+
+
+def test_parsing_ap_and_pcp() -> None:
+    p1 = person({1: square(0, 0, 2), 2: square(2, 0, 2)})
+    p2 = person({1: square(8, 8, 2), 2: square(10, 8, 2)})
+    perfect = parsing_ap([([(p1, 0.9), (p2, 0.8)], [p1, p2])], num_labels=3)
+    assert perfect.ap == tuple([1.0] * 9) and perfect.pcp50 == 1.0
+    # Torso wrong for the second person: its overlap is (bg 244/252 + head 1 + torso 0) / 3 ≈ 0.66.
+    bad_torso = person({1: square(8, 8, 2), 2: square(12, 12, 2)})
+    result = parsing_ap([([(p1, 0.9), (bad_torso, 0.8)], [p1, p2])], num_labels=3)
+    assert result.at(0.5) == 1.0 and result.at(0.9) == pytest.approx(0.5)
+    assert result.pcp50 == pytest.approx((1.0 + 0.5) / 2)
+    # A duplicate of p1 is a false positive; a missed person lowers recall and PCP.
+    dup = parsing_ap([([(p1, 0.9), (p1, 0.85)], [p1, p2])], num_labels=3)
+    assert dup.at(0.5) == pytest.approx(0.5) and dup.pcp50 == pytest.approx(0.5)
