@@ -1,9 +1,14 @@
-"""Model configuration: frozen dataclasses that travel inside every checkpoint."""
+"""Configuration: frozen dataclasses read from TOML, saved resolved with runs and checkpoints."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import tomllib
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigError
@@ -51,24 +56,160 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> "ModelConfig":
         """Build from plain data, naming the offending key and its source on any error."""
-        values = dict(data)
-        crf = _build(CRFConfig, values.pop("crf", {}), f"{source}: crf")
-        return _build(cls, {**values, "crf": crf}, source)
+        return from_dict(cls, data, source)
+
+
+STAGES = ("semantic", "instance", "joint")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Training data in the CIHP layout, and where the instance stages get detections."""
+
+    root: str = ""
+    split: str = "train"
+    val_split: str = ""  # empty: no validation
+    crop: int = 0  # square crop after augmentation, pixels; 0 keeps the whole image
+    augment: bool = True
+    detector: str = "sim"  # gt, sim[:SEED], file:PATH or builtin
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """SGD as in the paper's appendix B.2: momentum, weight decay, poly or fixed rate,
+    gradient accumulation to an effective batch."""
+
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "poly"  # poly: lr·(1 - i/iterations)^power; fixed: lr throughout
+    poly_power: float = 0.9
+    iterations: int = 1000  # optimiser steps
+    batch_size: int = 1
+    accumulate: int = 1  # batches per optimiser step
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("poly", "fixed"):
+            raise ConfigError(f"optim.schedule must be poly or fixed, got {self.schedule!r}")
+        for name in ("iterations", "batch_size", "accumulate"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"optim.{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"optim.lr must be positive, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    ohem: bool = True
+    ohem_fraction: float = 2**15 / 521**2  # the paper's K = 2^15 at 521×521
+    ignore_unmatched: bool = True
+    detection_weight: float = 1.0  # the built-in head's loss, added in every stage
+
+    def __post_init__(self) -> None:
+        if not 0 < self.ohem_fraction <= 1:
+            raise ConfigError(f"loss.ohem_fraction must be in (0, 1], got {self.ohem_fraction}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training stage: semantic (segmenter and detector head, cross-entropy),
+    instance (segmenter frozen, Instance CRF with the matched loss) or joint (end to end)."""
+
+    stage: str = "semantic"
+    init: str = ""  # checkpoint of the previous stage; empty starts from the model config
+    out: str = "runs/train"
+    seed: int = 0
+    checkpoint_every: int = 500
+    validate_every: int = 500
+    log_every: int = 10
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ConfigError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if self.stage != "semantic" and not self.init:
+            raise ConfigError(f"stage {self.stage!r} starts from the previous stage's checkpoint: set init")
+
+
+def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a TOML file and apply ``key.path=value`` overrides (values in TOML syntax;
+    a bare word is a string). Errors name the key and the file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not KEY=VALUE")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text  # a bare word: a string
+        table = data
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a table")
+        table[leaf] = value
+    return from_dict(TrainConfig, data, str(path))
+
+
+def to_toml(config: Any, prefix: str = "") -> str:
+    """A dataclass config as TOML that :func:`load_train_config` reads back."""
+    scalars = [f for f in dataclasses.fields(config) if not dataclasses.is_dataclass(getattr(config, f.name))]
+    tables = [f for f in dataclasses.fields(config) if dataclasses.is_dataclass(getattr(config, f.name))]
+    out = "".join(f"{f.name} = {_toml_value(getattr(config, f.name))}\n" for f in scalars)
+    for f in tables:
+        out += f"\n[{prefix}{f.name}]\n" + to_toml(getattr(config, f.name), f"{prefix}{f.name}.")
+    return out
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise ConfigError(f"cannot write {value!r} as TOML")
+
+
+def from_dict(cls: type[T], data: Any, source: str) -> T:
+    """Build a (nested) config dataclass from plain data, checking every key and type."""
+    return _build(cls, data, source)
 
 
 def _build(cls: type[T], data: Any, source: str) -> T:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a table, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - fields)
     if unknown:
-        raise ConfigError(f"{source}: unknown key {unknown[0]!r} (known: {', '.join(fields)})")
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r} (known: {', '.join(sorted(fields))})")
     checked = {}
     for name, value in data.items():
-        expected = type(getattr(cls(), name)) if name != "crf" else CRFConfig  # type: ignore[call-arg]
+        expected = hints[name]
+        where = f"{source}: key {name!r}"
+        if dataclasses.is_dataclass(expected):
+            checked[name] = _build(expected, value, f"{source}: {name}")
+            continue
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ConfigError(f"{source}: key {name!r} must be {expected.__name__}, got {value!r}")
+        if not isinstance(value, expected) or (expected in (int, float) and isinstance(value, bool)):
+            raise ConfigError(f"{where} must be {expected.__name__}, got {value!r}")
         checked[name] = value
-    return cls(**checked)
+    try:
+        return cls(**checked)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
