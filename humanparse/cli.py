@@ -208,3 +208,40 @@ def convert_png(out: str, images: str, labels: str, label_map: str, split: str) 
 
     convert_png_release(images, labels, out, parse_label_map(label_map), split=split)
     Console().print(f"wrote {out}")
+
+
+@main.command("train")
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False), help="A TOML file (see configs/).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. --set optim.lr=1e-3 (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue the run in the config's out folder from its last.pt.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_command(config_path: str, overrides: tuple[str, ...], resume: bool, quiet: bool) -> None:
+    """Train one stage: semantic, instance (piecewise) or joint (end to end).
+
+    \\b
+    Examples:
+      humanparse train --config configs/synth-small.toml --set out=runs/sem
+      humanparse train --config configs/synth-small.toml --set stage=joint \\
+          --set init=runs/sem/final.pt --set out=runs/joint
+      humanparse train --config configs/synth-small.toml --set out=runs/sem --resume
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .config import load_train_config
+    from .train import train
+
+    config = load_train_config(config_path, overrides)
+    console = Console(stderr=True)
+    columns = (TextColumn(f"{config.stage}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=quiet or not console.is_terminal) as bar:
+        task = bar.add_task(config.stage, total=config.optim.iterations, status="")
+
+        def show(report) -> None:
+            status = f"loss {report.loss:.3f}  lr {report.lr:.2e}  {report.images_per_second:.1f} img/s"
+            bar.update(task, completed=report.step, status=status)
+
+        try:
+            final = train(config, resume=resume, progress=show)
+        except KeyboardInterrupt:
+            raise click.ClickException(f"interrupted; resume with --resume (checkpoint in {config.out}/last.pt)") from None
+    Console().print(f"wrote {final}")
