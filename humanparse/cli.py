@@ -245,3 +245,60 @@ def train_command(config_path: str, overrides: tuple[str, ...], resume: bool, qu
         except KeyboardInterrupt:
             raise click.ClickException(f"interrupted; resume with --resume (checkpoint in {config.out}/last.pt)") from None
     Console().print(f"wrote {final}")
+
+
+@main.command("eval")
+@click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False), help="An annotated data set in the CIHP layout.")
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="The model to evaluate.")
+@click.option("--split", default="val", show_default=True, help="The split list to use (<split>_id.txt).")
+@click.option("--detector", default="builtin", show_default=True, help="builtin, torchvision:NAME, file:PATH, gt or sim[:SEED].")
+@click.option("--det-threshold", default=0.3, show_default=True, type=click.FloatRange(0, 1), help="Minimum detection score.")
+@click.option("--max-people", default=20, show_default=True, type=click.IntRange(min=1), help="At most this many detections per image.")
+@click.option("--crf-iterations", type=click.IntRange(min=0), help="Mean-field iterations (default: the model's).")
+@click.option("--out", "report_path", type=click.Path(dir_okay=False), help="Write the report as JSON here.")
+@click.option("--heatmap", type=click.Path(dir_okay=False), help="Write per-class AP^r by IoU threshold as a PNG (the paper's Fig. 5).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def eval_command(data_root, checkpoint, split, detector, det_threshold, max_people, crf_iterations, report_path, heatmap, device, quiet) -> None:
+    """AP^r of part instances and persons at IoU 0.1..0.9, AP^r_vol, AP^p, PCP, mIoU, box AP.
+
+    \\b
+    Example:
+      humanparse eval --data data/synth-test --checkpoint runs/joint/final.pt --out report.json --heatmap ap.png
+    """
+    import json
+    from pathlib import Path
+
+    from .detection import parse_detector_spec
+    from .drawing import png_bytes
+    from .evaluate import ap_heatmap, evaluate, report_dict
+    from .files import write_bytes_atomic
+    from .model import load_checkpoint
+
+    dev = resolve_device(device)
+    model = load_checkpoint(checkpoint, map_location=dev)
+    external = None
+    if detector != "builtin":
+        external = parse_detector_spec(detector, data_root=data_root, threshold=det_threshold, max_people=max_people, device=str(dev))
+    with _progress(quiet, "evaluating") as bar:
+        task = bar.add_task("evaluating", total=None)
+        report = evaluate(model, data_root, split, external, crf_iterations, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    data = report_dict(report, model.labels)
+    table = Table(title=f"{checkpoint} on {data_root} ({split}, {report.images} images)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in (
+        ("part AP^r @0.5 / 0.6 / 0.7", " / ".join(str(data["part_ap_r"][t]) for t in ("0.5", "0.6", "0.7"))),
+        ("part AP^r_vol", data["part_ap_r_vol"]),
+        ("person AP^r @0.5 / 0.7", f"{data['person_ap_r']['0.5']} / {data['person_ap_r']['0.7']}"),
+        ("person AP^r_vol", data["person_ap_r_vol"]),
+        ("AP^p @0.5 / AP^p_vol / PCP@0.5", f"{data['ap_p_50']} / {data['ap_p_vol']} / {data['pcp_50']}"),
+        ("mIoU", data["miou"]),
+        ("box AP / AP50", "-" if data["box_ap"] is None else f"{data['box_ap']['ap']} / {data['box_ap']['ap50']}"),
+    ):
+        table.add_row(name, str(value))
+    Console().print(table)
+    if report_path:
+        write_bytes_atomic(Path(report_path), (json.dumps(data, indent=2) + "\n").encode())
+    if heatmap:
+        write_bytes_atomic(Path(heatmap), png_bytes(ap_heatmap(report, model.labels)))

@@ -41,3 +41,11 @@ def contact_sheet(panels: list[np.ndarray], columns: int = 4, gap: int = 4) -> n
         r, c = divmod(k, columns)
         sheet[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = panel
     return sheet
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 RGB -> PNG file contents."""
+    ok, encoded = cv2.imencode(".png", image[..., ::-1])
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return encoded.tobytes()

@@ -76,12 +76,14 @@ def _average_precision(scores: np.ndarray, hits: np.ndarray, total_gt: int) -> f
     """COCO's 101-point interpolated AP from pooled, scored hits."""
     if total_gt == 0:
         return float("nan")
+    if len(scores) == 0:
+        return 0.0
     order = np.argsort(-scores, kind="mergesort")
     tp = np.cumsum(hits[order])
     fp = np.cumsum(~hits[order])
     recall = tp / total_gt
     precision = tp / np.maximum(tp + fp, np.finfo(float).eps)
-    precision = np.maximum.accumulate(precision[::-1])[::-1] if len(precision) else precision
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
     points = np.linspace(0, 1, 101)
     index = np.searchsorted(recall, points, side="left")
     sampled = np.where(index < len(precision), precision[np.minimum(index, len(precision) - 1)], 0.0)

@@ -74,6 +74,7 @@ def test_box_ap_hand_cases() -> None:
     # ranks: TP, FP, TP -> precision 1 until recall 0.5, then 2/3
     assert box_ap(duplicate, gt).ap50 == pytest.approx((51 * 1 + 50 * 2 / 3) / 101)
     assert np.isnan(box_ap([(np.zeros((0, 4)), np.zeros(0))], [np.zeros((0, 4))]).ap)
+    assert box_ap([(np.zeros((0, 4)), np.zeros(0))], gt).ap == 0.0  # nothing detected
 
 
 from humanparse.metrics import confusion_matrix, instance_ap, mean_iou, parsing_ap  # noqa: E402
