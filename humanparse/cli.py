@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from importlib import metadata
 
@@ -232,19 +233,25 @@ def train_command(config_path: str, overrides: tuple[str, ...], resume: bool, qu
 
     config = load_train_config(config_path, overrides)
     console = Console(stderr=True)
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone shows progress
     columns = (TextColumn(f"{config.stage}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=quiet or not console.is_terminal) as bar:
+    with Progress(*columns, console=console, disable=quiet or not main_rank or not console.is_terminal) as bar:
         task = bar.add_task(config.stage, total=config.optim.iterations, status="")
+        validated = ""
 
         def show(report) -> None:
-            status = f"loss {report.loss:.3f}  lr {report.lr:.2e}  {report.images_per_second:.1f} img/s"
+            nonlocal validated
+            if report.validation is not None:
+                validated = f"  val {100 * report.validation['score']:.1f}"
+            status = f"loss {report.loss:.3f}  lr {report.lr:.2e}  {report.images_per_second:.1f} img/s{validated}"
             bar.update(task, completed=report.step, status=status)
 
         try:
             final = train(config, resume=resume, progress=show)
         except KeyboardInterrupt:
             raise click.ClickException(f"interrupted; resume with --resume (checkpoint in {config.out}/last.pt)") from None
-    Console().print(f"wrote {final}")
+    if main_rank:
+        Console().print(f"wrote {final}")
 
 
 @main.command("eval")

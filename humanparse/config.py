@@ -72,6 +72,7 @@ class DataConfig:
     crop: int = 0  # square crop after augmentation, pixels; 0 keeps the whole image
     augment: bool = True
     detector: str = "sim"  # gt, sim[:SEED], file:PATH or builtin
+    val_images: int = 0  # validate on the first this many images of val_split; 0: all
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,10 @@ class OptimConfig:
     iterations: int = 1000  # optimiser steps
     batch_size: int = 1
     accumulate: int = 1  # batches per optimiser step
+    # Networks trained from scratch (no ImageNet weights offline) take gradients of norm
+    # 15-60 in their first steps, which SGD at the paper's rate does not survive; 0: off.
+    clip_grad_norm: float = 5.0
+    amp: bool = True  # mixed precision (bfloat16, or float16 with loss scaling) on CUDA; ignored on the CPU
 
     def __post_init__(self) -> None:
         if self.schedule not in ("poly", "fixed"):
@@ -119,6 +124,7 @@ class TrainConfig:
     init: str = ""  # checkpoint of the previous stage; empty starts from the model config
     out: str = "runs/train"
     seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda or cuda:N; under torchrun each rank takes cuda:LOCAL_RANK
     checkpoint_every: int = 500
     validate_every: int = 500
     log_every: int = 10

@@ -40,9 +40,11 @@ def evaluate(
     detector: Detector | None = None,
     crf_iterations: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    ids: list[str] | None = None,
 ) -> EvalReport:
-    """Run the model over a split and score it. ``detector`` None uses the built-in head."""
-    ids = read_split(root, split)
+    """Run the model over a split (or the given ``ids`` of the data set) and score it.
+    ``detector`` None uses the built-in head."""
+    ids = read_split(root, split) if ids is None else ids
     labels = model.labels
     num_labels = len(labels.names)
     device = next(model.parameters()).device

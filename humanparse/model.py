@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -99,11 +100,14 @@ class HolisticParser(nn.Module):
         if boxes is None:
             found = decode(head, self.segmenter.backbone.output_stride, tuple(images.shape[-2:]), **decoding._asdict())
             boxes, scores = map(list, zip(*(d.tensors(images.device) for d in found)))
-        q = torch.softmax(seg.logits.float(), 1)
-        instances = [
-            self.crf(q[b], images[b].float(), boxes[b].to(q), scores[b].to(q), iterations=crf_iterations)
-            for b in range(images.shape[0])
-        ]
+        # The lattice's sums of many small weights need float32: under mixed precision the
+        # CRF runs outside autocast.
+        with torch.autocast(images.device.type, enabled=False):
+            q = torch.softmax(seg.logits.float(), 1)
+            instances = [
+                self.crf(q[b], images[b].float(), boxes[b].to(q), scores[b].to(q), iterations=crf_iterations)
+                for b in range(images.shape[0])
+            ]
         return ParserOutput(seg.logits, instances, boxes, scores, head)
 
 
@@ -151,8 +155,12 @@ def save_checkpoint(model: HolisticParser, path: str | os.PathLike, extra: dict[
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
     try:
+        # Serialised in memory first: torch.save writing straight to a failing file (a full
+        # disk) raises an opaque RuntimeError, a plain write raises OSError with its errno.
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
         with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
+            handle.write(buffer.getbuffer())
             handle.flush()
             os.fsync(handle.fileno())
         publish_file(tmp, path)

@@ -6,31 +6,43 @@ network end to end through the CRF. Every stage adds the detector head's loss (w
 ``loss.detection_weight``) so that one checkpoint keeps a working detector.
 
 The loop reads top to bottom: sample a batch → augment → detections → forward → loss →
-accumulate → SGD step with the poly (or fixed) rate → log → checkpoint. A run is
-resumable exactly: the checkpoint holds the weights, the optimiser, the iteration and the
-random generators. Ctrl-C saves such a checkpoint before stopping. The library never
-prints; progress goes to a callback.
+accumulate → SGD step with the poly (or fixed) rate → log → validate → checkpoint. A run is
+resumable exactly: the checkpoint holds the weights, the optimiser, the iteration, the
+sampler's place and the random generators of every rank. Ctrl-C saves such a checkpoint
+before stopping. The library never prints; progress goes to a callback.
+
+Under ``torchrun --nproc_per_node=N -m humanparse train ...`` the same loop runs on every
+rank: DistributedDataParallel averages the gradients, each rank draws its own share of the
+data, and rank 0 alone logs, validates and writes files.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from .augment import augment
 from .cihp import Sample, load_sample, read_split
 from .config import TrainConfig, to_toml
-from .detection import CocoResultsDetector
+from .detection import CocoResultsDetector, parse_detector_spec
 from .detection_head import encode_targets, detection_loss
-from .errors import ConfigError, HumanParseError
+from .device import resolve_device
+from .drawing import line_chart, png_bytes
+from .errors import CheckpointError, ConfigError, HumanParseError
+from .files import write_bytes_atomic
+from .labels import LabelSet
 from .matching import IGNORE_INDEX, matched_instance_loss, ohem_cross_entropy, ohem_k
+from .metrics import confusion_matrix, mean_iou
 from .model import DecodeOptions, HolisticParser, build_model, load_checkpoint, read_checkpoint, save_checkpoint
 from .synth import simulate_detections
 
@@ -41,7 +53,8 @@ class StepReport:
     total: int
     loss: float
     lr: float
-    images_per_second: float
+    images_per_second: float  # all ranks together
+    validation: dict[str, float] | None = None  # at the steps that validated
 
 
 @dataclass(frozen=True)
@@ -53,12 +66,65 @@ class _Item:
     boxes: torch.Tensor  # (D, 4) detections for the CRF
     scores: torch.Tensor  # (D,)
 
+    def to(self, device: torch.device) -> "_Item":
+        return _Item(*(getattr(self, f).to(device) for f in ("image", "parts", "persons", "gt_boxes", "boxes", "scores")))
+
+
+@dataclass(frozen=True)
+class _Ranks:
+    rank: int = 0
+    world: int = 1
+    started_group: bool = False  # this run created the process group and ends it
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+class _Sampler:
+    """A distributed sampler of image indices: each epoch one permutation of the data set,
+    the same on every rank (seeded by the seed and the epoch), of which rank r takes
+    positions r, r + W, r + 2W, ...; the permutation is padded by its own start so that every
+    rank gets the same count, as torch's DistributedSampler does. Its whole state is
+    (epoch, position), identical on every rank, so rank 0's checkpoint resumes all of them."""
+
+    def __init__(self, size: int, seed: int, ranks: _Ranks, epoch: int = 0, position: int = 0) -> None:
+        self.size, self.seed, self.ranks = size, seed, ranks
+        self.per_rank = -(-size // ranks.world)
+        self.epoch, self.position = epoch, position
+        self._order = self._permutation()
+
+    def _permutation(self) -> np.ndarray:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        return np.resize(order, self.per_rank * self.ranks.world)  # np.resize repeats the start
+
+    def next(self) -> int:
+        if self.position == self.per_rank:
+            self.epoch, self.position = self.epoch + 1, 0
+            self._order = self._permutation()
+        index = int(self._order[self.ranks.rank + self.position * self.ranks.world])
+        self.position += 1
+        return index
+
+
+class _Objective(torch.nn.Module):
+    """The stage's loss as a module, so that DistributedDataParallel wraps one forward call."""
+
+    def __init__(self, config: TrainConfig, model: HolisticParser) -> None:
+        super().__init__()
+        self.config, self.model = config, model
+
+    def forward(self, batch: list[_Item]) -> torch.Tensor:
+        return _loss(self.config, self.model, batch)
+
 
 def train(config: TrainConfig, resume: bool = False, progress: Callable[[StepReport], None] | None = None) -> Path:
     """Run one stage; returns the final checkpoint (``<out>/final.pt``).
 
     The output folder holds ``config.toml`` (resolved), ``log.jsonl`` (one line per logged
-    step) and ``last.pt`` (every ``checkpoint_every`` steps, on Ctrl-C, at the end).
+    step and per validation), ``last.pt`` (every ``checkpoint_every`` steps, on Ctrl-C, at
+    the end), ``best.pt`` (the best validation score so far, when ``data.val_split`` is set)
+    and ``curves.png`` (loss and validation curves, written at the end and on Ctrl-C).
     ``resume`` continues from ``last.pt`` exactly where it stopped.
     """
     out = Path(config.out)
@@ -70,29 +136,59 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[StepRep
     if config.optim.batch_size > 1 and config.data.crop == 0:
         raise ConfigError("optim.batch_size > 1 needs data.crop > 0: images of a batch must have one size")
     ids = read_split(config.data.root, config.data.split)
-    out.mkdir(parents=True, exist_ok=True)
+    if config.data.val_split:
+        read_split(config.data.root, config.data.val_split)  # fail now, not at the first validation
+    ranks, device = _start_ranks(config.device)
+    try:
+        return _run(config, resume, progress, ids, ranks, device)
+    finally:
+        if ranks.started_group:
+            dist.destroy_process_group()
 
+
+def _run(config: TrainConfig, resume: bool, progress, ids: list[str], ranks: _Ranks, device: torch.device) -> Path:
+    out, last = Path(config.out), Path(config.out) / "last.pt"
     torch.manual_seed(config.seed)  # before the model: its initial weights follow the seed
     if resume:
-        payload = read_checkpoint(last)
+        state = read_checkpoint(last)["extra"]
         model = load_checkpoint(last)
-        state = payload["extra"]
     else:
         model = load_checkpoint(config.init) if config.init else build_model(config.model)
         state = None
-        (out / "config.toml").write_text(to_toml(config))
+    _check_label_set(config.data.root, model.labels, config.init or "the model config")
+    if ranks.main and not resume:
+        out.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(out / "config.toml", to_toml(config).encode())
+    model.to(device)
     trainable = _set_stage(model, config.stage)
+    objective: torch.nn.Module = _Objective(config, model)
+    if ranks.world > 1:
+        # Unused parameters happen legitimately (the detector head with detection_weight 0).
+        objective = torch.nn.parallel.DistributedDataParallel(
+            objective, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
     optimiser = torch.optim.SGD(trainable, lr=config.optim.lr, momentum=config.optim.momentum, weight_decay=config.optim.weight_decay)
-    rng = np.random.default_rng(config.seed)
-    step = 0
+    amp_dtype = _amp_dtype(config, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    # Augmentation and simulated detections: one generator per rank, so ranks see different crops.
+    rng = np.random.default_rng([config.seed, ranks.rank])
+    sampler = _Sampler(len(ids), config.seed, ranks)
+    step, best = 0, None
     if state is not None:
         optimiser.load_state_dict(state["optimiser"])
-        rng.bit_generator.state = json.loads(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        step = int(state["step"])
+        generators = json.loads(state["generators"])
+        if len(generators) != ranks.world:
+            raise HumanParseError(f"{last} was written by a run on {len(generators)} process(es); resume it on as many, not {ranks.world}")
+        rng.bit_generator.state = generators[ranks.rank]["numpy"]
+        torch.set_rng_state(torch.tensor(generators[ranks.rank]["torch"], dtype=torch.uint8))
+        sampler = _Sampler(len(ids), config.seed, ranks, int(state["epoch"]), int(state["position"]))
+        step, best = int(state["step"]), state.get("best")
     detections_file = CocoResultsDetector(config.data.detector[5:]) if config.data.detector.startswith("file:") else None
 
-    log = (out / "log.jsonl").open("a")
+    def checkpoint() -> None:
+        _save(model, optimiser, rng, sampler, step, best, last, ranks)
+
+    log = (out / "log.jsonl").open("a") if ranks.main else None
     started, seen = time.perf_counter(), 0
     try:
         while step < config.optim.iterations:
@@ -101,29 +197,162 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[StepRep
                 group["lr"] = lr
             optimiser.zero_grad(set_to_none=True)
             total = 0.0
-            for _ in range(config.optim.accumulate):
-                batch = [_load_item(config, model, ids[int(rng.integers(len(ids)))], rng, detections_file) for _ in range(config.optim.batch_size)]
-                loss = _loss(config, model, batch) / config.optim.accumulate
-                loss.backward()
+            for micro in range(config.optim.accumulate):
+                batch = [
+                    _load_item(config, model.labels, ids[sampler.next()], rng, detections_file).to(device)
+                    for _ in range(config.optim.batch_size)
+                ]
+                # Gradients are averaged across ranks once per optimiser step, not per micro-batch.
+                sync = micro == config.optim.accumulate - 1 or ranks.world == 1
+                with (nullcontext() if sync else objective.no_sync()), torch.autocast(device.type, amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                    loss = objective(batch) / config.optim.accumulate
+                scaler.scale(loss).backward()
                 total += loss.item()
-                seen += len(batch)
-            optimiser.step()
+                seen += len(batch) * ranks.world
+            if config.optim.clip_grad_norm > 0:
+                scaler.unscale_(optimiser)
+                torch.nn.utils.clip_grad_norm_(trainable, config.optim.clip_grad_norm)
+            scaler.step(optimiser)
+            scaler.update()
             step += 1
-            report = StepReport(step, config.optim.iterations, total, lr, seen / max(time.perf_counter() - started, 1e-9))
-            if step % config.log_every == 0 or step == config.optim.iterations:
-                log.write(json.dumps({"stage": config.stage, "step": step, "loss": total, "lr": lr, "images_per_s": report.images_per_second}) + "\n")
+            validation = None
+            if config.data.val_split and (step % config.validate_every == 0 or step == config.optim.iterations):
+                validation = _validate(config, model, ranks)
+                if ranks.main and (best is None or validation["score"] > best):
+                    best = validation["score"]
+                    save_checkpoint(model, out / "best.pt", extra={"step": step, "validation": validation})
+                _set_stage(model, config.stage)
+            report = StepReport(step, config.optim.iterations, total, lr, seen / max(time.perf_counter() - started, 1e-9), validation)
+            if log is not None and (step % config.log_every == 0 or step == config.optim.iterations):
+                line = {"stage": config.stage, "step": step, "loss": total, "lr": lr, "images_per_s": report.images_per_second}
+                log.write(json.dumps(line) + "\n")
+            if log is not None and validation is not None:
+                log.write(json.dumps({"stage": config.stage, "step": step, "validation": validation}) + "\n")
+            if log is not None:
                 log.flush()
             if step % config.checkpoint_every == 0:
-                _save(model, optimiser, rng, step, last)
+                checkpoint()
             if progress is not None:
                 progress(report)
     except KeyboardInterrupt:
-        _save(model, optimiser, rng, step, last)
+        checkpoint()
+        if log is not None:
+            log.close()
+            _write_curves(out)
         raise
-    finally:
+    if log is not None:
         log.close()
-    _save(model, optimiser, rng, step, last)
-    return save_checkpoint(model, out / "final.pt")
+    checkpoint()
+    _check_ranks_agree(model, ranks)
+    final = out / "final.pt"
+    if ranks.main:
+        save_checkpoint(model, final)
+        _write_curves(out)
+    return final
+
+
+def _start_ranks(device_spec: str) -> tuple[_Ranks, torch.device]:
+    """This process's rank under torchrun (WORLD_SIZE, RANK, LOCAL_RANK), and its device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = resolve_device(device_spec)
+    if world == 1:
+        return _Ranks(), device
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = resolve_device(f"cuda:{local}")
+        torch.cuda.set_device(device)
+    started = not dist.is_initialized()
+    if started:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return _Ranks(rank, world, started), device
+
+
+def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """Mixed precision on CUDA only: bfloat16 where supported (no loss scaling needed)."""
+    if not config.optim.amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _check_label_set(root: str, labels: LabelSet, source: str) -> None:
+    """A data set that names its label set (meta.json) must use the model's."""
+    meta = Path(root) / "meta.json"
+    if not meta.is_file():
+        return
+    try:
+        named = json.loads(meta.read_text()).get("label_set")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise HumanParseError(f"{meta}: cannot read ({exc})") from None
+    if named is not None and named != labels.name:
+        raise HumanParseError(f"{root} is labelled with {named!r} but {source} uses {labels.name!r} ({labels.num_parts} parts)")
+
+
+def _check_ranks_agree(model: HolisticParser, ranks: _Ranks) -> None:
+    """DistributedDataParallel keeps the replicas equal; a cheap checksum makes sure."""
+    if ranks.world == 1:
+        return
+    checksum = torch.stack([p.detach().double().sum() for p in model.parameters()]).cpu()
+    gathered: list[torch.Tensor | None] = [None] * ranks.world
+    dist.all_gather_object(gathered, checksum)
+    if any(not torch.allclose(g, gathered[0], rtol=0, atol=1e-9) for g in gathered):
+        raise HumanParseError("the ranks' weights diverged: distributed training is broken on this setup")
+
+
+def _validate(config: TrainConfig, model: HolisticParser, ranks: _Ranks) -> dict[str, float]:
+    """Validation scores on rank 0 (the others wait): mIoU of the segmenter in the semantic
+    stage, and in the instance stages the paper's headline, part AP^r_vol, with person AP^r
+    at 0.5 and mIoU. ``score`` is the one that picks best.pt."""
+    result: list[dict[str, float] | None] = [None]
+    if ranks.main:
+        ids = read_split(config.data.root, config.data.val_split)
+        ids = ids[: config.data.val_images] if config.data.val_images else ids
+        if config.stage == "semantic":
+            result[0] = _validate_semantic(config, model, ids)
+        else:
+            from .evaluate import evaluate  # evaluate imports the model; keep train importable on its own
+
+            spec = config.data.detector
+            detector = None if spec == "builtin" else parse_detector_spec(spec, data_root=config.data.root)
+            report = evaluate(model, config.data.root, config.data.val_split, detector, ids=ids)
+            result[0] = {"score": float(report.parts.vol), "part_ap_r_vol": float(report.parts.vol), "person_ap_r_50": float(report.persons.at(0.5)), "miou": float(report.miou)}
+    if ranks.world > 1:
+        dist.broadcast_object_list(result, src=0)
+    assert result[0] is not None
+    return result[0]
+
+
+def _validate_semantic(config: TrainConfig, model: HolisticParser, ids: list[str]) -> dict[str, float]:
+    num_labels = len(model.labels.names)
+    device = next(model.parameters()).device
+    confusion = np.zeros((num_labels, num_labels), np.int64)
+    model.eval()
+    with torch.no_grad():
+        for sample_id in ids:
+            sample = load_sample(config.data.root, sample_id, num_labels)
+            image = torch.from_numpy(sample.image).permute(2, 0, 1).float()[None].to(device)
+            predicted = model.segmenter(image).logits[0].argmax(0).cpu().numpy()
+            confusion += confusion_matrix(predicted, sample.parts, num_labels)
+    miou, _ = mean_iou(confusion)
+    return {"score": float(miou), "miou": float(miou)}
+
+
+def _write_curves(out: Path) -> None:
+    """curves.png: training loss and validation scores against the step, from log.jsonl."""
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if line.strip()]
+    losses = [(line["step"], line["loss"]) for line in lines if "loss" in line]
+    scores: dict[str, list[tuple[int, float]]] = {}
+    for line in lines:
+        for name, value in line.get("validation", {}).items():
+            if name != "score" and value is not None and np.isfinite(value):
+                scores.setdefault(name, []).append((line["step"], value))
+    panels = [line_chart({"training loss": losses}, title="loss", width=640, height=360)]
+    if scores:
+        panels.append(line_chart(scores, title="validation", width=640, height=360))
+    image = np.concatenate(panels, axis=0)
+    try:
+        write_bytes_atomic(out / "curves.png", png_bytes(image))
+    except (OSError, HumanParseError):
+        pass  # the plot is for a person to look at; never fail a finished run over it
 
 
 def _set_stage(model: HolisticParser, stage: str) -> list[torch.nn.Parameter]:
@@ -131,6 +360,10 @@ def _set_stage(model: HolisticParser, stage: str) -> list[torch.nn.Parameter]:
     model.train()
     for p in model.parameters():
         p.requires_grad_(True)
+    if stage == "semantic":
+        # The CRF gets no gradient from the per-pixel loss; frozen, it is not even looked at.
+        for p in model.crf.parameters():
+            p.requires_grad_(False)
     if stage == "instance":
         # Piecewise training: the segmenter (and its detector head) stay as pre-trained.
         model.segmenter.eval()
@@ -148,8 +381,8 @@ def _learning_rate(config: TrainConfig, step: int) -> float:
     return config.optim.lr * (1 - step / config.optim.iterations) ** config.optim.poly_power
 
 
-def _load_item(config: TrainConfig, model: HolisticParser, sample_id: str, rng: np.random.Generator, detections_file: CocoResultsDetector | None) -> _Item:
-    sample: Sample = load_sample(config.data.root, sample_id, len(model.labels.names))
+def _load_item(config: TrainConfig, labels: LabelSet, sample_id: str, rng: np.random.Generator, detections_file: CocoResultsDetector | None) -> _Item:
+    sample: Sample = load_sample(config.data.root, sample_id, len(labels.names))
     if sample.persons is None and config.stage != "semantic":
         raise HumanParseError(f"{config.data.root}: the {config.stage} stage needs person ids (Human_ids/)")
     persons = sample.persons if sample.persons is not None else np.zeros_like(sample.parts)
@@ -157,7 +390,7 @@ def _load_item(config: TrainConfig, model: HolisticParser, sample_id: str, rng: 
     boxes_in = file_boxes.boxes if file_boxes is not None else np.zeros((0, 4), np.float32)
     image, parts = sample.image, sample.parts
     if config.data.augment:
-        aug = augment(rng, image, parts, persons, boxes_in, model.labels)
+        aug = augment(rng, image, parts, persons, boxes_in, labels)
         image, parts, persons, boxes_in = aug.image, aug.parts, aug.persons, aug.boxes
     if config.data.crop:
         image, parts, persons, boxes_in = _crop(rng, image, parts, persons, boxes_in, config.data.crop)
@@ -241,12 +474,29 @@ def _tight_boxes(persons: np.ndarray) -> np.ndarray:
     return np.array(boxes, np.float32).reshape(-1, 4)
 
 
-def _save(model: HolisticParser, optimiser: torch.optim.Optimizer, rng: np.random.Generator, step: int, path: Path) -> None:
+def _save(
+    model: HolisticParser, optimiser: torch.optim.Optimizer, rng: np.random.Generator, sampler: _Sampler,
+    step: int, best: float | None, path: Path, ranks: _Ranks,
+) -> None:
+    """last.pt with everything an exact resume needs; every rank's generators, rank 0 writes."""
+    mine = {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state().tolist()}
+    generators = [mine]
+    if ranks.world > 1:
+        generators = [None] * ranks.world
+        dist.all_gather_object(generators, mine)
+    if not ranks.main:
+        return
     extra = {
         "step": step,
+        "epoch": sampler.epoch,
+        "position": sampler.position,
+        "best": best,
         "optimiser": optimiser.state_dict(),
-        # JSON keeps the 128-bit generator state exact and loadable with weights_only.
-        "numpy_rng": json.dumps(rng.bit_generator.state),
-        "torch_rng": torch.get_rng_state(),
+        # JSON keeps the 128-bit generator states exact and loadable with weights_only.
+        "generators": json.dumps(generators),
     }
-    save_checkpoint(model, path, extra=extra)
+    try:
+        save_checkpoint(model, path, extra=extra)
+    except CheckpointError as exc:
+        previous = f"; the last good checkpoint {path} is intact" if path.is_file() else ""
+        raise CheckpointError(f"{exc}{previous}") from None

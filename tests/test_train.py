@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -11,12 +15,15 @@ from humanparse.config import load_train_config
 from humanparse.errors import ConfigError, HumanParseError
 from humanparse.model import load_checkpoint
 from humanparse.synth import write_image_dataset
-from humanparse.train import train
+from humanparse.train import _Ranks, _Sampler, train
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return write_image_dataset(tmp_path_factory.mktemp("data") / "synth", 4, seed=2, size=(64, 48))
+    root = write_image_dataset(tmp_path_factory.mktemp("data") / "synth", 4, seed=2, size=(64, 48))
+    ids = (root / "train_id.txt").read_text().split()
+    (root / "val_id.txt").write_text("\n".join(ids[:2]) + "\n")
+    return root
 
 
 def config(tmp_path, data, out: str, *overrides: str):
@@ -75,7 +82,7 @@ def test_bad_requests(tmp_path, data) -> None:
     with pytest.raises(ConfigError, match="needs data.crop"):
         train(config(tmp_path, data, "batched", "optim.batch_size=2"))
     with pytest.raises(HumanParseError, match="missing split file"):
-        train(config(tmp_path, data, "nosplit", "data.split=val"))
+        train(config(tmp_path, data, "nosplit", "data.split=test"))
 
 
 def test_cli_trains_and_reports_bad_configs(tmp_path, data) -> None:
@@ -98,3 +105,79 @@ def test_shipped_configs_load() -> None:
 
     for path in sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml")):
         load_train_config(path)
+
+
+def test_validation_keeps_the_best_checkpoint_and_draws_the_curves(tmp_path, data) -> None:
+    semantic = train(config(tmp_path, data, "semantic", "optim.iterations=4", "data.val_split=val", "validate_every=2"))
+    lines = [json.loads(line) for line in (tmp_path / "semantic" / "log.jsonl").read_text().splitlines()]
+    validations = [line for line in lines if "validation" in line]
+    assert [v["step"] for v in validations] == [2, 4]
+    assert all(0 <= v["validation"]["miou"] <= 1 and v["validation"]["score"] == v["validation"]["miou"] for v in validations)
+    best = torch.load(tmp_path / "semantic" / "best.pt", weights_only=True)
+    best_score = max(v["validation"]["score"] for v in validations)
+    assert best["extra"]["validation"]["score"] == best_score
+    curves = cv2.imread(str(tmp_path / "semantic" / "curves.png"))
+    assert curves.shape == (720, 640, 3) and (curves < 250).any()  # two panels, something drawn
+
+    joint = config(tmp_path, data, "joint", f"init={semantic}", "stage=joint", "data.detector=gt", "optim.iterations=1", "data.val_split=val")
+    train(joint)
+    line = [json.loads(line) for line in (tmp_path / "joint" / "log.jsonl").read_text().splitlines()][-1]
+    assert set(line["validation"]) == {"score", "part_ap_r_vol", "person_ap_r_50", "miou"}
+    assert line["validation"]["score"] == line["validation"]["part_ap_r_vol"]
+
+
+def test_distributed_sampler_splits_each_epoch_between_ranks() -> None:
+    seen = [[], []]
+    samplers = [_Sampler(5, 7, _Ranks(rank, 2)) for rank in range(2)]
+    for _ in range(3):  # ceil(5 / 2) = 3 per rank per epoch
+        for rank, sampler in enumerate(samplers):
+            seen[rank].append(sampler.next())
+    assert set(seen[0] + seen[1]) == {0, 1, 2, 3, 4}  # one epoch covers the data, one index repeated as padding
+    assert not set(seen[0][:2]) & set(seen[1][:2])
+    resumed = _Sampler(5, 7, _Ranks(1, 2), samplers[1].epoch, samplers[1].position)
+    assert [resumed.next() for _ in range(4)] == [samplers[1].next() for _ in range(4)]
+
+
+def test_two_processes_train_with_gloo(tmp_path, data) -> None:
+    toml = tmp_path / "ddp.toml"
+    toml.write_text(
+        'out = "' + str(tmp_path / "ddp") + '"\nlog_every = 1\ndevice = "cpu"\n'
+        '[model]\nbackbone = "resnet18"\noutput_stride = 16\n[model.crf]\niterations = 1\n'
+        f'[data]\nroot = "{data}"\ncrop = 48\n[optim]\nlr = 0.001\niterations = 2\nbatch_size = 2\n'
+    )
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "humanparse", "train", "--config", str(toml), "--quiet"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2]  # rank 0 alone logs
+    generators = json.loads(torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)["extra"]["generators"])
+    assert len(generators) == 2 and generators[0] != generators[1]  # both ranks' state, each its own
+    assert load_checkpoint(tmp_path / "ddp" / "final.pt").labels.name == "pascal-person-part"
+
+
+def test_label_set_and_device_mismatches_are_clear_errors(tmp_path, data) -> None:
+    with pytest.raises(HumanParseError, match="labelled with 'pascal-person-part' but .* uses 'cihp'"):
+        train(config(tmp_path, data, "cihp", "model.label_set=cihp"))
+    with pytest.raises(HumanParseError, match="CUDA"):
+        train(config(tmp_path, data, "gpu", "device=cuda:99"))
+
+
+def test_a_full_disk_keeps_the_last_good_checkpoint(tmp_path, data) -> None:
+    cfg = config(tmp_path, data, "disk", "optim.iterations=1")
+    train(cfg)
+    last = tmp_path / "disk" / "last.pt"
+    good = last.read_bytes()
+    (tmp_path / "disk" / "config.toml").write_text((tmp_path / "disk" / "config.toml").read_text().replace("iterations = 1\n", "iterations = 2\n"))
+    # A real failing write: the file-size limit makes the kernel refuse bytes past it (EFBIG).
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({len(good) // 2}, {len(good) // 2}))\n"
+        "from humanparse.cli import main\n"
+        f"main(['train', '--config', {str(tmp_path / 'disk' / 'config.toml')!r}, '--resume', '--quiet'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "cannot write checkpoint" in result.stderr and "intact" in result.stderr and "Traceback" not in result.stderr
+    assert last.read_bytes() == good
+    assert [p.name for p in (tmp_path / "disk").iterdir() if p.name.endswith(".tmp")] == []
