@@ -1,6 +1,26 @@
 """humanparse: holistic, instance-level human parsing (Li, Arnab & Torr, BMVC 2017).
 
 Every pixel gets a body-part label and the identity of the person it belongs to.
+
+    from humanparse import Predictor
+    result = Predictor.from_checkpoint()(image)   # (H, W, 3) uint8 RGB -> ParsingResult
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+__all__ = ["ParsingResult", "Predictor", "__version__"]
+
+if TYPE_CHECKING:
+    from .predictor import ParsingResult, Predictor
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: `import humanparse` (the CLI's start) stays free of torch.
+    if name in ("Predictor", "ParsingResult"):
+        from . import predictor
+
+        return getattr(predictor, name)
+    raise AttributeError(f"module 'humanparse' has no attribute {name!r}")

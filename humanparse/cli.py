@@ -254,44 +254,111 @@ def train_command(config_path: str, overrides: tuple[str, ...], resume: bool, qu
         Console().print(f"wrote {final}")
 
 
+def _model_options(function):
+    """Options shared by the commands that run a model: images, video and eval."""
+    options = [
+        click.option("--checkpoint", type=click.Path(dir_okay=False), help="The model (default: the one shipped with humanparse)."),
+        click.option("--detector", default="builtin", show_default=True, help="builtin, torchvision:NAME, file:PATH (COCO .json or MOT .txt), gt or sim[:SEED]."),
+        click.option("--det-threshold", default=0.3, show_default=True, type=click.FloatRange(0, 1), help="Minimum detection score."),
+        click.option("--max-people", default=20, show_default=True, type=click.IntRange(min=1), help="At most this many detections per image."),
+        click.option("--crf-iterations", type=click.IntRange(min=0), help="Mean-field iterations (default: the model's)."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale=1.0, data_root=None):
+    from .detection import parse_detector_spec
+    from .predictor import Predictor
+
+    external = None
+    if detector != "builtin":
+        external = parse_detector_spec(detector, data_root=data_root, threshold=det_threshold, max_people=max_people, device=str(resolve_device(device)))
+    return Predictor.from_checkpoint(checkpoint, device, external, det_threshold=det_threshold, max_people=max_people, crf_iterations=crf_iterations, crf_scale=crf_scale)
+
+
+@main.command("images")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (created; files of the same names are replaced).")
+@_model_options
+@click.option("--crf-scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the CRF on the image scaled by this, for speed.")
+@click.option("--save", default=",".join(("parts", "persons", "cihp", "overlay", "json")), show_default=True, help="Which files to write, comma-separated.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def images_command(inputs, out, checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale, save, quiet) -> None:
+    """Parse images: files, folders (recursively), .txt lists or globs.
+
+    \b
+    Per image: parts/ (palette PNG of part labels), persons/ (person ids), cihp/ (the CIHP
+    result layout), overlay/ (JPEG), json/ (persons and part instances with COCO RLE masks).
+    Unreadable images are reported and skipped; the exit status is then 1.
+    \b
+    Examples:
+      humanparse images photos/ --out runs/photos
+      humanparse images "shots/*.png" --out runs/shots --save json,overlay --crf-scale 0.5
+      torchrun --nproc_per_node=2 -m humanparse images photos/ --out runs/photos   # sharded
+    """
+    from pathlib import Path
+
+    from .image_job import parse_images
+    from .inputs import list_images
+    from .outputs import OUTPUT_KINDS
+
+    kinds = tuple(k.strip() for k in save.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(OUTPUT_KINDS))
+    if unknown or not kinds:
+        raise click.BadParameter(f"unknown kind {unknown[0]!r}; choose from {', '.join(OUTPUT_KINDS)}" if unknown else "nothing to save", param_hint="--save")
+    paths = list_images(inputs)
+    predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale)
+    with _progress(quiet or os.environ.get("RANK", "0") != "0", "parsing") as bar:
+        task = bar.add_task("parsing", total=None)
+        summary = parse_images(predictor, paths, Path(out), kinds, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    console = Console(stderr=True)
+    for path, reason in summary.failed:
+        console.print(f"[yellow]skipped[/] {reason}", highlight=False)
+    Console().print(f"parsed {summary.parsed} images ({summary.persons} persons) into {out}" + (f"; {len(summary.failed)} failed" if summary.failed else ""))
+    if summary.failed:
+        raise SystemExit(1)
+
+
 @main.command("eval")
 @click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False), help="An annotated data set in the CIHP layout.")
-@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="The model to evaluate.")
 @click.option("--split", default="val", show_default=True, help="The split list to use (<split>_id.txt).")
-@click.option("--detector", default="builtin", show_default=True, help="builtin, torchvision:NAME, file:PATH, gt or sim[:SEED].")
-@click.option("--det-threshold", default=0.3, show_default=True, type=click.FloatRange(0, 1), help="Minimum detection score.")
-@click.option("--max-people", default=20, show_default=True, type=click.IntRange(min=1), help="At most this many detections per image.")
-@click.option("--crf-iterations", type=click.IntRange(min=0), help="Mean-field iterations (default: the model's).")
+@click.option("--predictions", type=click.Path(exists=True, file_okay=False), help="Score the result files of an earlier `humanparse images` run instead of running a model.")
+@_model_options
 @click.option("--out", "report_path", type=click.Path(dir_okay=False), help="Write the report as JSON here.")
 @click.option("--heatmap", type=click.Path(dir_okay=False), help="Write per-class AP^r by IoU threshold as a PNG (the paper's Fig. 5).")
-@click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def eval_command(data_root, checkpoint, split, detector, det_threshold, max_people, crf_iterations, report_path, heatmap, device, quiet) -> None:
+def eval_command(data_root, split, predictions, checkpoint, detector, det_threshold, max_people, crf_iterations, device, report_path, heatmap, quiet) -> None:
     """AP^r of part instances and persons at IoU 0.1..0.9, AP^r_vol, AP^p, PCP, mIoU, box AP.
 
-    \\b
-    Example:
-      humanparse eval --data data/synth-test --checkpoint runs/joint/final.pt --out report.json --heatmap ap.png
+    \b
+    Examples:
+      humanparse eval --data data/synth-test --split test --checkpoint runs/joint/final.pt --out report.json --heatmap ap.png
+      humanparse eval --data data/synth-test --split test --predictions runs/test-images
     """
     import json
     from pathlib import Path
 
-    from .detection import parse_detector_spec
     from .drawing import png_bytes
-    from .evaluate import ap_heatmap, evaluate, report_dict
+    from .evaluate import ap_heatmap, evaluate, evaluate_predictions, report_dict
     from .files import write_bytes_atomic
-    from .model import load_checkpoint
 
-    dev = resolve_device(device)
-    model = load_checkpoint(checkpoint, map_location=dev)
-    external = None
-    if detector != "builtin":
-        external = parse_detector_spec(detector, data_root=data_root, threshold=det_threshold, max_people=max_people, device=str(dev))
     with _progress(quiet, "evaluating") as bar:
         task = bar.add_task("evaluating", total=None)
-        report = evaluate(model, data_root, split, external, crf_iterations, progress=lambda done, total: bar.update(task, completed=done, total=total))
-    data = report_dict(report, model.labels)
-    table = Table(title=f"{checkpoint} on {data_root} ({split}, {report.images} images)")
+        update = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
+        if predictions:
+            labels = _labels_of(predictions, data_root)
+            report = evaluate_predictions(predictions, data_root, labels, split, progress=update)
+            source = predictions
+        else:
+            predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, data_root=data_root)
+            labels = predictor.labels
+            report = evaluate(predictor.model, data_root, split, predictor.detector, crf_iterations, progress=update)
+            source = checkpoint or "the default model"
+    data = report_dict(report, labels)
+    table = Table(title=f"{source} on {data_root} ({split}, {report.images} images)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in (
@@ -308,4 +375,21 @@ def eval_command(data_root, checkpoint, split, detector, det_threshold, max_peop
     if report_path:
         write_bytes_atomic(Path(report_path), (json.dumps(data, indent=2) + "\n").encode())
     if heatmap:
-        write_bytes_atomic(Path(heatmap), png_bytes(ap_heatmap(report, model.labels)))
+        write_bytes_atomic(Path(heatmap), png_bytes(ap_heatmap(report, labels)))
+
+
+def _labels_of(predictions: str, data_root: str):
+    """The label set named by the first result file, else by the data set's meta.json."""
+    import json
+    from pathlib import Path
+
+    from .labels import get_label_set
+
+    for source in [*sorted(Path(predictions, "json").glob("*.json"))[:1], Path(data_root, "meta.json")]:
+        try:
+            name = json.loads(source.read_text()).get("label_set")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if name:
+            return get_label_set(name)
+    return get_label_set("pascal-person-part")

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from .cihp import load_sample, read_split
+from .cihp import Sample, load_sample, read_split
 from .detection import Detector
 from .errors import HumanParseError
 from .instances import extract_instances, part_map
@@ -30,7 +30,7 @@ class EvalReport:
     parsing: ParsingAP
     miou: float
     class_iou: np.ndarray  # (P+1,) NaN for classes absent from both
-    boxes: BoxAP | None  # the built-in detector's, when it gave the detections
+    boxes: BoxAP | None  # of the built-in detector's boxes, or of the persons' in result files
 
 
 def evaluate(
@@ -43,48 +43,115 @@ def evaluate(
     ids: list[str] | None = None,
 ) -> EvalReport:
     """Run the model over a split (or the given ``ids`` of the data set) and score it.
-    ``detector`` None uses the built-in head."""
+    ``detector`` None uses the built-in head, whose boxes then get a box AP too."""
     ids = read_split(root, split) if ids is None else ids
     labels = model.labels
-    num_labels = len(labels.names)
     device = next(model.parameters()).device
     model.eval()
-    part_images, person_images, parsing_images, box_preds, box_truth = [], [], [], [], []
-    confusion = np.zeros((num_labels, num_labels), np.int64)
+    scores = _Scores(len(labels.names), with_boxes=detector is None)
     for k, sample_id in enumerate(ids):
-        sample = load_sample(root, sample_id, num_labels)
-        if sample.persons is None:
-            raise HumanParseError(f"{root}: instance-level evaluation needs person ids (Human_ids/)")
+        sample = _load(root, sample_id, labels)
         image = torch.from_numpy(sample.image).permute(2, 0, 1).float()[None].to(device)
         with torch.no_grad():
             if detector is None:
                 out = model(image, crf_iterations=crf_iterations)
             else:
-                boxes, scores = detector(sample.image, key=sample_id).tensors(device)
-                out = model(image, [boxes], [scores], crf_iterations=crf_iterations)
-        probs, boxes, scores = out.instances[0], out.boxes[0], out.scores[0]
-        pred_persons, pred_parts = extract_instances(probs, boxes, scores, labels.num_parts)
-        truth_parts, truth_persons, truth_parsings = _ground_truth(sample.parts, sample.persons)
-        part_images.append(([(p.part, p.mask, p.score) for p in pred_parts], truth_parts))
-        person_images.append(([(1, p.mask, p.score) for p in pred_persons], truth_persons))
+                boxes, det_scores = detector(sample.image, key=sample_id).tensors(device)
+                out = model(image, [boxes], [det_scores], crf_iterations=crf_iterations)
+        probs, boxes, det_scores = out.instances[0], out.boxes[0], out.scores[0]
+        pred_persons, pred_parts = extract_instances(probs, boxes, det_scores, labels.num_parts)
         predicted_map = part_map(probs.argmax(0), labels.num_parts).cpu().numpy()
-        parsing_images.append(([(np.where(p.mask, predicted_map, 0), p.score) for p in pred_persons], truth_parsings))
-        confusion += confusion_matrix(predicted_map, sample.parts, num_labels)
-        if detector is None:
-            box_preds.append((boxes.cpu().numpy(), scores.cpu().numpy()))
-            box_truth.append(sample.boxes)
+        scores.add(
+            sample,
+            [(p.part, p.mask, p.score) for p in pred_parts],
+            [(p.mask, p.score) for p in pred_persons],
+            predicted_map,
+            (boxes.cpu().numpy(), det_scores.cpu().numpy()),
+        )
         if progress is not None:
             progress(k + 1, len(ids))
-    miou, class_iou = mean_iou(confusion)
-    return EvalReport(
-        images=len(ids),
-        parts=instance_ap(part_images),
-        persons=instance_ap(person_images),
-        parsing=parsing_ap(parsing_images, num_labels),
-        miou=miou,
-        class_iou=class_iou,
-        boxes=box_ap(box_preds, box_truth) if detector is None else None,
-    )
+    return scores.report()
+
+
+def evaluate_predictions(
+    predictions: str | Path,
+    root: str | Path,
+    labels: LabelSet,
+    split: str = "val",
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalReport:
+    """Score result files written earlier (``humanparse images ... --save json``, or any
+    model's output in that format): ``<predictions>/json/<id>.json`` for every id of the
+    split. The persons' boxes and scores get a box AP."""
+    from .outputs import read_result_json  # outputs imports the predictor, which imports the model
+
+    ids = read_split(root, split)
+    folder = Path(predictions) / "json"
+    missing = [i for i in ids if not (folder / f"{i}.json").is_file()]
+    if missing:
+        raise HumanParseError(f"{folder} has no result for {len(missing)} of the {len(ids)} images of {split!r}, e.g. {missing[0]}.json")
+    scores = _Scores(len(labels.names), with_boxes=True)
+    for k, sample_id in enumerate(ids):
+        sample = _load(root, sample_id, labels)
+        result = read_result_json(folder / f"{sample_id}.json", labels)
+        if result.size != sample.parts.shape:
+            raise HumanParseError(f"{folder / sample_id}.json: the result is {result.size[1]}x{result.size[0]}, the image {sample.parts.shape[1]}x{sample.parts.shape[0]}")
+        scores.add(
+            sample,
+            [(p.part, result.part_mask(p.person, p.part), p.score) for p in result.part_instances],
+            [(result.person_mask(pid), float(score)) for pid, score in zip(result.ids.tolist(), result.scores)],
+            result.parts,
+            (result.boxes, result.scores),
+        )
+        if progress is not None:
+            progress(k + 1, len(ids))
+    return scores.report()
+
+
+def _load(root: str | Path, sample_id: str, labels: LabelSet) -> Sample:
+    sample = load_sample(root, sample_id, len(labels.names))
+    if sample.persons is None:
+        raise HumanParseError(f"{root}: instance-level evaluation needs person ids (Human_ids/)")
+    return sample
+
+
+class _Scores:
+    """Predictions and ground truth gathered image by image, scored at the end."""
+
+    def __init__(self, num_labels: int, with_boxes: bool) -> None:
+        self.num_labels, self.with_boxes = num_labels, with_boxes
+        self.images = 0
+        self.parts: list = []
+        self.persons: list = []
+        self.parsings: list = []
+        self.box_preds: list = []
+        self.box_truth: list = []
+        self.confusion = np.zeros((num_labels, num_labels), np.int64)
+
+    def add(self, sample: Sample, parts: list, persons: list, predicted_map: np.ndarray, boxes: tuple[np.ndarray, np.ndarray]) -> None:
+        """parts: [(part, mask, score)]; persons: [(mask, score)]; predicted_map: (H, W)
+        category-level parts; boxes: (D, 4) and (D,) detections."""
+        truth_parts, truth_persons, truth_parsings = _ground_truth(sample.parts, sample.persons)
+        self.images += 1
+        self.parts.append((parts, truth_parts))
+        self.persons.append(([(1, mask, score) for mask, score in persons], truth_persons))
+        self.parsings.append(([(np.where(mask, predicted_map, 0), score) for mask, score in persons], truth_parsings))
+        self.confusion += confusion_matrix(predicted_map, sample.parts, self.num_labels)
+        if self.with_boxes:
+            self.box_preds.append(boxes)
+            self.box_truth.append(sample.boxes)
+
+    def report(self) -> EvalReport:
+        miou, class_iou = mean_iou(self.confusion)
+        return EvalReport(
+            images=self.images,
+            parts=instance_ap(self.parts),
+            persons=instance_ap(self.persons),
+            parsing=parsing_ap(self.parsings, self.num_labels),
+            miou=miou,
+            class_iou=class_iou,
+            boxes=box_ap(self.box_preds, self.box_truth) if self.with_boxes else None,
+        )
 
 
 def _ground_truth(parts: np.ndarray, persons: np.ndarray):

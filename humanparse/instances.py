@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .errors import HumanParseError
 
-__all__ = ["PartInstance", "PersonInstance", "extract_instances", "part_map", "person_map"]
+__all__ = ["InstanceStatistics", "PartInstance", "PersonInstance", "extract_instances", "instance_statistics", "part_map", "person_map"]
 
 
 def _check_mask(mask: np.ndarray) -> None:
@@ -105,6 +105,40 @@ def person_map(labels: Tensor, num_parts: int) -> Tensor:
     return torch.where(labels > 0, (labels - 1) // num_parts + 1, 0)
 
 
+@dataclass(frozen=True)
+class InstanceStatistics:
+    """Pixel counts and scores of every (person, part) label of one CRF labelling.
+
+    counts, part_scores: (D, P); person_counts, person_scores: (D,); float64 scores, long
+    counts, on the device of the labels. Scores as defined on :class:`PartInstance` and
+    :class:`PersonInstance`; a label without pixels has count 0 and score 0.
+    """
+
+    counts: Tensor
+    part_scores: Tensor
+    person_counts: Tensor
+    person_scores: Tensor
+
+
+def instance_statistics(confidence: Tensor, labels: Tensor, scores: Tensor, num_parts: int) -> InstanceStatistics:
+    """Counts and scores from the argmax ``labels`` (H, W) and its probability ``confidence``
+    (H, W), for ``scores`` (D,) detection scores."""
+    d, p = scores.shape[0], num_parts
+    # The max is the argmax label's probability, so one bincount of it per label gives the
+    # sum of each label's probability over its own mask.
+    flat = labels.reshape(-1)
+    counts = torch.bincount(flat, minlength=p * d + 1)[1 : p * d + 1].reshape(d, p)
+    sums = torch.bincount(flat, weights=confidence.reshape(-1).double(), minlength=p * d + 1)[1 : p * d + 1].reshape(d, p)
+    det_scores = scores.detach().double().to(sums.device)
+    person_counts = counts.sum(1)
+    return InstanceStatistics(
+        counts,
+        det_scores[:, None] * sums / counts.clamp_min(1),
+        person_counts,
+        det_scores * sums.sum(1) / person_counts.clamp_min(1),
+    )
+
+
 def extract_instances(
     probs: Tensor, boxes: Tensor, scores: Tensor, num_parts: int
 ) -> tuple[list[PersonInstance], list[PartInstance]]:
@@ -135,16 +169,9 @@ def extract_instances(
     if d == 0:
         return [], []
 
-    # The max is the argmax label's probability, so one bincount of it per label gives the
-    # sum of each label's probability over its own mask.
     confidence, labels = probs.detach().max(0)
-    flat = labels.reshape(-1)
-    counts = torch.bincount(flat, minlength=p * d + 1)[1:].reshape(d, p)
-    sums = torch.bincount(flat, weights=confidence.reshape(-1).double(), minlength=p * d + 1)[1:].reshape(d, p)
-    det_scores = scores.detach().double().to(sums.device)
-    part_scores = det_scores[:, None] * sums / counts.clamp_min(1)
-    person_counts = counts.sum(1)
-    person_scores = det_scores * sums.sum(1) / person_counts.clamp_min(1)
+    stats = instance_statistics(confidence, labels, scores, p)
+    counts, part_scores, person_counts, person_scores = stats.counts, stats.part_scores, stats.person_counts, stats.person_scores
 
     labels_np = labels.cpu().numpy()
     persons_np = person_map(labels, p).cpu().numpy()

@@ -64,3 +64,26 @@ def two_people(height: int = 64, width: int = 64) -> Scene:
 @pytest.fixture
 def scene() -> Scene:
     return two_people()
+
+
+def eager_parser(backbone: str = "resnet18", seed: int = 0):
+    """A tiny untrained model made to see people: its segmenter's background bias is
+    lowered, so that inside detection boxes the Instance CRF gives person labels, and its
+    detector head fires everywhere with boxes of about 64×96 pixels."""
+    from humanparse.config import CRFConfig, ModelConfig
+    from humanparse.model import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(ModelConfig(backbone=backbone, output_stride=16, crf=CRFConfig(iterations=2)))
+    with torch.no_grad():
+        model.segmenter.head.classifier.bias[0] -= 4.0
+        model.detector.heatmap[-1].bias.fill_(3.0)
+        model.detector.size[-1].bias.copy_(torch.tensor([4.0, 6.0]))
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def eager_checkpoint(tmp_path_factory):
+    from humanparse.model import save_checkpoint
+
+    return save_checkpoint(eager_parser(), tmp_path_factory.mktemp("models") / "eager.pt")
