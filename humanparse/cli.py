@@ -322,6 +322,61 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
         raise SystemExit(1)
 
 
+@main.command("video")
+@click.argument("source")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@_model_options
+@click.option("--crf-scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the CRF on the frame scaled by this, for speed.")
+@click.option("--stride", default=1, show_default=True, type=click.IntRange(min=1), help="Parse every n-th frame.")
+@click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Start at this time, seconds.")
+@click.option("--end", type=click.FloatRange(min=0), help="Stop before this time, seconds.")
+@click.option("--max-age", default=30, show_default=True, type=click.IntRange(min=0), help="Frames a lost track waits to be found again.")
+@click.option("--min-iou", default=0.2, show_default=True, type=click.FloatRange(0, 1), help="Least mask IoU to continue a track.")
+@click.option("--save-frames", is_flag=True, help="Also write per-frame part and track-id PNGs to frames/.")
+@click.option("--overwrite", is_flag=True, help="Replace the results of an earlier run in --out.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def video_command(source, out, checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale, stride, start, end, max_age, min_iou, save_frames, overwrite, quiet) -> None:
+    """Parse a video and track every person: overlay MP4, tracks.json, MOTS text, summary.
+
+    \b
+    SOURCE is any file (or stream URL) FFmpeg reads. Outputs in --out: overlay.mp4 (H.264,
+    no audio), tracks.json, tracks.mots.txt, summary.json, and frames/ with --save-frames.
+    Ctrl-C stops cleanly, leaving valid files for the frames parsed.
+    \b
+    Examples:
+      humanparse video clip.mp4 --out runs/clip
+      humanparse video clip.mp4 --out runs/clip --stride 2 --start 10 --end 20 --crf-scale 0.5
+    """
+    from .tracking import TrackerOptions
+    from .video_job import VideoOptions, parse_video
+
+    if end is not None and end <= start:
+        raise click.BadParameter(f"--end {end} must come after --start {start}", param_hint="--end")
+    predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale)
+    options = VideoOptions(stride, start, end, TrackerOptions(max_age=max_age, min_iou=min_iou), save_frames, overwrite)
+    with _progress(quiet, "parsing") as bar:
+        task = bar.add_task("parsing", total=None)
+        summary = parse_video(predictor, source, out, options, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    table = Table(title=f"{summary.frames} frames of {source}, {len(summary.tracks)} tracks")
+    for column in ("track", "frames", "first", "last", "mean area (px)", "parts seen"):
+        table.add_column(column, justify="left" if column == "parts seen" else "right")
+    for track in summary.tracks:
+        table.add_row(str(track.id), str(track.frames), str(track.first_frame), str(track.last_frame), f"{track.mean_area:.0f}", ", ".join(track.parts))
+    Console().print(table)
+    seconds = summary.seconds
+    Console().print(
+        f"{summary.frames / max(seconds['total'], 1e-9):.1f} frames/s; per frame: "
+        + ", ".join(f"{name} {1000 * seconds[name] / max(summary.frames, 1):.0f} ms" for name in ("decode", "detect_segment", "crf", "track", "write"))
+        + f"; wrote {out}"
+    )
+    if summary.interrupted:
+        Console(stderr=True).print(f"interrupted: the outputs cover the {summary.frames} frames parsed")
+        raise SystemExit(130)
+    if summary.error:
+        Console(stderr=True).print(f"[yellow]warning[/] {source}: {summary.error}; the outputs cover the {summary.frames} frames that decoded", highlight=False)
+        raise SystemExit(1)
+
+
 @main.command("eval")
 @click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False), help="An annotated data set in the CIHP layout.")
 @click.option("--split", default="val", show_default=True, help="The split list to use (<split>_id.txt).")
