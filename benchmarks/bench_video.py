@@ -1,0 +1,122 @@
+"""End-to-end speed and memory of `humanparse video` on the CPU.
+
+    python benchmarks/bench_video.py [--checkpoint CKPT] [--frames 60] [--skip-memory]
+
+Speed: a 640×360 synthetic clip (people walking and crossing) parsed by the light model
+(MobileNetV3, built-in detector) with the CRF at full and at reduced resolution, measured
+side by side in one run; per frame: decode (time the loop waited on the decoding thread),
+detect + segment, CRF, track, write (overlay drawing, H.264 encoding, JSON, MOTS).
+
+Memory: the same job on 1080p clips of two lengths, each in its own process; peak RSS
+should not grow with the length.
+
+The checkpoint defaults to the model shipped with the package; without one, a freshly
+built light model is used with detections from the clip's ground truth (a MOT file), so
+that the CRF sees as many people as a trained detector would give it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from humanparse.config import ModelConfig  # noqa: E402
+from humanparse.errors import HumanParseError  # noqa: E402
+from humanparse.model import build_model, save_checkpoint  # noqa: E402
+from humanparse.predictor import default_checkpoint  # noqa: E402
+from humanparse.runtime import tune_allocator  # noqa: E402
+from humanparse.synth_video import write_video  # noqa: E402
+
+STAGES = ("decode", "detect_segment", "crf", "track", "write")
+
+
+def ground_truth_detections(gt_dir: Path, out: Path) -> Path:
+    """MOT det.txt from the clip's person-id maps."""
+    from PIL import Image
+
+    lines = []
+    for png in sorted((gt_dir / "Human_ids").glob("*.png")):
+        frame = int(png.stem)
+        persons = np.array(Image.open(png))
+        for pid in np.unique(persons[persons > 0]).tolist():
+            ys, xs = np.nonzero(persons == pid)
+            lines.append(f"{frame},-1,{xs.min()},{ys.min()},{xs.max() - xs.min() + 1},{ys.max() - ys.min() + 1},0.9,-1,-1,-1")
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def run_job(checkpoint: Path, detector: str, clip: Path, out: Path, crf_scale: float) -> dict:
+    """One `parse_video` in this process; returns the summary's timings."""
+    from humanparse.detection import parse_detector_spec
+    from humanparse.predictor import Predictor
+    from humanparse.video_job import VideoOptions, parse_video
+
+    external = None if detector == "builtin" else parse_detector_spec(detector)
+    predictor = Predictor.from_checkpoint(checkpoint, "cpu", external, crf_scale=crf_scale)
+    summary = parse_video(predictor, clip, out, VideoOptions(overwrite=True))
+    return {"frames": summary.frames, "tracks": len(summary.tracks), **summary.seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path)
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--child", nargs=5, metavar=("CKPT", "DETECTOR", "CLIP", "OUT", "SCALE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    tune_allocator()
+    if args.child:
+        ckpt, detector, clip, out, scale = args.child
+        timings = run_job(Path(ckpt), detector, Path(clip), Path(out), float(scale))
+        timings["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(timings))
+        return
+
+    import torch
+
+    work = Path(tempfile.mkdtemp(prefix="bench-video-"))
+    clip, gt = write_video(work / "clip.mp4", args.frames, seed=3, size=(640, 360))
+    checkpoint = args.checkpoint
+    detector = "builtin"
+    if checkpoint is None:
+        try:
+            checkpoint = default_checkpoint()
+        except HumanParseError:
+            checkpoint = save_checkpoint(build_model(ModelConfig(backbone="mobilenet_v3_large", output_stride=16)), work / "fresh.pt")
+            detector = f"file:{ground_truth_detections(gt, work / 'det.txt')}"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {checkpoint.name}, detector {detector.split(':')[0]}")
+    print(f"640x360 synthetic clip, {args.frames} frames\n")
+
+    rows = {}
+    for scale in (1.0, 0.5):
+        rows[scale] = run_job(checkpoint, detector, clip, work / f"out-{scale}", scale)
+    base = rows[1.0]["total"] / rows[1.0]["frames"]
+    print(f"{'CRF scale':>9} {'frames/s':>8} {'× full':>7} " + " ".join(f"{s + ' ms':>17}" for s in STAGES))
+    for scale, t in rows.items():
+        per = t["total"] / t["frames"]
+        print(f"{scale:>9} {1 / per:>8.1f} {base / per:>7.2f} " + " ".join(f"{1000 * t[s] / t['frames']:>17.1f}" for s in STAGES))
+    print(f"\ntracks: {rows[1.0]['tracks']} (full), {rows[0.5]['tracks']} (half)")
+
+    if args.skip_memory:
+        return
+    print("\npeak RSS, 1920x1080, CRF scale 0.5, each length in its own process")
+    print(f"{'frames':>6} {'peak RSS (MB)':>13} {'frames/s':>8}")
+    for frames in (10, 40):
+        long_clip, long_gt = write_video(work / f"hd-{frames}.mp4", frames, seed=5, size=(1920, 1080))
+        det = detector if detector == "builtin" else f"file:{ground_truth_detections(long_gt, work / f'hd-{frames}.txt')}"
+        command = [sys.executable, __file__, "--child", str(checkpoint), det, str(long_clip), str(work / f"hd-out-{frames}"), "0.5"]
+        result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+        print(f"{frames:>6} {result['peak_rss_mb']:>13.0f} {result['frames'] / result['total']:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
