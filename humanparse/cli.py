@@ -69,16 +69,26 @@ def info(checkpoint: str | None, device: str) -> None:
         table.add_row("device", f"{dev} ({torch.cuda.get_device_name(dev)}, mixed precision)")
     else:
         table.add_row("device", f"cpu ({torch.get_num_threads()} threads)")
-    if checkpoint is None:
-        table.add_row("model", "none shipped with this version: pass --checkpoint")
+    from .errors import HumanParseError
+    from .predictor import default_checkpoint
+
+    try:
+        path = checkpoint or default_checkpoint()
+    except HumanParseError:
+        path = None
+    if path is None:
+        table.add_row("model", "none shipped with this installation: pass --checkpoint")
     else:
-        payload = read_checkpoint(checkpoint)
-        config, labels = payload["config"], payload["labels"]
-        table.add_row("model", str(checkpoint))
-        table.add_row("backbone", f"{config['backbone']} (output stride {config['output_stride']})")
+        payload = read_checkpoint(path)
+        config, labels, about = payload["config"], payload["labels"], payload["extra"].get("about", {})
+        table.add_row("model", f"{path}" + ("" if checkpoint else " (the default, shipped with humanparse)"))
+        table.add_row("backbone", f"{config['backbone']} (output stride {config['output_stride']}), built-in detector {'yes' if config.get('detection_head') else 'no'}")
         table.add_row("labels", f"{labels['name']}: {', '.join(labels['names'][1:])}")
         table.add_row("crf", f"{config['crf']['iterations']} mean-field iterations, global term {'on' if config['crf']['global_term'] else 'off'}")
         table.add_row("weights", f"{sum(t.numel() for t in payload['state_dict'].values() if t.is_floating_point()):,} values")
+        for key in ("trained_on", "recipe", "results"):
+            if about.get(key):
+                table.add_row(key.replace("_", " "), str(about[key]))
     Console().print(table)
 
 
@@ -209,6 +219,35 @@ def convert_png(out: str, images: str, labels: str, label_map: str, split: str) 
 
     convert_png_release(images, labels, out, parse_label_map(label_map), split=split)
     Console().print(f"wrote {out}")
+
+
+@main.command("export")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.argument("target", type=click.Path(dir_okay=False))
+@click.option("--half", is_flag=True, help="Store the weights as float16 (half the size).")
+@click.option("--about", type=click.Path(exists=True, dir_okay=False), help="A JSON file of facts to keep with the model (trained_on, recipe, results), shown by `humanparse info`.")
+def export_command(source: str, target: str, half: bool, about: str | None) -> None:
+    """Write a checkpoint for inference only: weights, config and labels, no optimiser state.
+
+    \b
+    Example:
+      humanparse export runs/joint/final.pt model.pt --half --about about.json
+    """
+    import json
+    from pathlib import Path
+
+    from .model import load_checkpoint, save_checkpoint
+
+    facts = {}
+    if about:
+        try:
+            facts = json.loads(Path(about).read_text())
+        except ValueError as exc:
+            raise click.ClickException(f"{about}: not valid JSON ({exc})") from None
+        if not isinstance(facts, dict):
+            raise click.ClickException(f"{about}: expected a JSON object")
+    path = save_checkpoint(load_checkpoint(source), target, extra={"about": facts} if facts else None, half=half)
+    Console().print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 @main.command("train")

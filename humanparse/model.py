@@ -132,12 +132,13 @@ def build_model(config: ModelConfig, labels: LabelSet | None = None, pretrained:
     return HolisticParser(segmenter, crf, labels, config, detector)
 
 
-def save_checkpoint(model: HolisticParser, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(model: HolisticParser, path: str | os.PathLike, extra: dict[str, Any] | None = None, half: bool = False) -> Path:
     """Write one file holding the state dict, the model config and the label set.
 
     The write is atomic: a temporary file in the same folder, then a rename, so that a
     crash or a full disk never leaves a half-written checkpoint in place of a good one.
     ``extra`` holds plain data and tensors only (optimiser state, iteration, ...).
+    ``half`` stores floating-point weights as float16.
     """
     path = Path(path)
     payload = {
@@ -146,7 +147,8 @@ def save_checkpoint(model: HolisticParser, path: str | os.PathLike, extra: dict[
         "humanparse_version": __version__,
         "config": model.config.to_dict(),
         "labels": model.labels.to_dict(),
-        "state_dict": model.state_dict(),
+        # Half precision halves a shipped file; loading copies the values back into float32.
+        "state_dict": {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()},
         "extra": extra or {},
     }
     try:

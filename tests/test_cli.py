@@ -31,3 +31,32 @@ def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path) -> None:
         assert result.exit_code == 1
         assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
         assert "Traceback" not in result.output
+
+
+def test_export_writes_a_half_precision_model_that_info_describes(tmp_path) -> None:
+    import json
+
+    import torch
+
+    from humanparse.config import CRFConfig, ModelConfig
+    from humanparse.model import build_model, load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(backbone="resnet18", output_stride=16, crf=CRFConfig(iterations=1))).eval()
+    full = save_checkpoint(model, tmp_path / "full.pt", extra={"optimiser": {"state": torch.zeros(1000, 100)}})
+    (tmp_path / "about.json").write_text(json.dumps({"trained_on": "synthetic world, 2000 images", "recipe": "see docs"}))
+    result = CliRunner().invoke(main, ["export", str(full), str(tmp_path / "small.pt"), "--half", "--about", str(tmp_path / "about.json")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "small.pt").stat().st_size < 0.6 * full.stat().st_size
+    small = load_checkpoint(tmp_path / "small.pt").eval()
+    assert all(p.dtype == torch.float32 for p in small.parameters())
+    image = torch.rand(1, 3, 64, 48) * 255
+    with torch.no_grad():
+        a, b = model.segmenter(image).logits, small.segmenter(image).logits
+    assert (a - b).abs().max() < 1e-2 * a.abs().max()
+    info = CliRunner().invoke(main, ["info", "--checkpoint", str(tmp_path / "small.pt")])
+    assert "synthetic world, 2000 images" in info.output and "see docs" in info.output
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    refused = CliRunner().invoke(main, ["export", str(full), str(tmp_path / "x.pt"), "--about", str(bad)])
+    assert refused.exit_code == 1 and "JSON object" in refused.output
