@@ -54,14 +54,14 @@ def ground_truth_detections(gt_dir: Path, out: Path) -> Path:
     return out
 
 
-def run_job(checkpoint: Path, detector: str, clip: Path, out: Path, crf_scale: float) -> dict:
+def run_job(checkpoint: Path, detector: str, clip: Path, out: Path, crf_scale: float, input_scale: float = 1.0) -> dict:
     """One `parse_video` in this process; returns the summary's timings."""
     from humanparse.detection import parse_detector_spec
     from humanparse.predictor import Predictor
     from humanparse.video_job import VideoOptions, parse_video
 
     external = None if detector == "builtin" else parse_detector_spec(detector)
-    predictor = Predictor.from_checkpoint(checkpoint, "cpu", external, crf_scale=crf_scale)
+    predictor = Predictor.from_checkpoint(checkpoint, "cpu", external, crf_scale=crf_scale, input_scale=input_scale)
     summary = parse_video(predictor, clip, out, VideoOptions(overwrite=True))
     return {"frames": summary.frames, "tracks": len(summary.tracks), **summary.seconds}
 
@@ -72,11 +72,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--child", nargs=5, metavar=("CKPT", "DETECTOR", "CLIP", "OUT", "SCALE"), help=argparse.SUPPRESS)
+    parser.add_argument("--memory-frames", type=int, nargs=2, default=(20, 80), help="the two 1080p clip lengths")
     args = parser.parse_args()
     tune_allocator()
     if args.child:
         ckpt, detector, clip, out, scale = args.child
-        timings = run_job(Path(ckpt), detector, Path(clip), Path(out), float(scale))
+        timings = run_job(Path(ckpt), detector, Path(clip), Path(out), float(scale), float(scale))
         timings["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(timings))
         return
@@ -96,21 +97,19 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {checkpoint.name}, detector {detector.split(':')[0]}")
     print(f"640x360 synthetic clip, {args.frames} frames\n")
 
-    rows = {}
-    for scale in (1.0, 0.5):
-        rows[scale] = run_job(checkpoint, detector, clip, work / f"out-{scale}", scale)
-    base = rows[1.0]["total"] / rows[1.0]["frames"]
-    print(f"{'CRF scale':>9} {'frames/s':>8} {'× full':>7} " + " ".join(f"{s + ' ms':>17}" for s in STAGES))
-    for scale, t in rows.items():
+    settings = [(1.0, 1.0), (1.0, 0.5), (0.5, 0.5)]  # (--scale, --crf-scale)
+    rows = {setting: run_job(checkpoint, detector, clip, work / f"out-{setting}", setting[1], setting[0]) for setting in settings}
+    base = rows[settings[0]]["total"] / rows[settings[0]]["frames"]
+    print(f"{'--scale':>7} {'--crf-scale':>11} {'frames/s':>8} {'× full':>7} {'tracks':>6} " + " ".join(f"{s + ' ms':>17}" for s in STAGES))
+    for (scale, crf_scale), t in rows.items():
         per = t["total"] / t["frames"]
-        print(f"{scale:>9} {1 / per:>8.1f} {base / per:>7.2f} " + " ".join(f"{1000 * t[s] / t['frames']:>17.1f}" for s in STAGES))
-    print(f"\ntracks: {rows[1.0]['tracks']} (full), {rows[0.5]['tracks']} (half)")
+        print(f"{scale:>7} {crf_scale:>11} {1 / per:>8.1f} {base / per:>7.2f} {t['tracks']:>6} " + " ".join(f"{1000 * t[s] / t['frames']:>17.1f}" for s in STAGES))
 
     if args.skip_memory:
         return
-    print("\npeak RSS, 1920x1080, CRF scale 0.5, each length in its own process")
+    print("\npeak RSS, 1920x1080, --scale 0.5 --crf-scale 0.5, each length in its own process")
     print(f"{'frames':>6} {'peak RSS (MB)':>13} {'frames/s':>8}")
-    for frames in (10, 40):
+    for frames in args.memory_frames:
         long_clip, long_gt = write_video(work / f"hd-{frames}.mp4", frames, seed=5, size=(1920, 1080))
         det = detector if detector == "builtin" else f"file:{ground_truth_detections(long_gt, work / f'hd-{frames}.txt')}"
         command = [sys.executable, __file__, "--child", str(checkpoint), det, str(long_clip), str(work / f"hd-out-{frames}"), "0.5"]

@@ -308,24 +308,27 @@ def _model_options(function):
     return function
 
 
-def _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale=1.0, data_root=None):
+def _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale=1.0, data_root=None, scale=1.0):
     from .detection import parse_detector_spec
     from .predictor import Predictor
 
     external = None
     if detector != "builtin":
         external = parse_detector_spec(detector, data_root=data_root, threshold=det_threshold, max_people=max_people, device=str(resolve_device(device)))
-    return Predictor.from_checkpoint(checkpoint, device, external, det_threshold=det_threshold, max_people=max_people, crf_iterations=crf_iterations, crf_scale=crf_scale)
+    return Predictor.from_checkpoint(
+        checkpoint, device, external, det_threshold=det_threshold, max_people=max_people, crf_iterations=crf_iterations, crf_scale=crf_scale, input_scale=scale
+    )
 
 
 @main.command("images")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (created; files of the same names are replaced).")
 @_model_options
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the segmenter and the built-in detector on the image scaled by this, for speed.")
 @click.option("--crf-scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the CRF on the image scaled by this, for speed.")
 @click.option("--save", default=",".join(("parts", "persons", "cihp", "overlay", "json")), show_default=True, help="Which files to write, comma-separated.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def images_command(inputs, out, checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale, save, quiet) -> None:
+def images_command(inputs, out, checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale, save, quiet) -> None:
     """Parse images: files, folders (recursively), .txt lists or globs.
 
     \b
@@ -349,7 +352,7 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
     if unknown or not kinds:
         raise click.BadParameter(f"unknown kind {unknown[0]!r}; choose from {', '.join(OUTPUT_KINDS)}" if unknown else "nothing to save", param_hint="--save")
     paths = list_images(inputs)
-    predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale)
+    predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale, scale=scale)
     with _progress(quiet or os.environ.get("RANK", "0") != "0", "parsing") as bar:
         task = bar.add_task("parsing", total=None)
         summary = parse_images(predictor, paths, Path(out), kinds, progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -365,6 +368,7 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
 @click.argument("source")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @_model_options
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the segmenter and the built-in detector on the frame scaled by this, for speed.")
 @click.option("--crf-scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the CRF on the frame scaled by this, for speed.")
 @click.option("--stride", default=1, show_default=True, type=click.IntRange(min=1), help="Parse every n-th frame.")
 @click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Start at this time, seconds.")
@@ -374,7 +378,7 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
 @click.option("--save-frames", is_flag=True, help="Also write per-frame part and track-id PNGs to frames/.")
 @click.option("--overwrite", is_flag=True, help="Replace the results of an earlier run in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def video_command(source, out, checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale, stride, start, end, max_age, min_iou, save_frames, overwrite, quiet) -> None:
+def video_command(source, out, checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale, stride, start, end, max_age, min_iou, save_frames, overwrite, quiet) -> None:
     """Parse a video and track every person: overlay MP4, tracks.json, MOTS text, summary.
 
     \b
@@ -391,7 +395,7 @@ def video_command(source, out, checkpoint, detector, det_threshold, max_people, 
 
     if end is not None and end <= start:
         raise click.BadParameter(f"--end {end} must come after --start {start}", param_hint="--end")
-    predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale)
+    predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale, scale=scale)
     options = VideoOptions(stride, start, end, TrackerOptions(max_age=max_age, min_iou=min_iou), save_frames, overwrite)
     with _progress(quiet, "parsing") as bar:
         task = bar.add_task("parsing", total=None)

@@ -117,13 +117,15 @@ class Timings:
 @dataclass(frozen=True)
 class PredictorOptions:
     """det_threshold, max_people, nms_iou: the built-in detector's decoding (an external
-    detector applies its own). crf_scale: the CRF runs on the image scaled by this (0, 1].
+    detector applies its own). input_scale: the segmenter and the built-in detector see the
+    image scaled by this (0, 1]. crf_scale: the CRF runs on the image scaled by this.
     crf_iterations: mean-field iterations (None: the model's). amp: half-precision
     segmenter on CUDA."""
 
     det_threshold: float = 0.3
     max_people: int = 20
     nms_iou: float | None = 0.7
+    input_scale: float = 1.0
     crf_scale: float = 1.0
     crf_iterations: int | None = None
     amp: bool = True
@@ -133,8 +135,9 @@ class PredictorOptions:
             raise HumanParseError(f"det_threshold must be in [0, 1], got {self.det_threshold}")
         if self.max_people < 1:
             raise HumanParseError(f"max_people must be at least 1, got {self.max_people}")
-        if not 0 < self.crf_scale <= 1:
-            raise HumanParseError(f"crf_scale must be in (0, 1], got {self.crf_scale}")
+        for name in ("input_scale", "crf_scale"):
+            if not 0 < getattr(self, name) <= 1:
+                raise HumanParseError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         if self.crf_iterations is not None and self.crf_iterations < 0:
             raise HumanParseError(f"crf_iterations must be >= 0, got {self.crf_iterations}")
 
@@ -201,14 +204,17 @@ class Predictor:
         started = time.perf_counter()
         height, width = images[0].shape[:2]
         x = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float()
-        padded = F.pad(x, (0, max(_MIN_SIDE - width, 0), 0, max(_MIN_SIDE - height, 0)))
+        small = _scaled((height, width), self.options.input_scale)
+        seen = x if small == (height, width) else F.interpolate(x, small, mode="area")
+        padded = F.pad(seen, (0, max(_MIN_SIDE - small[1], 0), 0, max(_MIN_SIDE - small[0], 0)))
         amp = self.options.amp and self.device.type == "cuda"
         with torch.autocast(self.device.type, enabled=amp):
             seg = self.model.segmenter(padded)
             head = self.model.detector(seg.features) if self.detector is None else None
-        q = torch.softmax(seg.logits.float(), 1)[:, :, :height, :width]
+        q = torch.softmax(seg.logits.float(), 1)[:, :, : small[0], : small[1]]
         if self.detector is None:
-            found = decode(head, self.model.segmenter.backbone.output_stride, (height, width), self.options.det_threshold, self.options.max_people, self.options.nms_iou)
+            found = decode(head, self.model.segmenter.backbone.output_stride, small, self.options.det_threshold, self.options.max_people, self.options.nms_iou)
+            found = [d.scaled(width / small[1], height / small[0]).clipped(height, width) for d in found]
         else:
             found = [self.detector(image, key=key) for image, key in zip(images, keys)]
         if self.device.type == "cuda":
@@ -225,18 +231,24 @@ class Predictor:
         return results
 
     def _crf(self, q: torch.Tensor, image: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(H, W) argmax probability and label of the Instance CRF, at full resolution."""
-        height, width = q.shape[-2:]
-        scale = self.options.crf_scale
-        small = (max(1, round(height * scale)), max(1, round(width * scale)))
-        if scale == 1 or small == (height, width):
+        """(H, W) argmax probability and label of the Instance CRF at the image's full
+        resolution. ``q`` (P+1, h, w) is the segmenter's output at its input size, ``image``
+        (3, H, W) and ``boxes`` are at full size; the CRF runs at ``crf_scale`` of it."""
+        height, width = image.shape[-2:]
+        grid = _scaled((height, width), self.options.crf_scale)
+        if tuple(q.shape[-2:]) != grid:
+            q = F.interpolate(q[None], grid, mode="bilinear", align_corners=False)[0]
+        if grid == (height, width):
             probs = self.model.crf(q, image, boxes, scores, iterations=self.options.crf_iterations)
             return probs.max(0)
-        q_small = F.interpolate(q[None], small, mode="bilinear", align_corners=False)[0]
-        image_small = F.interpolate(image[None], small, mode="area")[0]
-        factors = boxes.new_tensor([small[1] / width, small[0] / height] * 2)
-        probs = self.model.crf(q_small, image_small, boxes * factors, scores, iterations=self.options.crf_iterations)
+        image_small = F.interpolate(image[None], grid, mode="area")[0]
+        factors = boxes.new_tensor([grid[1] / width, grid[0] / height] * 2)
+        probs = self.model.crf(q, image_small, boxes * factors, scores, iterations=self.options.crf_iterations)
         return _upsampled_max(probs, (height, width))
+
+
+def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    return (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
 
 
 def _check_image(image: np.ndarray) -> None:

@@ -49,6 +49,10 @@ class Detections:
         order = order[self.scores[order] >= threshold][:max_count]
         return Detections(self.boxes[order], self.scores[order])
 
+    def scaled(self, sx: float, sy: float) -> "Detections":
+        """Boxes of the same image resized by sx horizontally and sy vertically."""
+        return Detections(self.boxes * np.array([sx, sy, sx, sy], np.float32), self.scores)
+
     def clipped(self, height: int, width: int) -> "Detections":
         """Boxes clipped to a height × width image."""
         boxes = self.boxes.copy()

@@ -297,7 +297,15 @@ class Tracker:
             raise HumanParseError(f"got part labels for {len(parts)} persons but {n} masks")
         frame = self._frame
         self._frame += 1
-        self._alive = [t for t in self._alive if frame - t.last_frame - 1 <= self.options.max_age]
+        alive = [t for t in self._alive if frame - t.last_frame - 1 <= self.options.max_age]
+        kept = {id(t) for t in alive}
+        for track in self._alive:
+            if id(track) not in kept:
+                # A dead track is only summarised from now on: dropping its frame-sized mask
+                # keeps memory flat however many people come and go in a long video.
+                track.mask = np.zeros((0, 0), bool)
+                track.appearance = None
+        self._alive = alive
 
         assigned = dict(self._match_by_iou(masks, descriptors, self._alive))
         if descriptors is not None:

@@ -114,3 +114,14 @@ def test_options_are_checked() -> None:
     for bad in ({"crf_scale": 0.0}, {"crf_scale": 1.5}, {"det_threshold": -0.1}, {"max_people": 0}):
         with pytest.raises(HumanParseError):
             PredictorOptions(**bad)
+
+
+def test_input_scale_runs_the_network_on_the_smaller_image_and_reports_full_size_boxes(model) -> None:
+    image, _ = scene_image()
+    doubled = np.repeat(np.repeat(image, 2, 0), 2, 1)  # area-downsampling by 2 gives `image` back
+    small = Predictor(model, "cpu")(image)
+    scaled = Predictor(model, "cpu", options=PredictorOptions(input_scale=0.5, crf_scale=0.5))(doubled)
+    assert scaled.parts.shape == (128, 128)
+    assert np.allclose(np.sort(scaled.boxes, 0), np.sort(small.boxes * 2, 0), atol=1e-3)
+    # Same network input, same CRF grid: the labels at full size agree with the small ones.
+    assert (scaled.parts[::2, ::2] == small.parts).mean() > 0.9

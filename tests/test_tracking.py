@@ -359,3 +359,14 @@ def test_appearance_input_validation() -> None:
         appearance_descriptor(image, parts, person, ((2,), ()))
     with pytest.raises(HumanParseError, match=r"shape \(21,\)"):
         appearance_distance(np.zeros(21), np.zeros(14), 3)
+
+
+def test_dead_tracks_release_their_masks_but_keep_their_summary() -> None:
+    tracker = Tracker(TrackerOptions(max_age=1))
+    masks = np.zeros((1, 20, 20), bool)
+    masks[0, 2:8, 2:8] = True
+    tracker.update(masks)
+    for _ in range(3):
+        tracker.update(np.zeros((0, 20, 20), bool))
+    assert all(track.mask.size == 0 for track in tracker._tracks)  # memory flat in video length
+    assert [(s.track_id, s.frames, s.mean_area) for s in tracker.summaries()] == [(1, 1, 36.0)]
