@@ -54,16 +54,28 @@ def ground_truth_detections(gt_dir: Path, out: Path) -> Path:
     return out
 
 
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+
+
 def run_job(checkpoint: Path, detector: str, clip: Path, out: Path, crf_scale: float, input_scale: float = 1.0) -> dict:
-    """One `parse_video` in this process; returns the summary's timings."""
+    """One `parse_video` in this process; returns the summary's timings and the resident
+    memory after every 10th frame."""
     from humanparse.detection import parse_detector_spec
     from humanparse.predictor import Predictor
     from humanparse.video_job import VideoOptions, parse_video
 
     external = None if detector == "builtin" else parse_detector_spec(detector)
     predictor = Predictor.from_checkpoint(checkpoint, "cpu", external, crf_scale=crf_scale, input_scale=input_scale)
-    summary = parse_video(predictor, clip, out, VideoOptions(overwrite=True))
-    return {"frames": summary.frames, "tracks": len(summary.tracks), **summary.seconds}
+    rss: list[float] = []
+
+    def sample(done: int, total: int | None) -> None:
+        if done % 10 == 0:
+            rss.append(round(current_rss_mb()))
+
+    summary = parse_video(predictor, clip, out, VideoOptions(overwrite=True), progress=sample)
+    return {"frames": summary.frames, "tracks": len(summary.tracks), "rss_mb": rss, **summary.seconds}
 
 
 def main() -> None:
@@ -108,13 +120,13 @@ def main() -> None:
     if args.skip_memory:
         return
     print("\npeak RSS, 1920x1080, --scale 0.5 --crf-scale 0.5, each length in its own process")
-    print(f"{'frames':>6} {'peak RSS (MB)':>13} {'frames/s':>8}")
+    print(f"{'frames':>6} {'peak RSS (MB)':>13} {'frames/s':>8}  RSS after every 10th frame (MB)")
     for frames in args.memory_frames:
         long_clip, long_gt = write_video(work / f"hd-{frames}.mp4", frames, seed=5, size=(1920, 1080))
         det = detector if detector == "builtin" else f"file:{ground_truth_detections(long_gt, work / f'hd-{frames}.txt')}"
         command = [sys.executable, __file__, "--child", str(checkpoint), det, str(long_clip), str(work / f"hd-out-{frames}"), "0.5"]
         result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
-        print(f"{frames:>6} {result['peak_rss_mb']:>13.0f} {result['frames'] / result['total']:>8.2f}")
+        print(f"{frames:>6} {result['peak_rss_mb']:>13.0f} {result['frames'] / result['total']:>8.2f}  {result['rss_mb']}")
 
 
 if __name__ == "__main__":
