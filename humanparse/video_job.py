@@ -25,7 +25,9 @@ import json
 import os
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,6 +154,20 @@ def parse_video(
     interrupted, started = False, time.perf_counter()
     predictor.timings.reset()
     expected = None if info.frames is None else len(range(0, info.frames, options.stride))
+
+    def write_frame(index: int, image: np.ndarray, result: ParsingResult) -> None:
+        tick = time.perf_counter()
+        writer.write(overlay(image, result))
+        tracks_json.add(_frame_record(index, float(index / info.fps), result))
+        mots.writelines(frame_lines(index + 1, result.persons))
+        if options.save_frames:
+            write_outputs(out / "frames", f"{index + 1:06d}", image, result, ("parts", "persons"))
+        seconds["write"] += time.perf_counter() - tick
+
+    # Drawing, encoding and JSON run in one writer thread (in order), overlapping the next
+    # frame's parsing; the main loop only waits when the writer falls two frames behind.
+    pool = ThreadPoolExecutor(1, thread_name_prefix="humanparse-writer")
+    pending: deque[Future] = deque()
     try:
         with reader:
             frames = iter(reader)
@@ -170,24 +186,29 @@ def parse_video(
                 tick = time.perf_counter()
                 result = _track(tracker, image, result, groups)
                 seconds["track"] += time.perf_counter() - tick
-                tick = time.perf_counter()
-                writer.write(overlay(image, result))
-                tracks_json.add(_frame_record(index, float(index / info.fps), result))
-                mots.writelines(frame_lines(index + 1, result.persons))
-                if options.save_frames:
-                    write_outputs(out / "frames", f"{index + 1:06d}", image, result, ("parts", "persons"))
-                seconds["write"] += time.perf_counter() - tick
+                pending.append(pool.submit(write_frame, index, image, result))
+                while len(pending) > 2:  # back-pressure: at most two frames wait for the writer
+                    pending.popleft().result()
                 frame_numbers.append(index)
                 if progress is not None:
                     progress(len(frame_numbers), expected)
+        while pending:
+            pending.popleft().result()
     except KeyboardInterrupt:
         interrupted = True
+        try:
+            while pending:  # frames handed to the writer are finished, so the outputs agree
+                pending.popleft().result()
+        finally:
+            pool.shutdown()
     except BaseException:
+        pool.shutdown(cancel_futures=True)
         writer.close()
         tracks_json.discard()
         mots.close()
         Path(mots_tmp).unlink(missing_ok=True)
         raise
+    pool.shutdown()
     error = reader.error
     tick = time.perf_counter()
     writer.close()
