@@ -425,10 +425,12 @@ def video_command(source, out, checkpoint, detector, det_threshold, max_people, 
 @click.option("--split", default="val", show_default=True, help="The split list to use (<split>_id.txt).")
 @click.option("--predictions", type=click.Path(exists=True, file_okay=False), help="Score the result files of an earlier `humanparse images` run instead of running a model.")
 @_model_options
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Evaluate with the segmenter on images scaled by this (as images/video --scale).")
+@click.option("--crf-scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Evaluate with the CRF at this scale (as images/video --crf-scale).")
 @click.option("--out", "report_path", type=click.Path(dir_okay=False), help="Write the report as JSON here.")
 @click.option("--heatmap", type=click.Path(dir_okay=False), help="Write per-class AP^r by IoU threshold as a PNG (the paper's Fig. 5).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def eval_command(data_root, split, predictions, checkpoint, detector, det_threshold, max_people, crf_iterations, device, report_path, heatmap, quiet) -> None:
+def eval_command(data_root, split, predictions, checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale, report_path, heatmap, quiet) -> None:
     """AP^r of part instances and persons at IoU 0.1..0.9, AP^r_vol, AP^p, PCP, mIoU, box AP.
 
     \b
@@ -440,7 +442,7 @@ def eval_command(data_root, split, predictions, checkpoint, detector, det_thresh
     from pathlib import Path
 
     from .drawing import png_bytes
-    from .evaluate import ap_heatmap, evaluate, evaluate_predictions, report_dict
+    from .evaluate import ap_heatmap, evaluate, evaluate_predictions, evaluate_predictor, report_dict
     from .files import write_bytes_atomic
 
     with _progress(quiet, "evaluating") as bar:
@@ -451,9 +453,16 @@ def eval_command(data_root, split, predictions, checkpoint, detector, det_thresh
             report = evaluate_predictions(predictions, data_root, labels, split, progress=update)
             source = predictions
         else:
-            predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, data_root=data_root)
+            predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale, data_root, scale)
             labels = predictor.labels
-            report = evaluate(predictor.model, data_root, split, predictor.detector, crf_iterations, progress=update)
+            if scale == 1 and crf_scale == 1:
+                # The network's own forward pass; box AP then covers every built-in detection.
+                from .model import DecodeOptions
+
+                decoding = DecodeOptions(det_threshold, max_people, predictor.options.nms_iou)
+                report = evaluate(predictor.model, data_root, split, predictor.detector, crf_iterations, progress=update, decoding=decoding)
+            else:
+                report = evaluate_predictor(predictor, data_root, split, progress=update)
             source = checkpoint or "the default model"
     data = report_dict(report, labels)
     table = Table(title=f"{source} on {data_root} ({split}, {report.images} images)")

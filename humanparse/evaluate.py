@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -19,7 +19,10 @@ from .errors import HumanParseError
 from .instances import extract_instances, part_map
 from .labels import LabelSet
 from .metrics import BoxAP, InstanceAP, ParsingAP, box_ap, confusion_matrix, instance_ap, mean_iou, parsing_ap
-from .model import HolisticParser
+from .model import DecodeOptions, HolisticParser
+
+if TYPE_CHECKING:
+    from .predictor import Predictor
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,11 @@ def evaluate(
     crf_iterations: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     ids: list[str] | None = None,
+    decoding: DecodeOptions = DecodeOptions(),
 ) -> EvalReport:
     """Run the model over a split (or the given ``ids`` of the data set) and score it.
-    ``detector`` None uses the built-in head, whose boxes then get a box AP too."""
+    ``detector`` None uses the built-in head (picked by ``decoding``), whose boxes then get
+    a box AP too."""
     ids = read_split(root, split) if ids is None else ids
     labels = model.labels
     device = next(model.parameters()).device
@@ -54,7 +59,7 @@ def evaluate(
         image = torch.from_numpy(sample.image).permute(2, 0, 1).float()[None].to(device)
         with torch.no_grad():
             if detector is None:
-                out = model(image, crf_iterations=crf_iterations)
+                out = model(image, crf_iterations=crf_iterations, decoding=decoding)
             else:
                 boxes, det_scores = detector(sample.image, key=sample_id).tensors(device)
                 out = model(image, [boxes], [det_scores], crf_iterations=crf_iterations)
@@ -71,6 +76,35 @@ def evaluate(
         if progress is not None:
             progress(k + 1, len(ids))
     return scores.report()
+
+
+def evaluate_predictor(
+    predictor: "Predictor",
+    root: str | Path,
+    split: str = "val",
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalReport:
+    """Score what :class:`~humanparse.predictor.Predictor` gives, with its speed settings
+    (``input_scale``, ``crf_scale``) — the numbers `humanparse images` and `video` achieve.
+    Box AP counts the persons' boxes, as for result files."""
+    ids = read_split(root, split)
+    scores = _Scores(len(predictor.labels.names), with_boxes=True)
+    for k, sample_id in enumerate(ids):
+        sample = _load(root, sample_id, predictor.labels)
+        _add_result(scores, sample, predictor(sample.image, key=sample_id))
+        if progress is not None:
+            progress(k + 1, len(ids))
+    return scores.report()
+
+
+def _add_result(scores: "_Scores", sample: Sample, result) -> None:
+    scores.add(
+        sample,
+        [(p.part, result.part_mask(p.person, p.part), p.score) for p in result.part_instances],
+        [(result.person_mask(pid), float(score)) for pid, score in zip(result.ids.tolist(), result.scores)],
+        result.parts,
+        (result.boxes, result.scores),
+    )
 
 
 def evaluate_predictions(
@@ -96,13 +130,7 @@ def evaluate_predictions(
         result = read_result_json(folder / f"{sample_id}.json", labels)
         if result.size != sample.parts.shape:
             raise HumanParseError(f"{folder / sample_id}.json: the result is {result.size[1]}x{result.size[0]}, the image {sample.parts.shape[1]}x{sample.parts.shape[0]}")
-        scores.add(
-            sample,
-            [(p.part, result.part_mask(p.person, p.part), p.score) for p in result.part_instances],
-            [(result.person_mask(pid), float(score)) for pid, score in zip(result.ids.tolist(), result.scores)],
-            result.parts,
-            (result.boxes, result.scores),
-        )
+        _add_result(scores, sample, result)
         if progress is not None:
             progress(k + 1, len(ids))
     return scores.report()

@@ -126,3 +126,16 @@ def test_output_names_keep_folders_and_separate_clashes(tmp_path) -> None:
     paths = [tmp_path / "a" / "x.jpg", tmp_path / "b" / "x.jpg", tmp_path / "b" / "y.jpg", tmp_path / "b" / "y.png"]
     assert output_names(paths) == ["a/x", "b/x", "b/y_jpg", "b/y_png"]
     assert output_names([tmp_path / "only.jpg"]) == ["only"]
+
+
+def test_eval_at_the_speed_settings_scores_what_the_predictor_gives(tmp_path, data, eager_checkpoint) -> None:
+    detector = f"file:{data / 'dets.json'}"
+    assert images(str(data / "images"), "--out", str(tmp_path / "pred"), "--checkpoint", str(eager_checkpoint), "--detector", detector,
+                  "--save", "json", "--scale", "0.5", "--crf-scale", "0.5").exit_code == 0
+    files = CliRunner().invoke(main, ["eval", "--data", str(data), "--predictions", str(tmp_path / "pred"), "--out", str(tmp_path / "files.json"), "--quiet"])
+    live = CliRunner().invoke(main, ["eval", "--data", str(data), "--checkpoint", str(eager_checkpoint), "--detector", detector,
+                                     "--scale", "0.5", "--crf-scale", "0.5", "--out", str(tmp_path / "live.json"), "--quiet"])
+    assert live.exit_code == 0 and files.exit_code == 0, live.output + files.output
+    a, b = json.loads((tmp_path / "live.json").read_text()), json.loads((tmp_path / "files.json").read_text())
+    for key in ("part_ap_r_vol", "person_ap_r_vol", "miou", "ap_p_vol", "pcp_50", "box_ap"):
+        assert a[key] == pytest.approx(b[key], abs=0.02), key
