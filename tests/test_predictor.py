@@ -125,3 +125,19 @@ def test_input_scale_runs_the_network_on_the_smaller_image_and_reports_full_size
     assert np.allclose(np.sort(scaled.boxes, 0), np.sort(small.boxes * 2, 0), atol=1e-3)
     # Same network input, same CRF grid: the labels at full size agree with the small ones.
     assert (scaled.parts[::2, ::2] == small.parts).mean() > 0.9
+
+
+def test_the_shipped_default_model_finds_the_people_of_the_demo_clip() -> None:
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from humanparse.cli import main
+    from humanparse.video_io import VideoReader
+
+    with VideoReader(Path(__file__).resolve().parents[1] / "examples" / "crossing.mp4", start=2.0) as reader:
+        _, frame = next(iter(reader))
+    result = Predictor.from_checkpoint(device="cpu")(frame)
+    assert len(result.ids) >= 2 and (result.persons > 0).mean() > 0.02
+    assert {p.part for p in result.part_instances} >= {1, 2}  # heads and torsos at least
+    assert "the default, shipped with humanparse" in CliRunner().invoke(main, ["info"], env={"COLUMNS": "300"}).output
