@@ -191,7 +191,7 @@ def convert() -> None:
 def convert_pascal(out: str, annotations: str, images: str, split: str, ids_file: str | None, quiet: bool) -> None:
     """Pascal-Part MAT annotations -> instance-level Pascal-Person-Part (six parts).
 
-    \\b
+    \b
     Example:
       humanparse data convert pascal-part data/ppp-train \\
           --annotations Annotations_Part --images VOC2010/JPEGImages --ids train_id.txt
@@ -258,7 +258,7 @@ def export_command(source: str, target: str, half: bool, about: str | None) -> N
 def train_command(config_path: str, overrides: tuple[str, ...], resume: bool, quiet: bool) -> None:
     """Train one stage: semantic, instance (piecewise) or joint (end to end).
 
-    \\b
+    \b
     Examples:
       humanparse train --config configs/synth-small.toml --set out=runs/sem
       humanparse train --config configs/synth-small.toml --set stage=joint \\
@@ -297,7 +297,7 @@ def _model_options(function):
     """Options shared by the commands that run a model: images, video and eval."""
     options = [
         click.option("--checkpoint", type=click.Path(dir_okay=False), help="The model (default: the one shipped with humanparse)."),
-        click.option("--detector", default="builtin", show_default=True, help="builtin, torchvision:NAME, file:PATH (COCO .json or MOT .txt), gt or sim[:SEED]."),
+        click.option("--detector", default="builtin", show_default=True, help="builtin, torchvision:NAME, file:PATH (COCO .json or MOT .txt), gt or sim[:SEED[:TRUNCATION]]."),
         click.option("--det-threshold", default=0.3, show_default=True, type=click.FloatRange(0, 1), help="Minimum detection score."),
         click.option("--max-people", default=20, show_default=True, type=click.IntRange(min=1), help="At most this many detections per image."),
         click.option("--crf-iterations", type=click.IntRange(min=0), help="Mean-field iterations (default: the model's)."),

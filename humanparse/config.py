@@ -71,7 +71,7 @@ class DataConfig:
     val_split: str = ""  # empty: no validation
     crop: int = 0  # square crop after augmentation, pixels; 0 keeps the whole image
     augment: bool = True
-    detector: str = "sim"  # gt, sim[:SEED], file:PATH or builtin
+    detector: str = "sim"  # gt, sim[:SEED[:TRUNCATION]], file:PATH or builtin
     val_images: int = 0  # validate on the first this many images of val_split; 0: all
 
 

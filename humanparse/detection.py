@@ -22,7 +22,7 @@ import json
 import math
 import urllib.error
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -267,6 +267,26 @@ class SimulatedDetector(GroundTruthDetector):
         return Detections(sim.boxes, sim.scores)
 
 
+def parse_simulation(arg: str) -> tuple[int, DetectionNoise]:
+    """The ``SEED[:TRUNCATION]`` of a ``sim`` detector spec: the seed (0 when empty) and
+    the detection noise, with TRUNCATION the share of boxes cut short."""
+    seed_text, _, rate_text = arg.partition(":")
+    try:
+        seed = int(seed_text) if seed_text else 0
+    except ValueError:
+        raise HumanParseError(f"--detector sim:SEED needs an integer seed, got {seed_text!r}") from None
+    noise = DetectionNoise()
+    if rate_text:
+        try:
+            rate = float(rate_text)
+        except ValueError:
+            rate = math.nan
+        if not 0 <= rate <= 1:
+            raise HumanParseError(f"--detector sim:SEED:TRUNCATION needs a truncation rate in [0, 1], got {rate_text!r}")
+        noise = replace(noise, truncation_rate=rate)
+    return seed, noise
+
+
 def parse_detector_spec(
     spec: str,
     data_root: str | Path | None = None,
@@ -276,7 +296,8 @@ def parse_detector_spec(
     weights: str | None = "default",
 ) -> Detector:
     """``torchvision:NAME``, ``file:PATH`` (.json COCO results or MOT .txt), ``gt`` or
-    ``sim[:SEED]`` (ground truth of ``data_root``). ``builtin`` is the model's own head and is
+    ``sim[:SEED[:TRUNCATION]]`` (ground truth of ``data_root``; TRUNCATION is the share of
+    boxes cut short, 0.15 by default). ``builtin`` is the model's own head and is
     resolved by the model, not here."""
     kind, _, arg = spec.partition(":")
     if kind == "torchvision":
@@ -293,12 +314,11 @@ def parse_detector_spec(
             raise HumanParseError(f"--detector {kind} needs an annotated data set")
         if kind == "gt":
             return GroundTruthDetector(data_root)
-        try:
-            seed = int(arg) if arg else 0
-        except ValueError:
-            raise HumanParseError(f"--detector sim:SEED needs an integer seed, got {arg!r}") from None
-        return SimulatedDetector(data_root, seed=seed)
-    raise HumanParseError(f"unknown detector {spec!r}; use builtin, torchvision:NAME, file:PATH, gt or sim[:SEED]")
+        seed, noise = parse_simulation(arg)
+        return SimulatedDetector(data_root, noise=noise, seed=seed)
+    raise HumanParseError(
+        f"unknown detector {spec!r}; use builtin, torchvision:NAME, file:PATH, gt or sim[:SEED[:TRUNCATION]]"
+    )
 
 
 def _box_xywh(value: object, where: str) -> list[float]:

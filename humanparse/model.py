@@ -208,3 +208,36 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the model: {str(exc).splitlines()[0]}") from None
     return model.to(map_location)
+
+
+# What a previous stage's weights must agree on; the rest of [model] (the CRF's iterations,
+# kernels and global term, frozen batch norm) is the new run's to choose.
+_ARCHITECTURE = ("backbone", "label_set", "output_stride", "detection_head")
+# Parameters that exist only with some CRF settings: the global term's weight.
+_OPTIONAL_PARAMETERS = {"crf.log_global_weight"}
+
+
+def init_from_checkpoint(config: ModelConfig, path: str | os.PathLike) -> HolisticParser:
+    """The network described by ``config`` with the weights of the checkpoint at ``path``
+    (a previous training stage), as detectron2's MODEL.WEIGHTS: the run's config decides the
+    CRF's settings (``crf.global_term``, iterations, kernel widths), the checkpoint every
+    learned value. An architecture that differs is an error naming the fields; the global
+    weight is dropped, or starts at ``crf.global_weight``, when the global term is switched."""
+    payload = read_checkpoint(path)
+    try:
+        source = ModelConfig.from_dict(payload["config"], source=f"{path}")
+        labels = LabelSet.from_dict(payload["labels"])
+    except HumanParseError as exc:
+        raise CheckpointError(str(exc)) from None
+    differ = [f"{name} {getattr(source, name)!r} (the run has {getattr(config, name)!r})" for name in _ARCHITECTURE if getattr(source, name) != getattr(config, name)]
+    if differ:
+        raise ConfigError(f"init {path} has a different architecture: {'; '.join(differ)}; set [model] to match it")
+    model = build_model(config, labels=labels, pretrained=False)
+    try:
+        missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the model: {str(exc).splitlines()[0]}") from None
+    stray = (set(missing) | set(unexpected)) - _OPTIONAL_PARAMETERS
+    if stray:
+        raise CheckpointError(f"{path}: weights do not fit the model: {', '.join(sorted(stray)[:5])}")
+    return model

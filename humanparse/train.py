@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from .augment import augment
 from .cihp import Sample, load_sample, read_split
 from .config import TrainConfig, to_toml
-from .detection import CocoResultsDetector, parse_detector_spec
+from .detection import CocoResultsDetector, parse_detector_spec, parse_simulation
 from .detection_head import encode_targets, detection_loss
 from .device import resolve_device
 from .drawing import line_chart, png_bytes
@@ -43,7 +43,7 @@ from .files import write_bytes_atomic
 from .labels import LabelSet
 from .matching import IGNORE_INDEX, matched_instance_loss, ohem_cross_entropy, ohem_k
 from .metrics import confusion_matrix, mean_iou
-from .model import DecodeOptions, HolisticParser, build_model, load_checkpoint, read_checkpoint, save_checkpoint
+from .model import DecodeOptions, HolisticParser, build_model, init_from_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
 from .synth import simulate_detections
 
 
@@ -153,7 +153,7 @@ def _run(config: TrainConfig, resume: bool, progress, ids: list[str], ranks: _Ra
         state = read_checkpoint(last)["extra"]
         model = load_checkpoint(last)
     else:
-        model = load_checkpoint(config.init) if config.init else build_model(config.model)
+        model = init_from_checkpoint(config.model, config.init) if config.init else build_model(config.model)
         state = None
     _check_label_set(config.data.root, model.labels, config.init or "the model config")
     if ranks.main and not resume:
@@ -400,14 +400,16 @@ def _load_item(config: TrainConfig, labels: LabelSet, sample_id: str, rng: np.ra
     if detector == "gt":
         boxes, scores = gt_boxes, np.ones(len(gt_boxes), np.float32)
     elif detector.startswith("sim"):
-        sim = simulate_detections(rng, gt_boxes, height, width)
+        # The augmentation stream draws the noise, so the spec's seed plays no part here.
+        _, noise = parse_simulation(detector.partition(":")[2])
+        sim = simulate_detections(rng, gt_boxes, height, width, noise)
         boxes, scores = sim.boxes, sim.scores
     elif file_boxes is not None:
         boxes, scores = boxes_in, file_boxes.scores
     elif detector == "builtin":
         boxes, scores = np.zeros((0, 4), np.float32), np.zeros(0, np.float32)  # decoded in _loss
     else:
-        raise ConfigError(f"data.detector must be gt, sim[:SEED], file:PATH or builtin, got {detector!r}")
+        raise ConfigError(f"data.detector must be gt, sim[:SEED[:TRUNCATION]], file:PATH or builtin, got {detector!r}")
     return _Item(
         torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float(),
         torch.from_numpy(parts.astype(np.int64)),
@@ -443,6 +445,11 @@ def _loss(config: TrainConfig, model: HolisticParser, batch: list[_Item]) -> tor
         stride = model.segmenter.backbone.output_stride
         targets = [encode_targets(item.gt_boxes, grid, stride) for item in batch]
         loss = loss + config.loss.detection_weight * detection_loss(head, targets)
+    if not loss.requires_grad and torch.is_grad_enabled():
+        # Nothing to learn from this batch (no detections, or every person ignored) while the
+        # segmenter is frozen: a zero that reaches every trainable weight keeps backward (and
+        # DDP's all-reduce, which every rank must join) working.
+        loss = loss + sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
     return loss
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from humanparse.detection import (
 from humanparse.cihp import load_sample
 from humanparse.errors import HumanParseError
 from humanparse.structures import Detections
-from humanparse.synth import write_image_dataset
+from humanparse.synth import DetectionNoise, write_image_dataset
 
 IMAGE = np.zeros((48, 64, 3), np.uint8)
 
@@ -168,3 +169,16 @@ def test_detector_specs(tmp_path) -> None:
             parse_detector_spec(spec)
     with pytest.raises(HumanParseError, match="integer seed"):
         parse_detector_spec("sim:x", data_root=root)
+
+
+def test_sim_spec_sets_the_truncation_rate(tmp_path) -> None:
+    root = write_image_dataset(tmp_path / "d", 1, seed=4, size=(32, 32))
+    default = parse_detector_spec("sim:5", data_root=root)
+    heavy = parse_detector_spec("sim:5:0.75", data_root=root)
+    assert isinstance(default, SimulatedDetector) and isinstance(heavy, SimulatedDetector)
+    assert default.noise == DetectionNoise() and heavy.seed == 5
+    assert heavy.noise == replace(DetectionNoise(), truncation_rate=0.75)
+    assert parse_detector_spec("sim::1", data_root=root).noise.truncation_rate == 1.0
+    for bad in ("sim:1:x", "sim:1:1.5", "sim:1:-0.1", "sim:1:nan"):
+        with pytest.raises(HumanParseError, match="truncation rate"):
+            parse_detector_spec(bad, data_root=root)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from humanparse.config import CRFConfig, ModelConfig
 from humanparse.errors import CheckpointError, ConfigError, HumanParseError
 from humanparse.labels import CIHP, LabelSet
-from humanparse.model import build_model, load_checkpoint, read_checkpoint, save_checkpoint
+from humanparse.model import build_model, init_from_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
 
 TINY = ModelConfig(backbone="resnet18", output_stride=16, crf=CRFConfig(iterations=2))
 
@@ -119,3 +121,28 @@ def test_detector_requirements() -> None:
         no_head(torch.rand(1, 3, 32, 32))
     with pytest.raises(HumanParseError, match="together"):
         build_model(TINY)(torch.rand(1, 3, 32, 32), boxes=[torch.zeros(0, 4)])
+
+
+def test_init_takes_the_weights_and_the_runs_crf_settings(tmp_path) -> None:
+    trained = build_model(TINY)
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    path = save_checkpoint(trained, tmp_path / "stage1.pt")
+    run = dataclasses.replace(TINY, crf=dataclasses.replace(TINY.crf, global_term=False, iterations=2))
+    model = init_from_checkpoint(run, path)
+    assert model.config == run and not model.crf.global_term and model.crf.iterations == 2
+    expected = {k: v for k, v in trained.state_dict().items() if k != "crf.log_global_weight"}
+    assert model.state_dict().keys() == expected.keys()
+    for key, value in expected.items():
+        assert torch.equal(model.state_dict()[key], value), key
+    # Switched back on, the global weight starts at the configured value.
+    back = init_from_checkpoint(TINY, save_checkpoint(model, tmp_path / "box-only.pt"))
+    assert back.crf.global_term and back.crf.log_global_weight.exp().item() == pytest.approx(TINY.crf.global_weight)
+
+
+def test_init_with_another_architecture_names_the_fields(tmp_path) -> None:
+    path = save_checkpoint(build_model(TINY), tmp_path / "stage1.pt")
+    with pytest.raises(ConfigError, match=r"output_stride 16 \(the run has 8\)") as error:
+        init_from_checkpoint(dataclasses.replace(TINY, output_stride=8), path)
+    assert "\n" not in str(error.value)

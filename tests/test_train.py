@@ -35,6 +35,15 @@ def config(tmp_path, data, out: str, *overrides: str):
     return load_train_config(path, [f"out={tmp_path / out}", "log_every=1", *overrides])
 
 
+def test_piecewise_step_without_any_detection_trains_on(tmp_path, data) -> None:
+    semantic = train(config(tmp_path, data, "semantic", "optim.iterations=1"))
+    empty = tmp_path / "none.json"
+    empty.write_text("[]")
+    final = train(config(tmp_path, data, "instance", "stage=instance", f"init={semantic}", f"data.detector=file:{empty}"))
+    lines = [json.loads(line) for line in (tmp_path / "instance" / "log.jsonl").read_text().splitlines()]
+    assert final.is_file() and [line["loss"] for line in lines] == [0.0, 0.0, 0.0]
+
+
 def test_semantic_then_joint_then_instance(tmp_path, data) -> None:
     semantic = train(config(tmp_path, data, "semantic"))
     assert semantic.is_file() and (tmp_path / "semantic" / "last.pt").is_file()
