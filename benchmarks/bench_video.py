@@ -4,7 +4,8 @@
 
 Speed: a 640×360 synthetic clip (people walking and crossing) parsed by the light model
 (MobileNetV3, built-in detector) with the CRF at full and at reduced resolution, measured
-side by side in one run; per frame: decode (time the loop waited on the decoding thread),
+side by side in one run, with one worker on both threads and with two workers on one
+thread each; per frame: decode (time the loop waited on the decoding thread),
 detect + segment, CRF, track, write (overlay drawing, H.264 encoding, JSON, MOTS).
 
 Memory: the same job on 1080p clips of two lengths, each in its own process; peak RSS
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -59,7 +61,7 @@ def current_rss_mb() -> float:
         return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def run_job(checkpoint: Path, detector: str, clip: Path, out: Path, crf_scale: float, input_scale: float = 1.0) -> dict:
+def run_job(checkpoint: Path, detector: str, clip: Path, out: Path, crf_scale: float, input_scale: float = 1.0, workers: int = 1) -> dict:
     """One `parse_video` in this process; returns the summary's timings and the resident
     memory after every 10th frame."""
     from humanparse.detection import parse_detector_spec
@@ -74,7 +76,7 @@ def run_job(checkpoint: Path, detector: str, clip: Path, out: Path, crf_scale: f
         if done % 10 == 0:
             rss.append(round(current_rss_mb()))
 
-    summary = parse_video(predictor, clip, out, VideoOptions(overwrite=True), progress=sample)
+    summary = parse_video(predictor, clip, out, VideoOptions(overwrite=True, workers=workers), progress=sample)
     return {"frames": summary.frames, "tracks": len(summary.tracks), "rss_mb": rss, **summary.seconds}
 
 
@@ -89,7 +91,7 @@ def main() -> None:
     tune_allocator()
     if args.child:
         ckpt, detector, clip, out, scale = args.child
-        timings = run_job(Path(ckpt), detector, Path(clip), Path(out), float(scale), float(scale))
+        timings = run_job(Path(ckpt), detector, Path(clip), Path(out), float(scale), float(scale), workers=int(os.environ.get("BENCH_WORKERS", "2")))
         timings["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(timings))
         return
@@ -109,17 +111,19 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {checkpoint.name}, detector {detector.split(':')[0]}")
     print(f"640x360 synthetic clip, {args.frames} frames\n")
 
-    settings = [(1.0, 1.0), (1.0, 0.5), (0.5, 0.5)]  # (--scale, --crf-scale)
-    rows = {setting: run_job(checkpoint, detector, clip, work / f"out-{setting}", setting[1], setting[0]) for setting in settings}
+    # (--scale, --crf-scale, --workers); with two workers each frame's stage times are those
+    # of one worker on one thread, so they add up to more than the wall time per frame.
+    settings = [(scale, crf, workers) for scale, crf in ((1.0, 1.0), (1.0, 0.5), (0.5, 0.5)) for workers in (1, 2)]
+    rows = {setting: run_job(checkpoint, detector, clip, work / f"out-{setting}", setting[1], setting[0], setting[2]) for setting in settings}
     base = rows[settings[0]]["total"] / rows[settings[0]]["frames"]
-    print(f"{'--scale':>7} {'--crf-scale':>11} {'frames/s':>8} {'× full':>7} {'tracks':>6} " + " ".join(f"{s + ' ms':>17}" for s in STAGES))
-    for (scale, crf_scale), t in rows.items():
+    print(f"{'--scale':>7} {'--crf-scale':>11} {'--workers':>9} {'frames/s':>8} {'× first':>7} {'tracks':>6} " + " ".join(f"{s + ' ms':>17}" for s in STAGES))
+    for (scale, crf_scale, workers), t in rows.items():
         per = t["total"] / t["frames"]
-        print(f"{scale:>7} {crf_scale:>11} {1 / per:>8.1f} {base / per:>7.2f} {t['tracks']:>6} " + " ".join(f"{1000 * t[s] / t['frames']:>17.1f}" for s in STAGES))
+        print(f"{scale:>7} {crf_scale:>11} {workers:>9} {1 / per:>8.1f} {base / per:>7.2f} {t['tracks']:>6} " + " ".join(f"{1000 * t[s] / t['frames']:>17.1f}" for s in STAGES))
 
     if args.skip_memory:
         return
-    print("\npeak RSS, 1920x1080, --scale 0.5 --crf-scale 0.5, each length in its own process")
+    print("\npeak RSS, 1920x1080, --scale 0.5 --crf-scale 0.5 --workers 2, each length in its own process")
     print(f"{'frames':>6} {'peak RSS (MB)':>13} {'frames/s':>8}  RSS after every 10th frame (MB)")
     for frames in args.memory_frames:
         long_clip, long_gt = write_video(work / f"hd-{frames}.mp4", frames, seed=5, size=(1920, 1080))

@@ -375,10 +375,12 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
 @click.option("--end", type=click.FloatRange(min=0), help="Stop before this time, seconds.")
 @click.option("--max-age", default=30, show_default=True, type=click.IntRange(min=0), help="Frames a lost track waits to be found again.")
 @click.option("--min-iou", default=0.2, show_default=True, type=click.FloatRange(0, 1), help="Least mask IoU to continue a track.")
+@click.option("--batch", type=click.IntRange(min=1), help="Frames per segmenter batch  [default: 4 on a GPU, 1 on the CPU]")
+@click.option("--workers", type=click.IntRange(min=1), help="Frames parsed at once, sharing the CPU threads  [default: 2 on a CPU with two or more threads, else 1]")
 @click.option("--save-frames", is_flag=True, help="Also write per-frame part and track-id PNGs to frames/.")
 @click.option("--overwrite", is_flag=True, help="Replace the results of an earlier run in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def video_command(source, out, checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale, stride, start, end, max_age, min_iou, save_frames, overwrite, quiet) -> None:
+def video_command(source, out, checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale, stride, start, end, max_age, min_iou, batch, workers, save_frames, overwrite, quiet) -> None:
     """Parse a video and track every person: overlay MP4, tracks.json, MOTS text, summary.
 
     \b
@@ -390,13 +392,18 @@ def video_command(source, out, checkpoint, detector, det_threshold, max_people, 
       humanparse video clip.mp4 --out runs/clip
       humanparse video clip.mp4 --out runs/clip --stride 2 --start 10 --end 20 --crf-scale 0.5
     """
+    import torch
+
     from .tracking import TrackerOptions
     from .video_job import VideoOptions, parse_video
 
     if end is not None and end <= start:
         raise click.BadParameter(f"--end {end} must come after --start {start}", param_hint="--end")
     predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale, scale=scale)
-    options = VideoOptions(stride, start, end, TrackerOptions(max_age=max_age, min_iou=min_iou), save_frames, overwrite)
+    gpu = predictor.device.type != "cpu"
+    batch = batch or (4 if gpu else 1)
+    workers = workers or (1 if gpu or torch.get_num_threads() < 2 else 2)
+    options = VideoOptions(stride, start, end, TrackerOptions(max_age=max_age, min_iou=min_iou), save_frames, overwrite, batch, workers)
     with _progress(quiet, "parsing") as bar:
         task = bar.add_task("parsing", total=None)
         summary = parse_video(predictor, source, out, options, progress=lambda done, total: bar.update(task, completed=done, total=total))

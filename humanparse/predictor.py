@@ -9,6 +9,7 @@ keeps edges smooth where upsampling the labels would make them blocky.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -158,6 +159,9 @@ class Predictor:
         predictor = Predictor.from_checkpoint()           # the shipped default model
         result = predictor(image)                         # (H, W, 3) uint8 RGB
         result.parts, result.persons, result.boxes, result.scores
+
+    One predictor may be called from several threads at once (``humanparse video
+    --workers``); each call holds only its own tensors.
     """
 
     def __init__(self, model: HolisticParser, device: str | torch.device = "auto", detector: Detector | None = None, options: PredictorOptions = PredictorOptions()) -> None:
@@ -167,6 +171,7 @@ class Predictor:
         self.detector = detector
         self.options = options
         self.timings = Timings()
+        self._timing = threading.Lock()
         if detector is None and model.detector is None:
             raise HumanParseError("this model has no built-in detector: give one (--detector)")
 
@@ -219,15 +224,17 @@ class Predictor:
             found = [self.detector(image, key=key) for image, key in zip(images, keys)]
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        self.timings.detect_segment += time.perf_counter() - started
+        with self._timing:
+            self.timings.detect_segment += time.perf_counter() - started
         results = []
         for b, detections in enumerate(found):
             started = time.perf_counter()
             boxes, scores = detections.clipped(height, width).tensors(self.device)
             confidence, labels = self._crf(q[b], x[b], boxes, scores)
             results.append(_result(confidence, labels, boxes, scores, self.labels))
-            self.timings.crf += time.perf_counter() - started
-            self.timings.images += 1
+            with self._timing:  # video parses in several threads at once
+                self.timings.crf += time.perf_counter() - started
+                self.timings.images += 1
         return results
 
     def _crf(self, q: torch.Tensor, image: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,6 +12,7 @@ import itertools
 import math
 import os
 import queue
+import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -49,7 +50,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     Raises HumanParseError for a missing path, a directory, or a file with no readable
     video stream.
     """
-    container, stream = _open(Path(path))
+    container, stream = _open(_source(path))
     with container:
         return _info(stream)
 
@@ -85,7 +86,7 @@ class VideoReader:
         end: float | None = None,
         queue_size: int = 8,
     ) -> None:
-        self.path = Path(path)
+        self.path = _source(path)
         if stride < 1:
             raise HumanParseError(f"the frame stride must be at least 1, got {stride}")
         if start < 0:
@@ -118,7 +119,7 @@ class VideoReader:
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         if self._thread is not None or self._closed:
             raise RuntimeError("a VideoReader can be iterated only once")
-        self._thread = threading.Thread(target=self._decode, name=f"VideoReader({self.path.name})", daemon=True)
+        self._thread = threading.Thread(target=self._decode, name=f"VideoReader({getattr(self.path, 'name', self.path)})", daemon=True)
         self._thread.start()
         return self._consume()
 
@@ -366,14 +367,25 @@ class _LostPosition(Exception):
 _END = object()  # the decoding thread's last item
 
 
-def _open(path: Path) -> tuple[av.container.InputContainer, av.VideoStream]:
-    """Open a file for decoding its first video stream, with errors a user can act on."""
-    if not path.exists():
-        raise HumanParseError(f"{path} does not exist")
-    if path.is_dir():
-        raise HumanParseError(f"{path} is a directory, not a video file")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+URL_TIMEOUT = 15.0  # seconds to open a stream URL, and then to wait for each read
+
+
+def _source(path: str | os.PathLike) -> Path | str:
+    """A stream URL (``rtsp://``, ``http://``, ``file://``, ...) stays a string for FFmpeg;
+    anything else is a local path."""
+    return path if isinstance(path, str) and _URL.match(path) else Path(path)
+
+
+def _open(path: Path | str) -> tuple[av.container.InputContainer, av.VideoStream]:
+    """Open a file or stream URL for decoding its first video stream, with errors a user can act on."""
+    if isinstance(path, Path):
+        if not path.exists():
+            raise HumanParseError(f"{path} does not exist")
+        if path.is_dir():
+            raise HumanParseError(f"{path} is a directory, not a video file")
     try:
-        container = av.open(str(path))
+        container = av.open(str(path), timeout=URL_TIMEOUT if isinstance(path, str) else None)
     except (av.FFmpegError, OSError) as exc:
         raise HumanParseError(f"cannot read {path} as a video: {_reason(exc)}") from None
     if not container.streams.video:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from . import rle
 from .errors import HumanParseError
@@ -71,6 +72,12 @@ class VideoOptions:
     tracker: TrackerOptions = field(default_factory=TrackerOptions)
     save_frames: bool = False
     overwrite: bool = False  # replace earlier results in the output folder (when done, never before)
+    batch: int = 1  # frames per predictor call (one segmenter batch; pays on a GPU)
+    workers: int = 1  # predictor calls in flight at once, each on its share of the CPU threads
+
+    def __post_init__(self) -> None:
+        if self.batch < 1 or self.workers < 1:
+            raise HumanParseError(f"batch and workers must be at least 1, got {self.batch} and {self.workers}")
 
 
 @dataclass(frozen=True)
@@ -168,46 +175,75 @@ def parse_video(
     # frame's parsing; the main loop only waits when the writer falls two frames behind.
     pool = ThreadPoolExecutor(1, thread_name_prefix="humanparse-writer")
     pending: deque[Future] = deque()
+    # Parsing runs in `workers` threads on batches of frames, taken back in order: tracking
+    # needs the frames in sequence, parsing does not.
+    parsers = ThreadPoolExecutor(options.workers, thread_name_prefix="humanparse-parse")
+    parsing: deque[tuple[list[int], list[np.ndarray], Future]] = deque()
+
+    def parse(chunk: list[tuple[int, np.ndarray]]) -> None:
+        indices, images = [i for i, _ in chunk], [image for _, image in chunk]
+        parsing.append((indices, images, parsers.submit(predictor.predict, images, [i + 1 for i in indices])))
+
+    def finish_oldest() -> None:
+        indices, images, future = parsing.popleft()
+        for index, image, result in zip(indices, images, future.result()):
+            tick = time.perf_counter()
+            result = _track(tracker, image, result, groups)
+            seconds["track"] += time.perf_counter() - tick
+            pending.append(pool.submit(write_frame, index, image, result))
+            frame_numbers.append(index)
+            while len(pending) > 2:  # back-pressure: at most two frames wait for the writer
+                pending.popleft().result()
+            if progress is not None:
+                progress(len(frame_numbers), expected)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // options.workers))
     try:
         with reader:
             frames = iter(reader)
+            chunk: list[tuple[int, np.ndarray]] = []
             while True:
                 tick = time.perf_counter()
                 try:
-                    index, image = next(frames)
+                    chunk.append(next(frames))
                 except StopIteration:
                     break
                 except HumanParseError:
-                    if frame_numbers:  # the stream broke; what was parsed stands
+                    if frame_numbers or parsing or chunk:  # the stream broke; what was parsed stands
                         break
                     raise
                 seconds["decode"] += time.perf_counter() - tick
-                result = predictor(image, key=index + 1)
-                tick = time.perf_counter()
-                result = _track(tracker, image, result, groups)
-                seconds["track"] += time.perf_counter() - tick
-                pending.append(pool.submit(write_frame, index, image, result))
-                while len(pending) > 2:  # back-pressure: at most two frames wait for the writer
-                    pending.popleft().result()
-                frame_numbers.append(index)
-                if progress is not None:
-                    progress(len(frame_numbers), expected)
+                if len(chunk) == options.batch:
+                    parse(chunk)
+                    chunk = []
+                while len(parsing) > options.workers:  # one batch queued beyond the busy workers
+                    finish_oldest()
+            if chunk:
+                parse(chunk)
+        while parsing:
+            finish_oldest()
         while pending:
             pending.popleft().result()
     except KeyboardInterrupt:
         interrupted = True
+        parsers.shutdown(cancel_futures=True)
         try:
             while pending:  # frames handed to the writer are finished, so the outputs agree
                 pending.popleft().result()
         finally:
             pool.shutdown()
     except BaseException:
+        parsers.shutdown(cancel_futures=True)
         pool.shutdown(cancel_futures=True)
         writer.close()
         tracks_json.discard()
         mots.close()
         Path(mots_tmp).unlink(missing_ok=True)
         raise
+    finally:
+        torch.set_num_threads(threads)
+    parsers.shutdown()
     pool.shutdown()
     error = reader.error
     tick = time.perf_counter()

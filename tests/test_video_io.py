@@ -285,3 +285,18 @@ def test_bad_options_are_humanparse_errors(clips, tmp_path, make) -> None:
         make(clips["mp4"], tmp_path / "out.mp4")
     assert list(tmp_path.iterdir()) == []
 
+
+
+def test_stream_urls_go_to_ffmpeg_as_urls(clips) -> None:
+    path = clips["mp4"]
+    url = path.resolve().as_uri()  # file:///..., FFmpeg's file protocol: a URL with no network
+    assert probe(url) == probe(path)
+    with VideoReader(url) as reader:
+        frames = [frame for _, frame in reader]
+    assert len(frames) == 30 and np.array_equal(np.stack(frames), np.stack(decode_with_pyav(path)))
+
+
+def test_unreachable_stream_url_is_a_one_line_error() -> None:
+    with pytest.raises(HumanParseError, match="cannot read rtsp://127.0.0.1:9/live as a video") as error:
+        VideoReader("rtsp://127.0.0.1:9/live")
+    assert "\n" not in str(error.value)

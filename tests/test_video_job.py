@@ -9,12 +9,14 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
 from conftest import eager_parser
 from humanparse import rle
 from humanparse.cli import main
+from humanparse.errors import HumanParseError
 from humanparse.labels import CIHP, PASCAL_PERSON_PART
 from humanparse.mots import read_mots
 from humanparse.predictor import Predictor
@@ -80,10 +82,10 @@ def test_stride_and_cuts(tmp_path, clip, eager_checkpoint) -> None:
 
 def test_interrupted_run_leaves_valid_files_for_the_frames_parsed(tmp_path, clip) -> None:
     class StopsAtFrameFive(Predictor):
-        def __call__(self, image, key=None):
-            if key == 5:
+        def predict(self, images, keys=None):
+            if 5 in keys:
                 raise KeyboardInterrupt
-            return super().__call__(image, key)
+            return super().predict(images, keys)
 
     summary = parse_video(StopsAtFrameFive(eager_parser(), "cpu"), clip, tmp_path)
     assert summary.interrupted and summary.frames == 4
@@ -154,3 +156,51 @@ def test_appearance_regions_by_label_set() -> None:
     torso, arms, legs = appearance_groups(CIHP)
     assert set(torso) == {5, 6, 7, 10, 11} and set(arms) == {3, 14, 15} and set(legs) == {8, 9, 12, 16, 17}
     assert VideoOptions().stride == 1
+
+
+def test_batches_and_parallel_workers_give_the_same_outputs_in_order(tmp_path, clip) -> None:
+    predictor = Predictor(eager_parser(), "cpu")
+    outputs = {}
+    # One thread per worker in every run: with more, MKL may split its sums differently from
+    # run to run on a busy machine, and a pixel on a near tie could flip.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for batch, workers in ((1, 1), (2, 3), (5, 2)):
+            out = tmp_path / f"b{batch}w{workers}"
+            summary = parse_video(predictor, clip, out, VideoOptions(batch=batch, workers=workers))
+            assert summary.frames == 12 and frames_of(out / "overlay.mp4")[0] == 12
+            tracks = json.loads((out / "tracks.json").read_text())
+            assert [f["frame"] for f in tracks["frames"]] == list(range(12))
+            outputs[batch, workers] = tracks["frames"], (out / "tracks.mots.txt").read_text()
+            assert torch.get_num_threads() == 1  # restored after the run
+    finally:
+        torch.set_num_threads(threads)
+    # Masks, ids, boxes and MOTS agree exactly; scores to float rounding (a segmenter batch
+    # of several frames sums in another order than a batch of one).
+    reference, mots = outputs[1, 1]
+    for frames, other_mots in (outputs[2, 3], outputs[5, 2]):
+        assert other_mots == mots and scores_removed(frames) == scores_removed(reference)
+        assert all_scores(frames) == pytest.approx(all_scores(reference), abs=1e-4)
+
+
+def scores_removed(value):
+    if isinstance(value, dict):
+        return {k: scores_removed(v) for k, v in value.items() if k != "score"}
+    if isinstance(value, list):
+        return [scores_removed(v) for v in value]
+    return value
+
+
+def all_scores(value) -> list[float]:
+    if isinstance(value, dict):
+        return ([value["score"]] if "score" in value else []) + [s for k, v in value.items() for s in all_scores(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in all_scores(v)]
+    return []
+
+
+def test_batch_and_workers_must_be_positive() -> None:
+    for bad in ({"batch": 0}, {"workers": 0}):
+        with pytest.raises(HumanParseError, match="at least 1"):
+            VideoOptions(**bad)
