@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -91,7 +90,7 @@ def main() -> None:
     tune_allocator()
     if args.child:
         ckpt, detector, clip, out, scale = args.child
-        timings = run_job(Path(ckpt), detector, Path(clip), Path(out), float(scale), float(scale), workers=int(os.environ.get("BENCH_WORKERS", "2")))
+        timings = run_job(Path(ckpt), detector, Path(clip), Path(out), float(scale), float(scale), workers=2)
         timings["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(timings))
         return

@@ -194,19 +194,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> HolisticParser:
     """Rebuild the network from a checkpoint written by :func:`save_checkpoint`."""
     payload = read_checkpoint(path, map_location)
-    try:
-        config = ModelConfig.from_dict(payload["config"], source=f"{path}")
-    except ConfigError as exc:
-        raise CheckpointError(str(exc)) from None
-    try:
-        labels = LabelSet.from_dict(payload["labels"])
-    except HumanParseError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    model = build_model(config, labels=labels, pretrained=False)
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the model: {str(exc).splitlines()[0]}") from None
+    model, _ = _model_from(payload, path, _config_of(payload, path), strict=True)
     return model.to(map_location)
 
 
@@ -224,20 +212,34 @@ def init_from_checkpoint(config: ModelConfig, path: str | os.PathLike) -> Holist
     learned value. An architecture that differs is an error naming the fields; the global
     weight is dropped, or starts at ``crf.global_weight``, when the global term is switched."""
     payload = read_checkpoint(path)
-    try:
-        source = ModelConfig.from_dict(payload["config"], source=f"{path}")
-        labels = LabelSet.from_dict(payload["labels"])
-    except HumanParseError as exc:
-        raise CheckpointError(str(exc)) from None
+    source = _config_of(payload, path)
     differ = [f"{name} {getattr(source, name)!r} (the run has {getattr(config, name)!r})" for name in _ARCHITECTURE if getattr(source, name) != getattr(config, name)]
     if differ:
         raise ConfigError(f"init {path} has a different architecture: {'; '.join(differ)}; set [model] to match it")
-    model = build_model(config, labels=labels, pretrained=False)
-    try:
-        missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the model: {str(exc).splitlines()[0]}") from None
-    stray = (set(missing) | set(unexpected)) - _OPTIONAL_PARAMETERS
+    model, stray = _model_from(payload, path, config, strict=False)
+    stray -= _OPTIONAL_PARAMETERS
     if stray:
         raise CheckpointError(f"{path}: weights do not fit the model: {', '.join(sorted(stray)[:5])}")
     return model
+
+
+def _config_of(payload: dict[str, Any], path: str | os.PathLike) -> ModelConfig:
+    try:
+        return ModelConfig.from_dict(payload["config"], source=f"{path}")
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def _model_from(payload: dict[str, Any], path: str | os.PathLike, config: ModelConfig, strict: bool) -> tuple[HolisticParser, set[str]]:
+    """The network of ``config`` with the checkpoint's labels and weights, and the names of
+    the parameters missing from the checkpoint or left over (empty when ``strict``)."""
+    try:
+        labels = LabelSet.from_dict(payload["labels"])
+    except HumanParseError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    model = build_model(config, labels=labels, pretrained=False)
+    try:
+        missing, unexpected = model.load_state_dict(payload["state_dict"], strict=strict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the model: {str(exc).splitlines()[0]}") from None
+    return model, set(missing) | set(unexpected)
