@@ -27,8 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from humanparse.crf import InstanceCRF  # noqa: E402
-from humanparse.lattice import PermutohedralLattice  # noqa: E402
+from humanparse.modeling.crf import InstanceCRF  # noqa: E402
+from humanparse.modeling.lattice import PermutohedralLattice  # noqa: E402
 from humanparse.runtime import tune_allocator  # noqa: E402
 
 VENV = Path(__file__).resolve().parent / ".venv-crf"

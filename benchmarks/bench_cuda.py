@@ -16,8 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_crf import make_inputs  # noqa: E402
-from humanparse.crf import InstanceCRF  # noqa: E402
-from humanparse.segmenter import build_segmenter  # noqa: E402
+
+from humanparse.modeling.crf import InstanceCRF  # noqa: E402
+from humanparse.modeling.segmenter import build_segmenter  # noqa: E402
 
 
 def timed(fn, repeats: int = 5) -> float:

@@ -18,9 +18,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from humanparse.backbones import BACKBONES  # noqa: E402
+from humanparse.modeling.backbones import BACKBONES  # noqa: E402
+from humanparse.modeling.segmenter import build_segmenter  # noqa: E402
 from humanparse.runtime import tune_allocator  # noqa: E402
-from humanparse.segmenter import build_segmenter  # noqa: E402
 
 
 def main() -> None:

@@ -22,12 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from humanparse.data.synth_video import write_video  # noqa: E402
+from humanparse.io.video import VideoReader  # noqa: E402
+from humanparse.jobs.video import _track, appearance_groups  # noqa: E402
 from humanparse.predictor import ParsingResult, Predictor  # noqa: E402
 from humanparse.runtime import tune_allocator  # noqa: E402
-from humanparse.synth_video import write_video  # noqa: E402
 from humanparse.tracking import Tracker, TrackerOptions, mask_iou  # noqa: E402
-from humanparse.video_io import VideoReader  # noqa: E402
-from humanparse.video_job import _track, appearance_groups  # noqa: E402
 
 
 def ground_truth(gt_dir: Path, frames: int) -> list[np.ndarray]:

@@ -31,11 +31,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from humanparse.config import ModelConfig  # noqa: E402
+from humanparse.data.synth_video import write_video  # noqa: E402
 from humanparse.errors import HumanParseError  # noqa: E402
-from humanparse.model import build_model, save_checkpoint  # noqa: E402
+from humanparse.modeling.holistic import build_model, save_checkpoint  # noqa: E402
 from humanparse.predictor import default_checkpoint  # noqa: E402
 from humanparse.runtime import tune_allocator  # noqa: E402
-from humanparse.synth_video import write_video  # noqa: E402
 
 STAGES = ("decode", "detect_segment", "crf", "track", "write")
 
@@ -63,9 +63,9 @@ def current_rss_mb() -> float:
 def run_job(checkpoint: Path, detector: str, clip: Path, out: Path, crf_scale: float, input_scale: float = 1.0, workers: int = 1) -> dict:
     """One `parse_video` in this process; returns the summary's timings and the resident
     memory after every 10th frame."""
-    from humanparse.detection import parse_detector_spec
+    from humanparse.detectors import parse_detector_spec
+    from humanparse.jobs.video import VideoOptions, parse_video
     from humanparse.predictor import Predictor
-    from humanparse.video_job import VideoOptions, parse_video
 
     external = None if detector == "builtin" else parse_detector_spec(detector)
     predictor = Predictor.from_checkpoint(checkpoint, "cpu", external, crf_scale=crf_scale, input_scale=input_scale)

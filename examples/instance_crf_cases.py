@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 import torch
 
-from humanparse.crf import InstanceCRF
-from humanparse.instances import part_map, person_map
+from humanparse.modeling.crf import InstanceCRF
+from humanparse.modeling.instances import part_map, person_map
 
 PERSON_COLOURS = np.array([[40, 40, 40], [230, 80, 60], [60, 140, 230], [240, 200, 40]], np.float32)
 

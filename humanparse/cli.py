@@ -57,7 +57,7 @@ def info(checkpoint: str | None, device: str) -> None:
     Example:
       humanparse info --checkpoint model.pt
     """
-    from .model import read_checkpoint
+    from .modeling.holistic import read_checkpoint
 
     dev = resolve_device(device)
     table = Table(show_header=False, box=None)
@@ -104,7 +104,13 @@ def _size(value: str) -> tuple[int, int]:
 
 def _progress(quiet: bool, description: str):
     """A rich progress bar, off with --quiet or when stderr is not a terminal."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     return Progress(
@@ -136,7 +142,7 @@ def synth_images(out: str, num: int, seed: int, size: str, split: str, preview: 
     Example:
       humanparse synth images data/synth-val --num 500 --seed 2 --size 640x360 --preview
     """
-    from .synth import write_image_dataset
+    from .data.synth import write_image_dataset
 
     dims = _size(size)
     with _progress(quiet, "rendering") as bar:
@@ -162,7 +168,7 @@ def synth_video(out: str, frames: int, seed: int, size: str, fps: int, quiet: bo
     Example:
       humanparse synth video examples/crossing.mp4 --frames 100 --seed 3
     """
-    from .synth_video import VideoConfig, write_video
+    from .data.synth_video import VideoConfig, write_video
 
     dims = _size(size)
     with _progress(quiet, "rendering") as bar:
@@ -198,7 +204,7 @@ def convert_pascal(out: str, annotations: str, images: str, split: str, ids_file
     """
     from pathlib import Path
 
-    from .pascal_part import convert_pascal_part
+    from .data.pascal_part import convert_pascal_part
 
     ids = Path(ids_file).read_text().split() if ids_file else None
     with _progress(quiet, "converting") as bar:
@@ -215,7 +221,7 @@ def convert_pascal(out: str, annotations: str, images: str, split: str, ids_file
 @click.option("--split", default="train", show_default=True, help="Name of the split list written.")
 def convert_png(out: str, images: str, labels: str, label_map: str, split: str) -> None:
     """Category-level label PNGs (no person ids) -> CIHP layout, for the semantic stage."""
-    from .pascal_part import convert_png_release, parse_label_map
+    from .data.pascal_part import convert_png_release, parse_label_map
 
     convert_png_release(images, labels, out, parse_label_map(label_map), split=split)
     Console().print(f"wrote {out}")
@@ -236,7 +242,7 @@ def export_command(source: str, target: str, half: bool, about: str | None) -> N
     import json
     from pathlib import Path
 
-    from .model import load_checkpoint, save_checkpoint
+    from .modeling.holistic import load_checkpoint, save_checkpoint
 
     facts = {}
     if about:
@@ -265,7 +271,13 @@ def train_command(config_path: str, overrides: tuple[str, ...], resume: bool, qu
           --set init=runs/sem/final.pt --set out=runs/joint
       humanparse train --config configs/synth-small.toml --set out=runs/sem --resume
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from .config import load_train_config
     from .train import train
@@ -309,7 +321,7 @@ def _model_options(function):
 
 
 def _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale=1.0, data_root=None, scale=1.0):
-    from .detection import parse_detector_spec
+    from .detectors import parse_detector_spec
     from .predictor import Predictor
 
     external = None
@@ -343,9 +355,9 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
     """
     from pathlib import Path
 
-    from .image_job import parse_images
-    from .inputs import list_images
-    from .outputs import OUTPUT_KINDS
+    from .io.images import list_images
+    from .io.results import OUTPUT_KINDS
+    from .jobs.images import parse_images
 
     kinds = tuple(k.strip() for k in save.split(",") if k.strip())
     unknown = sorted(set(kinds) - set(OUTPUT_KINDS))
@@ -394,8 +406,8 @@ def video_command(source, out, checkpoint, detector, det_threshold, max_people, 
     """
     import torch
 
+    from .jobs.video import VideoOptions, parse_video
     from .tracking import TrackerOptions
-    from .video_job import VideoOptions, parse_video
 
     if end is not None and end <= start:
         raise click.BadParameter(f"--end {end} must come after --start {start}", param_hint="--end")
@@ -448,9 +460,15 @@ def eval_command(data_root, split, predictions, checkpoint, detector, det_thresh
     import json
     from pathlib import Path
 
-    from .drawing import png_bytes
-    from .evaluate import ap_heatmap, evaluate, evaluate_predictions, evaluate_predictor, report_dict
-    from .files import write_bytes_atomic
+    from .evaluate import (
+        ap_heatmap,
+        evaluate,
+        evaluate_predictions,
+        evaluate_predictor,
+        report_dict,
+    )
+    from .io.drawing import png_bytes
+    from .io.files import write_bytes_atomic
 
     with _progress(quiet, "evaluating") as bar:
         task = bar.add_task("evaluating", total=None)
@@ -464,7 +482,7 @@ def eval_command(data_root, split, predictions, checkpoint, detector, det_thresh
             labels = predictor.labels
             if scale == 1 and crf_scale == 1:
                 # The network's own forward pass; box AP then covers every built-in detection.
-                from .model import DecodeOptions
+                from .modeling.holistic import DecodeOptions
 
                 decoding = DecodeOptions(det_threshold, max_people, predictor.options.nms_iou)
                 report = evaluate(predictor.model, data_root, split, predictor.detector, crf_iterations, progress=update, decoding=decoding)

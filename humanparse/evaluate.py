@@ -13,13 +13,22 @@ import cv2
 import numpy as np
 import torch
 
-from .cihp import Sample, load_sample, read_split
-from .detection import Detector
+from .data.cihp import Sample, load_sample, read_split
+from .detectors import Detector
 from .errors import HumanParseError
-from .instances import extract_instances, part_map
 from .labels import LabelSet
-from .metrics import BoxAP, InstanceAP, ParsingAP, box_ap, confusion_matrix, instance_ap, mean_iou, parsing_ap
-from .model import DecodeOptions, HolisticParser
+from .metrics import (
+    BoxAP,
+    InstanceAP,
+    ParsingAP,
+    box_ap,
+    confusion_matrix,
+    instance_ap,
+    mean_iou,
+    parsing_ap,
+)
+from .modeling.holistic import DecodeOptions, HolisticParser
+from .modeling.instances import extract_instances, part_map
 
 if TYPE_CHECKING:
     from .predictor import Predictor
@@ -117,7 +126,9 @@ def evaluate_predictions(
     """Score result files written earlier (``humanparse images ... --save json``, or any
     model's output in that format): ``<predictions>/json/<id>.json`` for every id of the
     split. The persons' boxes and scores get a box AP."""
-    from .outputs import read_result_json  # outputs imports the predictor, which imports the model
+    from .io.results import (
+        read_result_json,  # outputs imports the predictor, which imports the model
+    )
 
     ids = read_split(root, split)
     folder = Path(predictions) / "json"

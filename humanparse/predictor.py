@@ -20,13 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .detection import Detector
-from .detection_head import decode
+from .detectors import Detector
 from .device import resolve_device
 from .errors import HumanParseError
-from .instances import instance_statistics, part_map, person_map
 from .labels import LabelSet
-from .model import HolisticParser, load_checkpoint
+from .modeling.detection_head import decode
+from .modeling.holistic import HolisticParser, load_checkpoint
+from .modeling.instances import instance_statistics, part_map, person_map
 
 __all__ = ["ParsingResult", "PartScore", "Predictor", "PredictorOptions", "Timings", "default_checkpoint"]
 

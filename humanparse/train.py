@@ -31,20 +31,28 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .augment import augment
-from .cihp import Sample, load_sample, read_split
 from .config import TrainConfig, to_toml
-from .detection import CocoResultsDetector, parse_detector_spec, parse_simulation
-from .detection_head import encode_targets, detection_loss
+from .data.augment import augment
+from .data.cihp import Sample, load_sample, read_split
+from .data.synth import simulate_detections
+from .detectors import CocoResultsDetector, parse_detector_spec, parse_simulation
 from .device import resolve_device
-from .drawing import line_chart, png_bytes
 from .errors import CheckpointError, ConfigError, HumanParseError
-from .files import write_bytes_atomic
+from .io.drawing import line_chart, png_bytes
+from .io.files import write_bytes_atomic
 from .labels import LabelSet
 from .matching import IGNORE_INDEX, matched_instance_loss, ohem_cross_entropy, ohem_k
 from .metrics import confusion_matrix, mean_iou
-from .model import DecodeOptions, HolisticParser, build_model, init_from_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
-from .synth import simulate_detections
+from .modeling.detection_head import detection_loss, encode_targets
+from .modeling.holistic import (
+    DecodeOptions,
+    HolisticParser,
+    build_model,
+    init_from_checkpoint,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 
 
 @dataclass(frozen=True)
@@ -309,7 +317,9 @@ def _validate(config: TrainConfig, model: HolisticParser, ranks: _Ranks) -> dict
         if config.stage == "semantic":
             result[0] = _validate_semantic(config, model, ids)
         else:
-            from .evaluate import evaluate  # evaluate imports the model; keep train importable on its own
+            from .evaluate import (
+                evaluate,  # evaluate imports the model; keep train importable on its own
+            )
 
             spec = config.data.detector
             detector = None if spec == "builtin" else parse_detector_spec(spec, data_root=config.data.root)

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from humanparse import __version__
 from humanparse.cli import main
 from humanparse.config import CRFConfig, ModelConfig
-from humanparse.model import build_model, save_checkpoint
+from humanparse.modeling.holistic import build_model, save_checkpoint
 
 
 def test_info_prints_versions_and_device() -> None:
@@ -39,7 +39,11 @@ def test_export_writes_a_half_precision_model_that_info_describes(tmp_path) -> N
     import torch
 
     from humanparse.config import CRFConfig, ModelConfig
-    from humanparse.model import build_model, load_checkpoint, save_checkpoint
+    from humanparse.modeling.holistic import (
+        build_model,
+        load_checkpoint,
+        save_checkpoint,
+    )
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(backbone="resnet18", output_stride=16, crf=CRFConfig(iterations=1))).eval()

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from humanparse.cli import main
 from humanparse.config import CRFConfig, ModelConfig
-from humanparse.detection import GroundTruthDetector
+from humanparse.data.synth import write_image_dataset
+from humanparse.detectors import GroundTruthDetector
 from humanparse.evaluate import _ground_truth, evaluate, report_dict
-from humanparse.model import build_model, save_checkpoint
-from humanparse.synth import write_image_dataset
+from humanparse.modeling.holistic import build_model, save_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import eager_parser, two_people
 from humanparse.errors import HumanParseError
-from humanparse.instances import extract_instances, part_map, person_map
+from humanparse.modeling.instances import extract_instances, part_map, person_map
 from humanparse.predictor import Predictor, PredictorOptions, _upsampled_max
 from humanparse.structures import Detections
+from tests.scenes import eager_parser, two_people
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_the_shipped_default_model_finds_the_people_of_the_demo_clip() -> None:
     from click.testing import CliRunner
 
     from humanparse.cli import main
-    from humanparse.video_io import VideoReader
+    from humanparse.io.video import VideoReader
 
     with VideoReader(Path(__file__).resolve().parents[1] / "examples" / "crossing.mp4", start=2.0) as reader:
         _, frame = next(iter(reader))

@@ -7,14 +7,13 @@ import subprocess
 import sys
 
 import cv2
-import numpy as np
 import pytest
 import torch
 
 from humanparse.config import load_train_config
+from humanparse.data.synth import write_image_dataset
 from humanparse.errors import ConfigError, HumanParseError
-from humanparse.model import load_checkpoint
-from humanparse.synth import write_image_dataset
+from humanparse.modeling.holistic import load_checkpoint
 from humanparse.train import _Ranks, _Sampler, train
 
 

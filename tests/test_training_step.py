@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from humanparse.config import CRFConfig, ModelConfig
 from humanparse.matching import IGNORE_INDEX, matched_instance_loss
-from humanparse.model import build_model
+from humanparse.modeling.holistic import build_model
 
 
 def test_matched_loss_decreases_when_a_tiny_model_trains_on_two_overlapping_people(scene) -> None:

@@ -1,0 +1,137 @@
+"""The CIHP folder layout, which the synthetic world writes and the readers read.
+
+    images/<id>.jpg            the image
+    Category_ids/<id>.png      uint8 part label per pixel (0 background)
+    Human_ids/<id>.png         uint8 person id per pixel (0 background)
+    Instance_ids/<id>.png      uint8 part-instance id per pixel (0 background)
+    Instance_ids/<id>.txt      one line per part instance: "inst_id class human_id"
+    <split>_id.txt             the ids of a split, one per line
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ..errors import HumanParseError
+
+FOLDERS = ("images", "Category_ids", "Human_ids", "Instance_ids")
+
+
+def instance_ids(parts: np.ndarray, persons: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """Number the (person, part) segments 1..K in person, then part order.
+
+    Returns the (H, W) uint8 instance map and the rows (inst_id, part, person).
+    """
+    key = persons.astype(np.int64) * 256 + parts.astype(np.int64)
+    present = np.unique(key[(persons > 0) & (parts > 0)])
+    if len(present) > 255:
+        raise HumanParseError(f"{len(present)} part instances do not fit a uint8 instance map")
+    lookup = np.zeros(int(key.max()) + 1, np.uint8)
+    lookup[present] = np.arange(1, len(present) + 1)
+    rows = [(k + 1, int(v % 256), int(v // 256)) for k, v in enumerate(present)]
+    return lookup[key], rows
+
+
+def write_sample(root: Path, sample_id: str, jpeg: bytes, parts: np.ndarray, persons: np.ndarray) -> None:
+    """Write one image and its ground truth under ``root`` (a folder being built)."""
+    for folder in FOLDERS:
+        (root / folder).mkdir(exist_ok=True)
+    (root / "images" / f"{sample_id}.jpg").write_bytes(jpeg)
+    instances, rows = instance_ids(parts, persons)
+    for folder, array in (("Category_ids", parts), ("Human_ids", persons), ("Instance_ids", instances)):
+        if not cv2.imwrite(str(root / folder / f"{sample_id}.png"), array.astype(np.uint8)):
+            raise HumanParseError(f"cannot write {root / folder / sample_id}.png")
+    (root / "Instance_ids" / f"{sample_id}.txt").write_text("".join(f"{i} {c} {h}\n" for i, c, h in rows))
+
+
+def write_split(root: Path, split: str, ids: list[str]) -> None:
+    (root / f"{split}_id.txt").write_text("".join(f"{i}\n" for i in ids))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One annotated image: image (H, W, 3) uint8 RGB; parts, persons (H, W) uint8;
+    boxes (n, 4) float32 x1 y1 x2 y2 of each person's pixels, in ``person_ids`` order."""
+
+    sample_id: str
+    image: np.ndarray
+    parts: np.ndarray
+    persons: np.ndarray
+    person_ids: tuple[int, ...]
+    boxes: np.ndarray
+
+
+def read_split(root: str | Path, split: str) -> list[str]:
+    """The ids listed in ``<root>/<split>_id.txt``."""
+    path = Path(root) / f"{split}_id.txt"
+    if not path.is_file():
+        available = sorted(p.name[: -len("_id.txt")] for p in Path(root).glob("*_id.txt"))
+        hint = f"; splits here: {', '.join(available)}" if available else ""
+        raise HumanParseError(f"missing split file {path}{hint}")
+    ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise HumanParseError(f"split file {path} lists no images")
+    return ids
+
+
+def load_sample(root: str | Path, sample_id: str, num_labels: int) -> Sample:
+    """Read one image and its ground truth, checking them against each other.
+
+    ``num_labels`` is P+1 of the label set; part values must lie in 0..P (255 = ignore).
+    A dataset without a ``Human_ids/`` folder is category-level only (persons None).
+    """
+    root = Path(root)
+    image_path = _find_image(root, sample_id)
+    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise HumanParseError(f"{image_path}: cannot read the image")
+    image = np.ascontiguousarray(image[..., ::-1])
+    parts = read_label_png(root / "Category_ids" / f"{sample_id}.png", image.shape[:2])
+    bad = (parts >= num_labels) & (parts != 255)
+    if bad.any():
+        raise HumanParseError(
+            f"{root / 'Category_ids' / sample_id}.png: label {int(parts[bad].max())} is outside the label set (0..{num_labels - 1})"
+        )
+    if not (root / "Human_ids").is_dir():
+        return Sample(sample_id, image, parts, None, (), np.zeros((0, 4), np.float32))
+    persons = read_label_png(root / "Human_ids" / f"{sample_id}.png", image.shape[:2])
+    ids = tuple(int(v) for v in np.unique(persons[persons > 0]))
+    boxes = np.zeros((len(ids), 4), np.float32)
+    for k, pid in enumerate(ids):
+        ys, xs = np.nonzero(persons == pid)
+        boxes[k] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    return Sample(sample_id, image, parts, persons, ids, boxes)
+
+
+def _find_image(root: Path, sample_id: str) -> Path:
+    for ext in (".jpg", ".png", ".jpeg"):
+        path = root / "images" / f"{sample_id}{ext}"
+        if path.is_file():
+            return path
+    raise HumanParseError(f"{root / 'images' / sample_id}.jpg: image not found")
+
+
+def read_label_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A label PNG's values: grey levels, or palette indices for an indexed-colour PNG
+    (VOC-style releases); OpenCV would turn the latter into colours, so Pillow reads it."""
+    if not path.is_file():
+        raise HumanParseError(f"{path}: label map not found")
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("L", "P", "I", "I;16"):
+                raise HumanParseError(f"{path}: a label map must hold one label per pixel, not {im.mode} colours")
+            labels = np.array(im)
+    except (OSError, ValueError) as exc:
+        raise HumanParseError(f"{path}: cannot read the label map ({exc})") from None
+    if labels.shape != shape:
+        raise HumanParseError(f"{path}: label map is {labels.shape[1]}x{labels.shape[0]}, the image {shape[1]}x{shape[0]}")
+    if labels.dtype != np.uint8:
+        if labels.max() > 255 or labels.min() < 0:
+            raise HumanParseError(f"{path}: label values outside 0..255")
+        labels = labels.astype(np.uint8)
+    return labels

@@ -1,0 +1,96 @@
+"""Pictures for people to look at: label overlays and contact sheets."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..labels import LabelSet
+
+
+def person_colours(count: int) -> np.ndarray:
+    """(count + 1, 3) uint8 RGB, 0 black, then well-separated hues (golden-angle steps)."""
+    if count == 0:
+        return np.zeros((1, 3), np.uint8)
+    hues = (np.arange(count) * 0.618034 % 1.0 * 180).astype(np.uint8)
+    hsv = np.stack([hues, np.full(count, 200, np.uint8), np.full(count, 255, np.uint8)], 1)[None]
+    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
+    return np.concatenate([np.zeros((1, 3), np.uint8), rgb])
+
+
+def ground_truth_panel(image: np.ndarray, parts: np.ndarray, persons: np.ndarray, labels: LabelSet) -> np.ndarray:
+    """(H, 3W, 3) uint8 RGB: the image with person outlines, the part map, the person map."""
+    palette = np.array(labels.palette, np.uint8)
+    count = int(persons.max())
+    colours = person_colours(count)
+    outlined = image.copy()
+    for pid in range(1, count + 1):
+        mask = (persons == pid).astype(np.uint8)
+        if mask.any():
+            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            cv2.drawContours(outlined, contours, -1, colours[pid].tolist(), 1)
+    return np.concatenate([outlined, palette[parts], colours[persons]], 1)
+
+
+def contact_sheet(panels: list[np.ndarray], columns: int = 4, gap: int = 4) -> np.ndarray:
+    """Tile equally sized (H, W, 3) uint8 panels into one image, row by row."""
+    h, w = panels[0].shape[:2]
+    rows = -(-len(panels) // columns)
+    sheet = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, 3), 255, np.uint8)
+    for k, panel in enumerate(panels):
+        r, c = divmod(k, columns)
+        sheet[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = panel
+    return sheet
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 RGB -> PNG file contents."""
+    ok, encoded = cv2.imencode(".png", image[..., ::-1])
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return encoded.tobytes()
+
+
+def line_chart(series: dict[str, list[tuple[float, float]]], title: str = "", width: int = 640, height: int = 360) -> np.ndarray:
+    """Curves of (x, y) points on shared axes, with a legend: (height, width, 3) uint8 RGB.
+
+    A small plotter of its own so that training needs no plotting library; axes span the
+    data's range, with five labelled ticks on each.
+    """
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    left, right, top, bottom = 64, 16, 28, 36
+    font, black, grey = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0), (225, 225, 225)
+    cv2.putText(canvas, title, (left, 18), font, 0.5, black, 1, cv2.LINE_AA)
+    points = [p for values in series.values() for p in values]
+    if not points:
+        cv2.putText(canvas, "no data", (width // 2 - 30, height // 2), font, 0.5, black, 1, cv2.LINE_AA)
+        return canvas
+    xs, ys = np.array([p[0] for p in points], float), np.array([p[1] for p in points], float)
+    x0, x1 = xs.min(), max(xs.max(), xs.min() + 1)
+    y0, y1 = ys.min(), ys.max()
+    pad = 0.05 * (y1 - y0) if y1 > y0 else max(abs(y0) * 0.05, 1e-3)
+    y0, y1 = y0 - pad, y1 + pad
+
+    def pixel(x: float, y: float) -> tuple[int, int]:
+        return (
+            int(round(left + (x - x0) / (x1 - x0) * (width - left - right))),
+            int(round(height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom))),
+        )
+
+    for k in range(5):
+        fx, fy = x0 + k / 4 * (x1 - x0), y0 + k / 4 * (y1 - y0)
+        px, _ = pixel(fx, y0)
+        _, py = pixel(x0, fy)
+        cv2.line(canvas, (left, py), (width - right, py), grey, 1)
+        cv2.line(canvas, (px, top), (px, height - bottom), grey, 1)
+        cv2.putText(canvas, f"{fy:.3g}", (4, py + 4), font, 0.4, black, 1, cv2.LINE_AA)
+        cv2.putText(canvas, f"{fx:.0f}", (px - 10, height - bottom + 16), font, 0.4, black, 1, cv2.LINE_AA)
+    cv2.rectangle(canvas, (left, top), (width - right, height - bottom), black, 1)
+    colours = person_colours(len(series))
+    for k, (name, values) in enumerate(series.items()):
+        colour = tuple(int(c) for c in colours[k + 1])
+        if values:
+            line = np.array([pixel(x, y) for x, y in values], np.int32)
+            cv2.polylines(canvas, [line], False, colour, 2, cv2.LINE_AA)
+        cv2.putText(canvas, name, (width - right - 170, top + 16 + 16 * k), font, 0.45, colour, 1, cv2.LINE_AA)
+    return canvas

@@ -1,0 +1,432 @@
+"""Streaming video in and out with PyAV: memory stays flat however long the video.
+
+``VideoReader`` decodes in a background thread into a small bounded queue, so the model
+never waits on the decoder and at most ``queue_size`` frames are held at once.
+``VideoWriter`` encodes H.264 into a temporary MP4 beside the target and renames it into
+place when closed, so even an interrupted run leaves a playable file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import queue
+import re
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+
+from ..errors import HumanParseError
+from .files import publish_file
+
+FALLBACK_FPS = Fraction(30)
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+_EPS_FRAMES = 1e-6  # so that start=0.3 at 10 fps means frame 3, not 4 (0.3 * 10 = 3.0000000000000004)
+_TRUNCATION_SLACK = 2  # frames a stream may fall short of its header before it counts as cut off
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about its first video stream."""
+
+    width: int  # pixels, as decoded
+    height: int
+    fps: Fraction  # average frame rate; the guessed rate, then 30, where the container has none
+    frames: int | None  # the container's frame count, None where it does not say (MKV, MPEG-TS)
+    codec: str  # FFmpeg decoder name, e.g. "h264"
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Read a video's size, rate, frame count and codec without decoding it.
+
+    Raises HumanParseError for a missing path, a directory, or a file with no readable
+    video stream.
+    """
+    container, stream = _open(_source(path))
+    with container:
+        return _info(stream)
+
+
+class VideoReader:
+    """Iterate ``(index, frame)`` over a video: ``index`` the 0-based frame number in the
+    source, ``frame`` (H, W, 3) uint8 RGB.
+
+    Frames are selected by number: frame i (at i / fps seconds) is kept when
+    ``start <= i / fps < end`` and ``(i - first kept) % stride == 0``. A start past 0
+    seeks to the keyframe before it; the frames decoded from there are placed by their
+    timestamps (exact for constant-rate video, an estimate at the average rate otherwise)
+    and counted on from the first one kept.
+
+    A corrupt or truncated stream yields every frame that decodes, then stops, with
+    ``error`` set to a one-line description (None when the video decoded cleanly, or
+    when iteration stopped early at ``end`` or at a ``break``). Truncation is noticed from a
+    decoder error, or from the stream ending more than two frames short of the frame count
+    or duration in its header. An iteration that yields no frame at all (an empty video, a
+    ``start`` past the end, a stream that breaks before its first frame) ends by raising
+    HumanParseError instead.
+
+    Use it as a context manager, or iterate to the end: ``close()`` stops the decoding
+    thread and closes the file, and runs on early exit, on exceptions and on Ctrl-C.
+    A reader is iterated once.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        stride: int = 1,
+        start: float = 0.0,
+        end: float | None = None,
+        queue_size: int = 8,
+    ) -> None:
+        self.path = _source(path)
+        if stride < 1:
+            raise HumanParseError(f"the frame stride must be at least 1, got {stride}")
+        if start < 0:
+            raise HumanParseError(f"the start time must be 0 or more seconds, got {start}")
+        if end is not None and end <= start:
+            raise HumanParseError(f"the end time ({end} s) must be after the start time ({start} s)")
+        if queue_size < 1:
+            raise HumanParseError(f"the frame queue must hold at least 1 frame, got {queue_size}")
+        self.stride = stride
+        self.start = start
+        self.end = end
+        self._container, self._stream = _open(self.path)
+        self.info = _info(self._stream)
+        self.frames_read = 0  # frames handed to the consumer
+        self.error: str | None = None
+        self._first = math.ceil(start * self.info.fps - _EPS_FRAMES)
+        self._stop_at = None if end is None else math.ceil(end * self.info.fps - _EPS_FRAMES)
+        self._seen_end = 0  # one past the highest source frame number decoded
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        if self._thread is not None or self._closed:
+            raise RuntimeError("a VideoReader can be iterated only once")
+        self._thread = threading.Thread(target=self._decode, name=f"VideoReader({getattr(self.path, 'name', self.path)})", daemon=True)
+        self._thread.start()
+        return self._consume()
+
+    def close(self) -> None:
+        """Stop the decoding thread, wait for it, and close the file. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._container.close()  # only now: the container is not safe to share with the thread
+        while not self._queue.empty():  # let the last decoded frames go
+            self._queue.get_nowait()
+
+    def _consume(self) -> Iterator[tuple[int, np.ndarray]]:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                self.frames_read += 1
+                yield item
+            if self.frames_read == 0:
+                raise HumanParseError(self._nothing_decoded())
+        finally:
+            self.close()
+
+    def _nothing_decoded(self) -> str:
+        if self.error is not None:
+            return f"no frame of {self.path} could be decoded: {self.error}"
+        if self._seen_end == 0 and self._first == 0:
+            return f"{self.path} holds no video frames"
+        until = "the end" if self.end is None else f"{self.end} s"
+        return f"{self.path} has no frames from {self.start} s to {until} (it has {self._seen_end})"
+
+    def _decode(self) -> None:
+        """The thread: decode, convert to RGB and queue the selected frames, then ``_END``."""
+        try:
+            for index, frame in self._source_frames():
+                if self._stop.is_set():
+                    return
+                if self._stop_at is not None and index >= self._stop_at:
+                    return
+                if index < self._first or (index - self._first) % self.stride:
+                    continue
+                if not self._put((index, frame.to_ndarray(format="rgb24"))):
+                    return
+            self.error = self._truncation()
+        except _LostPosition:
+            self.error = f"cannot place the frames after seeking to {self.start} s (they carry no timestamps)"
+        except (av.FFmpegError, OSError) as exc:
+            self.error = f"decoding stopped after {self._seen_end} frames: {_reason(exc)}"
+        except BaseException as exc:  # a bug: raise it where the consumer will see it
+            self._put(exc)
+            return
+        finally:
+            self._put(_END)
+
+    def _source_frames(self) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Every decoded frame from the start point on, with its number in the source."""
+        if self._first > 0 and self._seek():
+            frames = self._container.decode(self._stream)
+            landed = next(frames, None)
+            if landed is not None and landed.pts is not None and self._position(landed) <= self._first:
+                yield from self._placed(itertools.chain([landed], frames))
+                return
+            # The seek passed the start, or landed where no keyframe follows (MPEG-TS has no
+            # index to seek by): decode from the top instead.
+            self._container.close()
+            self._container, self._stream = _open(self.path)
+        for index, frame in enumerate(self._container.decode(self._stream)):
+            self._seen_end = index + 1
+            yield index, frame
+
+    def _placed(self, frames: Iterator[av.VideoFrame]) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Frames after a seek: placed by timestamp up to the first one kept, then counted."""
+        index = None
+        for frame in frames:
+            if index is None:
+                position = self._position(frame)
+                self._seen_end = max(self._seen_end, position + 1)
+                if position < self._first:
+                    continue
+                index = position
+            else:
+                index += 1
+            self._seen_end = max(self._seen_end, index + 1)
+            yield index, frame
+
+    def _seek(self) -> bool:
+        """Jump to the keyframe before the first frame wanted; False where the file cannot seek."""
+        offset = self._start_pts() + int(Fraction(self._first) / self.info.fps / self._stream.time_base)
+        try:
+            self._container.seek(offset, stream=self._stream, backward=True)
+        except av.FFmpegError:
+            return False
+        return True
+
+    def _start_pts(self) -> int:
+        return self._stream.start_time or 0  # MPEG-TS streams start at 0.2 s or later
+
+    def _position(self, frame: av.VideoFrame) -> int:
+        if frame.pts is None:
+            raise _LostPosition
+        return round((frame.pts - self._start_pts()) * self._stream.time_base * self.info.fps)
+
+    def _truncation(self) -> str | None:
+        """A description of how the stream fell short of its header, None if it did not."""
+        fps = self.info.fps
+        if self.info.frames is not None and self._seen_end < self.info.frames - _TRUNCATION_SLACK:
+            return f"the video ended after {self._seen_end} of the {self.info.frames} frames its header declares"
+        expected = _stream_seconds(self._container, self._stream)
+        if expected is not None and self._seen_end / fps < expected - _TRUNCATION_SLACK / fps:
+            return f"the video ended after {float(self._seen_end / fps):.2f} s of the {expected:.2f} s its header declares"
+        return None
+
+    def _put(self, item: object) -> bool:
+        """Queue an item, waiting for room; False once the reader is closing."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+class VideoWriter:
+    """Write (H, W, 3) uint8 RGB frames as H.264 (libx264, yuv420p) in an MP4 at a constant
+    frame rate ``fps``; no audio.
+
+    Frames go to a hidden temporary file beside ``path``; ``close()`` flushes the encoder,
+    writes the MP4 trailer and renames the file onto ``path``. Used as a context manager,
+    close() also runs on exceptions and Ctrl-C, so an interrupted run leaves a valid MP4 of
+    the frames written so far. With no frame written, close() leaves no file. An existing
+    ``path`` is replaced (at close, never before) only with ``overwrite``.
+
+    yuv420p needs an even width and height: an odd one is padded by one pixel that repeats
+    the last column or row, so the file, and any reader of it, sees
+    (height + height % 2, width + width % 2); a 5x3 video reads back as 6x4.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: Fraction | float,
+        width: int,
+        height: int,
+        crf: int = 23,
+        preset: str = "veryfast",
+        overwrite: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        if self.path.suffix.lower() != ".mp4":
+            raise HumanParseError(f"the output video must be an .mp4 file, got {self.path.name}")
+        if self.path.exists() and not overwrite:
+            raise HumanParseError(f"{self.path} already exists; choose another output")
+        if self.path.is_dir():
+            raise HumanParseError(f"{self.path} is a directory")
+        if not (isinstance(fps, Fraction) or math.isfinite(fps)) or fps <= 0:
+            raise HumanParseError(f"the frame rate must be a positive number, got {fps}")
+        if width < 1 or height < 1:
+            raise HumanParseError(f"the video size must be at least 1x1, got {width}x{height}")
+        if not 0 <= crf <= 51:
+            raise HumanParseError(f"the H.264 quality (crf) must be from 0 to 51, got {crf}")
+        if preset not in X264_PRESETS:
+            raise HumanParseError(f"unknown x264 preset {preset!r}; choose one of {', '.join(X264_PRESETS)}")
+        # A float rate becomes the nearest fraction with a small denominator: 29.97 -> 2997/100,
+        # 23.976023976 -> 24000/1001; MP4 time bases must be exact fractions.
+        self.fps = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
+        self.width = width
+        self.height = height
+        self.frames_written = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial.mp4", dir=self.path.parent)
+        except OSError as exc:
+            raise HumanParseError(f"cannot write to {self.path.parent}: {exc.strerror or exc}") from None
+        os.close(fd)
+        self._tmp = Path(tmp)
+        try:
+            self._container = av.open(str(self._tmp), mode="w", format="mp4")
+            self._stream = self._container.add_stream("libx264", rate=self.fps)
+            self._stream.width, self._stream.height = width + width % 2, height + height % 2
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.options = {"crf": str(crf), "preset": preset}
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+        self._closed = False
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode one frame: (height, width, 3) uint8 RGB, the size given to the writer."""
+        if self._closed:
+            raise ValueError("write() on a closed VideoWriter")
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != (self.height, self.width, 3):
+            got = f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise HumanParseError(f"{self.path.name}: expected a ({self.height}, {self.width}, 3) uint8 RGB frame, got {got}")
+        if self.width % 2 or self.height % 2:
+            frame = np.pad(frame, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        video_frame.pts = self.frames_written  # in the codec's time base, 1 / fps: constant rate
+        try:
+            for packet in self._stream.encode(video_frame):
+                self._container.mux(packet)
+        except (av.FFmpegError, OSError) as exc:
+            raise HumanParseError(f"cannot write {self.path}: {_reason(exc)}") from None
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Flush the encoder, finish the MP4 and rename it onto ``path``. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.frames_written:
+                for packet in self._stream.encode(None):
+                    self._container.mux(packet)
+            self._container.close()
+            if self.frames_written:
+                publish_file(self._tmp, self.path)
+            else:
+                self._tmp.unlink()
+        except (av.FFmpegError, OSError) as exc:
+            self._tmp.unlink(missing_ok=True)
+            raise HumanParseError(f"cannot finish {self.path}: {_reason(exc)}") from None
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+
+
+class _LostPosition(Exception):
+    """A frame decoded after a seek has no timestamp to place it by."""
+
+
+_END = object()  # the decoding thread's last item
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+URL_TIMEOUT = 15.0  # seconds to open a stream URL, and then to wait for each read
+
+
+def _source(path: str | os.PathLike) -> Path | str:
+    """A stream URL (``rtsp://``, ``http://``, ``file://``, ...) stays a string for FFmpeg;
+    anything else is a local path."""
+    return path if isinstance(path, str) and _URL.match(path) else Path(path)
+
+
+def _open(path: Path | str) -> tuple[av.container.InputContainer, av.VideoStream]:
+    """Open a file or stream URL for decoding its first video stream, with errors a user can act on."""
+    if isinstance(path, Path):
+        if not path.exists():
+            raise HumanParseError(f"{path} does not exist")
+        if path.is_dir():
+            raise HumanParseError(f"{path} is a directory, not a video file")
+    try:
+        container = av.open(str(path), timeout=URL_TIMEOUT if isinstance(path, str) else None)
+    except (av.FFmpegError, OSError) as exc:
+        raise HumanParseError(f"cannot read {path} as a video: {_reason(exc)}") from None
+    if not container.streams.video:
+        container.close()
+        raise HumanParseError(f"{path} has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"  # decode on all cores: slice and frame threads
+    return container, stream
+
+
+def _info(stream: av.VideoStream) -> VideoInfo:
+    fps = stream.average_rate or stream.guessed_rate or FALLBACK_FPS
+    return VideoInfo(
+        width=stream.codec_context.width,
+        height=stream.codec_context.height,
+        fps=Fraction(fps),
+        frames=stream.frames or None,  # FFmpeg's 0 means "not stored"
+        codec=stream.codec_context.name,
+    )
+
+
+def _stream_seconds(container: av.container.InputContainer, stream: av.VideoStream) -> float | None:
+    """The video stream's duration as its header states it, None where it does not.
+
+    Matroska keeps it as a ``DURATION`` tag (HH:MM:SS.nnnnnnnnn); the container's duration
+    stands in only for a file with no other stream, since an audio track may run longer.
+    """
+    if stream.duration is not None:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION")
+    if tag is not None:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            return None
+    if len(container.streams) == 1 and container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    """The message of an FFmpeg or OS error without its errno and file name."""
+    return getattr(exc, "strerror", None) or str(exc)

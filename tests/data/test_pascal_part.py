@@ -1,0 +1,126 @@
+"""Pascal-Part MAT annotations and the PNG release, converted and read back."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import scipy.io
+from click.testing import CliRunner
+from PIL import Image
+
+from humanparse.cli import main
+from humanparse.data.cihp import load_sample, read_split
+from humanparse.data.pascal_part import (
+    convert_pascal_part,
+    parse_label_map,
+    read_pascal_part_mat,
+)
+from humanparse.errors import HumanParseError
+
+H, W = 12, 16
+
+
+def box_mask(y0, y1, x0, x1) -> np.ndarray:
+    m = np.zeros((H, W), np.uint8)
+    m[y0:y1, x0:x1] = 1
+    return m
+
+
+def write_mat(path, name: str, objects: list[tuple[str, np.ndarray, list[tuple[str, np.ndarray]]]]) -> None:
+    """A MAT file in the structure of the Pascal-Part release."""
+    part_dtype = [("part_name", "O"), ("mask", "O")]
+    obj_dtype = [("class", "O"), ("class_ind", "O"), ("mask", "O"), ("parts", "O")]
+    rows = []
+    for cls, mask, parts in objects:
+        part_array = np.array(parts, dtype=part_dtype).reshape(1, -1) if parts else np.zeros((0, 0))
+        rows.append((cls, 15, mask, part_array))
+    scipy.io.savemat(str(path), {"anno": {"imname": name, "objects": np.array(rows, dtype=obj_dtype).reshape(1, -1)}})
+
+
+@pytest.fixture
+def pascal(tmp_path):
+    ann, img = tmp_path / "Annotations_Part", tmp_path / "JPEGImages"
+    ann.mkdir()
+    img.mkdir()
+    write_mat(ann / "2008_000001.mat", "2008_000001", [
+        ("person", box_mask(0, 12, 0, 6), [
+            ("head", box_mask(0, 2, 1, 4)), ("leye", box_mask(1, 2, 1, 2)), ("neck", box_mask(2, 3, 2, 3)),
+            ("torso", box_mask(3, 6, 1, 5)), ("lhand", box_mask(6, 7, 0, 1)), ("luleg", box_mask(6, 9, 1, 3)),
+            ("rfoot", box_mask(11, 12, 3, 5)),
+        ]),
+        ("dog", box_mask(8, 12, 10, 16), []),
+        ("person", box_mask(0, 6, 7, 10), []),  # annotated without parts
+        ("person", box_mask(4, 10, 11, 14), [("ruarm", box_mask(4, 6, 11, 12)), ("rlleg", box_mask(7, 10, 12, 14))]),
+    ])
+    write_mat(ann / "2008_000002.mat", "2008_000002", [("cat", box_mask(0, 5, 0, 5), [])])
+    for name in ("2008_000001", "2008_000002"):
+        cv2.imwrite(str(img / f"{name}.jpg"), np.full((H, W, 3), 128, np.uint8))
+    return ann, img
+
+
+def test_parts_are_grouped_into_the_six_classes(pascal) -> None:
+    ann, _ = pascal
+    name, parts, persons = read_pascal_part_mat(ann / "2008_000001.mat")
+    assert name == "2008_000001"
+    assert parts[1, 1] == 1 and parts[0, 3] == 1  # leye drawn as head, head as head
+    assert parts[2, 2] == 2 and parts[4, 2] == 2  # neck and torso
+    assert parts[6, 0] == 4 and parts[7, 1] == 5 and parts[11, 4] == 6  # hand, upper leg, foot
+    assert parts[4, 11] == 3 and parts[8, 13] == 6  # the third object's arm and lower leg
+    assert persons[4, 2] == 1 and persons[8, 13] == 2  # the part-less person takes no id
+    assert (parts[0:6, 7:10] == 255).all() and (persons[0:6, 7:10] == 0).all()  # ...and is ignored
+    assert parts[10, 14] == 0  # the dog is background
+    assert np.array_equal(persons > 0, (parts > 0) & (parts != 255))
+
+
+def test_conversion_writes_the_cihp_layout_and_reads_back(pascal, tmp_path) -> None:
+    ann, img = pascal
+    out = convert_pascal_part(ann, img, tmp_path / "ppp", split="val")
+    assert read_split(out, "val") == ["2008_000001"]  # the image without people is left out
+    sample = load_sample(out, "2008_000001", num_labels=7)
+    _, parts, persons = read_pascal_part_mat(ann / "2008_000001.mat")
+    assert np.array_equal(sample.parts, parts) and np.array_equal(sample.persons, persons)
+    assert sample.person_ids == (1, 2)
+
+
+def test_bad_annotations(pascal, tmp_path) -> None:
+    ann, img = pascal
+    (ann / "broken.mat").write_bytes(b"garbage")
+    with pytest.raises(HumanParseError, match="broken.mat: not a Pascal-Part annotation"):
+        convert_pascal_part(ann, img, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    (ann / "broken.mat").unlink()
+    write_mat(ann / "2008_000003.mat", "2008_000003", [("person", box_mask(0, 2, 0, 2), [("tail", box_mask(0, 1, 0, 1))])])
+    with pytest.raises(HumanParseError, match="unknown person part 'tail'"):
+        convert_pascal_part(ann, img, tmp_path / "y")
+
+
+def test_png_release_with_a_label_map(tmp_path) -> None:
+    images, labels = tmp_path / "img", tmp_path / "lab"
+    images.mkdir()
+    labels.mkdir()
+    cv2.imwrite(str(images / "a.jpg"), np.zeros((H, W, 3), np.uint8))
+    values = np.zeros((H, W), np.uint8)
+    values[0:3] = 2  # head in the release's order
+    values[3:6] = 4  # torso
+    palette_png = Image.fromarray(values, mode="P")
+    palette_png.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0, 0, 0, 128] + [0] * 750)
+    palette_png.save(labels / "a.png")  # an indexed-colour PNG: its indices are the labels
+    result = CliRunner().invoke(main, ["data", "convert", "png", str(tmp_path / "out"), "--images", str(images), "--labels", str(labels), "--label-map", "1:4,2:1,3:5,4:2,5:6,6:3"])
+    assert result.exit_code == 0, result.output
+    sample = load_sample(tmp_path / "out", "a", num_labels=7)
+    assert sample.persons is None
+    assert (sample.parts[0:3] == 1).all() and (sample.parts[3:6] == 2).all() and (sample.parts[6:] == 0).all()
+
+
+def test_label_map_syntax() -> None:
+    assert parse_label_map("1:4, 2:1") == {1: 4, 2: 1}
+    with pytest.raises(HumanParseError, match="SOURCE:TARGET"):
+        parse_label_map("1-4")
+
+
+def test_cli_converts_pascal_part(pascal, tmp_path) -> None:
+    ann, img = pascal
+    result = CliRunner().invoke(main, ["data", "convert", "pascal-part", str(tmp_path / "o"), "--annotations", str(ann), "--images", str(img), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "Instance_ids" / "2008_000001.txt").is_file()

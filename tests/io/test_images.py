@@ -1,0 +1,56 @@
+"""Listing and reading images for inference."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from humanparse.errors import HumanParseError
+from humanparse.io.images import list_images, read_image
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "a" / "one.jpg"), np.zeros((4, 5, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "a" / "b" / "two.PNG"), np.zeros((4, 5, 3), np.uint8))
+    (tmp_path / "a" / "notes.txt").write_text("not an image list")
+    return tmp_path
+
+
+def test_folders_lists_and_globs(folder) -> None:
+    assert [p.name for p in list_images([folder / "a"])] == ["two.PNG", "one.jpg"]
+    listing = folder / "list.txt"
+    listing.write_text("a/one.jpg\n\na/b/two.PNG\n")
+    assert [p.name for p in list_images([listing])] == ["one.jpg", "two.PNG"]
+    assert [p.name for p in list_images([str(folder / "**" / "*.jpg")])] == ["one.jpg"]
+    assert len(list_images([folder / "a", folder / "a" / "one.jpg"])) == 2  # no duplicates
+
+
+def test_inputs_that_match_nothing(folder) -> None:
+    with pytest.raises(HumanParseError, match="no such file"):
+        list_images([folder / "missing.jpg"])
+    with pytest.raises(HumanParseError, match="no images found"):
+        list_images([str(folder / "*.gif")])
+    (folder / "empty").mkdir()
+    with pytest.raises(HumanParseError, match="no images found"):
+        list_images([folder / "empty"])
+
+
+def test_grey_rgba_and_16_bit_images_become_uint8_rgb(tmp_path) -> None:
+    cv2.imwrite(str(tmp_path / "grey.png"), np.full((3, 4), 200, np.uint8))
+    rgba = np.zeros((3, 4, 4), np.uint8)
+    rgba[..., 2] = 255  # red in OpenCV's BGR order
+    cv2.imwrite(str(tmp_path / "rgba.png"), rgba)
+    cv2.imwrite(str(tmp_path / "deep.png"), np.full((3, 4, 3), 65535, np.uint16))
+    assert (read_image(tmp_path / "grey.png") == 200).all()
+    assert read_image(tmp_path / "rgba.png")[0, 0].tolist() == [255, 0, 0]
+    deep = read_image(tmp_path / "deep.png")
+    assert deep.dtype == np.uint8 and (deep == 255).all() and deep.shape == (3, 4, 3)
+
+
+def test_unreadable_image(tmp_path) -> None:
+    (tmp_path / "bad.jpg").write_bytes(b"nope")
+    with pytest.raises(HumanParseError, match="bad.jpg: cannot read"):
+        read_image(tmp_path / "bad.jpg")

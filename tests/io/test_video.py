@@ -1,0 +1,302 @@
+"""Streaming video I/O on small clips made here with PyAV: frame identity survives lossy
+coding because every frame is one flat colour that encodes its number."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from humanparse.errors import HumanParseError
+from humanparse.io.video import VideoReader, VideoWriter, probe
+
+W, H, FPS = 64, 48, 10
+
+
+def colour(i: int) -> tuple[int, int, int]:
+    """A flat RGB colour for frame i (i < 32), told apart from its neighbours after coding."""
+    return (8 * i, 255 - 8 * i, 128)
+
+
+def image(i: int, width: int = W, height: int = H) -> np.ndarray:
+    return np.broadcast_to(np.array(colour(i), np.uint8), (height, width, 3)).copy()
+
+
+def frame_number(frame: np.ndarray) -> int:
+    return round(float(frame[..., 0].mean()) / 8)
+
+
+def make_video(path: Path, fmt: str, codec: str, frames: int = 30) -> Path:
+    with av.open(str(path), mode="w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.bit_rate = 4_000_000  # mpeg4's default rate blurs neighbouring frame colours together
+        container.start_encoding()  # the header, even for a clip of no frames
+        for i in range(frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image(i), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def decode_with_pyav(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("VideoReader(")]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("clips")
+    return {
+        "mp4": make_video(folder / "clip.mp4", "mp4", "libx264"),
+        "mkv": make_video(folder / "clip.mkv", "matroska", "mpeg4"),
+        "avi": make_video(folder / "clip.avi", "avi", "mpeg4"),
+        "ts": make_video(folder / "clip.ts", "mpegts", "libx264"),
+    }
+
+
+@pytest.mark.parametrize("fps", [Fraction(25), Fraction(30000, 1001), 12.5])
+def test_writer_output_reads_back_with_pyav_as_h264_of_the_given_rate_size_and_colours(tmp_path, fps) -> None:
+    target = tmp_path / "out.mp4"
+    with VideoWriter(target, fps, W, H) as writer:
+        for i in range(20):
+            writer.write(image(i))
+    assert writer.frames_written == 20
+    with av.open(str(target)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
+        assert stream.average_rate == Fraction(fps) and (stream.width, stream.height) == (W, H)
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    assert len(frames) == 20
+    for i, frame in enumerate(frames):
+        assert np.abs(frame.reshape(-1, 3).mean(0) - colour(i)).max() < 5, i
+
+
+@pytest.mark.parametrize("kind, codec", [("mp4", "h264"), ("mkv", "mpeg4"), ("avi", "mpeg4"), ("ts", "h264")])
+def test_reader_yields_every_frame_in_order_with_probed_size_and_rate(clips, kind, codec) -> None:
+    info = probe(clips[kind])
+    assert (info.width, info.height, info.fps, info.codec) == (W, H, Fraction(FPS), codec)
+    assert info.frames == (30 if kind in ("mp4", "avi") else None)  # MKV and MPEG-TS keep no count
+    with VideoReader(clips[kind]) as reader:
+        assert reader.info == info
+        seen = [(index, frame_number(frame), frame.shape, frame.dtype) for index, frame in reader]
+    assert seen == [(i, i, (H, W, 3), np.uint8) for i in range(30)]
+    assert reader.frames_read == 30 and reader.error is None
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mkv", "ts"])  # MPEG-TS cannot seek to a keyframe: decoded from the top
+@pytest.mark.parametrize(
+    "stride, start, end, expected",
+    [
+        (3, 0.0, None, list(range(0, 30, 3))),
+        (1, 0.3, 0.8, [3, 4, 5, 6, 7]),  # end exclusive; 0.3 * 10 must not round up to 4
+        (4, 1.0, 2.05, [10, 14, 18]),
+        (2, 2.5, None, [25, 27, 29]),  # a seek near the end
+        (1, 0.0, 0.1, [0]),
+    ],
+)
+def test_stride_start_and_end_select_the_right_frames(clips, kind, stride, start, end, expected) -> None:
+    with VideoReader(clips[kind], stride=stride, start=start, end=end) as reader:
+        seen = [(index, frame_number(frame)) for index, frame in reader]
+    assert seen == [(i, i) for i in expected]
+    assert reader.error is None
+
+
+def test_truncated_mkv_yields_the_frames_that_decode_and_sets_error(tmp_path) -> None:
+    whole = make_video(tmp_path / "whole.mkv", "matroska", "mpeg4")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    with VideoReader(cut) as reader:
+        seen = [(index, frame_number(frame)) for index, frame in reader]
+    assert 3 <= len(seen) < 30 and seen == [(i, i) for i in range(len(seen))]
+    assert reader.error is not None and "3.00 s" in reader.error and "\n" not in reader.error
+
+
+def test_corrupt_mp4_payload_yields_the_frames_before_the_damage_and_sets_error(clips, tmp_path) -> None:
+    data = bytearray(clips["mp4"].read_bytes())
+    rng = np.random.default_rng(0)
+    lo, hi = int(len(data) * 0.4), int(len(data) * 0.6)
+    data[lo:hi] = rng.integers(0, 256, hi - lo, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    with VideoReader(damaged) as reader:
+        indices = [index for index, _ in reader]
+    assert indices == list(range(len(indices))) and 0 < len(indices) < 30
+    assert reader.error is not None
+
+
+def test_truncated_mp4_that_lost_its_index_is_an_error_naming_the_path(clips, tmp_path) -> None:
+    # libx264 MP4s keep the moov atom (the index) at the end, so the cut loses it.
+    data = clips["mp4"].read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    with pytest.raises(HumanParseError, match="cut.mp4"):
+        VideoReader(cut)
+
+
+def test_stream_cut_before_its_first_frame_raises_with_the_reason(tmp_path) -> None:
+    whole = make_video(tmp_path / "whole.mkv", "matroska", "libx264")
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[:900])  # the header and no complete frame
+    reader = VideoReader(cut)
+    with pytest.raises(HumanParseError, match="no frame of .*cut.mkv could be decoded"):
+        list(reader)
+    assert reader.error is not None and not reader_threads()
+
+
+@pytest.mark.parametrize("case", ["text named .mp4", "missing", "directory"])
+def test_unreadable_inputs_are_humanparse_errors_naming_the_path(tmp_path, case) -> None:
+    path = tmp_path / "input.mp4"
+    if case == "text named .mp4":
+        path.write_text("this is not a video\n" * 20)
+    elif case == "directory":
+        path.mkdir()
+    for call in (probe, VideoReader):
+        with pytest.raises(HumanParseError, match="input.mp4"):
+            call(path)
+
+
+def test_video_with_a_stream_but_no_frames_raises_when_iteration_ends(tmp_path) -> None:
+    empty = make_video(tmp_path / "empty.avi", "avi", "mpeg4", frames=0)
+    assert probe(empty).frames is None
+    with VideoReader(empty) as reader:
+        with pytest.raises(HumanParseError, match="empty.avi holds no video frames"):
+            list(reader)
+
+
+def test_start_past_the_end_raises_when_iteration_ends(clips) -> None:
+    with VideoReader(clips["mp4"], start=5.0) as reader:
+        with pytest.raises(HumanParseError, match="no frames from 5.0 s"):
+            list(reader)
+
+
+@pytest.mark.parametrize("width, height", [(5, 3), (1, 1), (6, 3)])
+def test_odd_sizes_are_padded_to_even_by_repeating_the_edge(tmp_path, width, height) -> None:
+    target = tmp_path / "odd.mp4"
+    rng = np.random.default_rng(1)
+    with VideoWriter(target, FPS, width, height, crf=0) as writer:
+        for _ in range(3):
+            writer.write(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    padded = (height + height % 2, width + width % 2)
+    assert probe(target).width == padded[1] and probe(target).height == padded[0]
+    with VideoReader(target) as reader:
+        frames = [frame for _, frame in reader]
+    assert len(frames) == 3 and all(f.shape == (*padded, 3) for f in frames)
+    # A flat colour survives 4:2:0 chroma, so the padding must repeat it rather than add black.
+    flat = tmp_path / "flat.mp4"
+    with VideoWriter(flat, FPS, width, height) as writer:
+        writer.write(image(9, width, height))
+    with VideoReader(flat) as reader:
+        ((_, frame),) = list(reader)
+    assert np.abs(frame.reshape(-1, 3).astype(int) - colour(9)).max() < 4
+
+
+def test_interrupted_writer_leaves_a_valid_mp4_of_the_frames_written_and_no_temporary(tmp_path) -> None:
+    target = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        with VideoWriter(target, FPS, W, H) as writer:
+            for i in range(7):
+                writer.write(image(i))
+            raise KeyboardInterrupt
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    assert [frame_number(f) for f in decode_with_pyav(target)] == list(range(7))
+
+
+def test_writer_with_no_frames_leaves_no_file(tmp_path) -> None:
+    with pytest.raises(RuntimeError):
+        with VideoWriter(tmp_path / "out.mp4", FPS, W, H):
+            raise RuntimeError("before the first frame")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("leave", ["break", "KeyboardInterrupt", "exhaust without with"])
+def test_reader_thread_stops_when_the_consumer_leaves(clips, leave) -> None:
+    assert not reader_threads()
+    if leave == "exhaust without with":
+        reader = VideoReader(clips["mp4"], queue_size=2)
+        assert len(list(reader)) == 30
+    else:
+        with pytest.raises(KeyboardInterrupt) if leave == "KeyboardInterrupt" else contextlib.nullcontext():
+            with VideoReader(clips["mp4"], queue_size=2) as reader:
+                for index, _ in reader:
+                    assert reader_threads()[0].is_alive()
+                    if index == 3:
+                        if leave == "break":
+                            break
+                        raise KeyboardInterrupt
+    assert not reader_threads()
+    assert reader.error is None and reader.frames_read in (4, 30)
+
+
+def test_writer_refuses_a_directory_it_cannot_create(tmp_path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(HumanParseError, match="cannot write to .*a_file"):
+        VideoWriter(blocker / "out.mp4", FPS, W, H)
+
+
+def test_writer_never_overwrites_an_existing_file(tmp_path) -> None:
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"precious")
+    with pytest.raises(HumanParseError, match="already exists"):
+        VideoWriter(target, FPS, W, H)
+    assert target.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [np.zeros((H, W + 2, 3), np.uint8), np.zeros((H, W, 3), np.float32), np.zeros((H, W), np.uint8), [[0]]],
+    ids=["wrong size", "float", "grey", "not an array"],
+)
+def test_writer_rejects_frames_it_was_not_declared_for(tmp_path, frame) -> None:
+    with VideoWriter(tmp_path / "out.mp4", FPS, W, H) as writer:
+        writer.write(image(0))
+        with pytest.raises(HumanParseError, match=r"expected a \(48, 64, 3\) uint8 RGB frame"):
+            writer.write(frame)
+    assert len(decode_with_pyav(tmp_path / "out.mp4")) == 1
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda clip, out: VideoReader(clip, stride=0),
+        lambda clip, out: VideoReader(clip, start=-1.0),
+        lambda clip, out: VideoReader(clip, start=2.0, end=1.0),
+        lambda clip, out: VideoWriter(out, 0, W, H),
+        lambda clip, out: VideoWriter(out, FPS, W, H, crf=60),
+        lambda clip, out: VideoWriter(out, FPS, W, H, preset="quick"),
+        lambda clip, out: VideoWriter(out.with_suffix(".mkv"), FPS, W, H),
+    ],
+    ids=["stride 0", "negative start", "end before start", "zero fps", "crf 60", "unknown preset", "not .mp4"],
+)
+def test_bad_options_are_humanparse_errors(clips, tmp_path, make) -> None:
+    with pytest.raises(HumanParseError):
+        make(clips["mp4"], tmp_path / "out.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+
+def test_stream_urls_go_to_ffmpeg_as_urls(clips) -> None:
+    path = clips["mp4"]
+    url = path.resolve().as_uri()  # file:///..., FFmpeg's file protocol: a URL with no network
+    assert probe(url) == probe(path)
+    with VideoReader(url) as reader:
+        frames = [frame for _, frame in reader]
+    assert len(frames) == 30 and np.array_equal(np.stack(frames), np.stack(decode_with_pyav(path)))
+
+
+def test_unreachable_stream_url_is_a_one_line_error() -> None:
+    with pytest.raises(HumanParseError, match="cannot read rtsp://127.0.0.1:9/live as a video") as error:
+        VideoReader("rtsp://127.0.0.1:9/live")
+    assert "\n" not in str(error.value)

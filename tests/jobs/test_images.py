@@ -1,0 +1,141 @@
+"""`humanparse images`: files written and read back, bad inputs, sharding, and scoring the
+written results with `humanparse eval --predictions`."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from humanparse.cli import main
+from humanparse.data.cihp import read_split
+from humanparse.data.synth import write_image_dataset
+from humanparse.io import rle
+from humanparse.jobs.images import output_names, shard
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = write_image_dataset(tmp_path_factory.mktemp("img") / "d", 4, seed=3, size=(64, 48), split="val")
+    rows = []
+    for sample_id in read_split(root, "val"):
+        persons = np.array(Image.open(root / "Human_ids" / f"{sample_id}.png"))
+        for pid in np.unique(persons[persons > 0]):
+            ys, xs = np.nonzero(persons == pid)
+            rows.append({"image_id": sample_id, "bbox": [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)], "score": 0.9, "category_id": 1})
+    (root / "dets.json").write_text(json.dumps(rows))
+    return root
+
+
+def images(*args: str, env=None):
+    return CliRunner().invoke(main, ["images", *args, "--quiet"], env=env)
+
+
+def test_every_output_reads_back_consistently(tmp_path, data, eager_checkpoint) -> None:
+    result = images(str(data / "images"), "--out", str(tmp_path), "--checkpoint", str(eager_checkpoint), "--detector", f"file:{data / 'dets.json'}")
+    assert result.exit_code == 0, result.output
+    assert "parsed 4 images" in result.output
+    for sample_id in read_split(data, "val"):
+        record = json.loads((tmp_path / "json" / f"{sample_id}.json").read_text())
+        assert (record["width"], record["height"]) == (64, 48) and record["image"] == sample_id
+        parts = np.array(Image.open(tmp_path / "parts" / f"{sample_id}.png"))
+        persons = np.array(Image.open(tmp_path / "persons" / f"{sample_id}.png"))
+        assert len(record["persons"]) >= 1
+        for person in record["persons"]:
+            assert np.array_equal(rle.decode(person["mask"]), persons == person["id"])
+            assert len(person["box"]) == 4 and 0 <= person["score"] <= 1
+        rebuilt = np.zeros_like(parts)
+        for part in record["parts"]:
+            mask = rle.decode(part["mask"])
+            assert not (rebuilt[mask] > 0).any()  # part instances never overlap
+            rebuilt[mask] = part["part"]
+            assert part["name"] == record["labels"][part["part"]]
+            assert (persons[mask] == part["person"]).all()
+        assert np.array_equal(rebuilt, parts)
+        assert np.array_equal(np.array(Image.open(tmp_path / "cihp" / "global_parsing" / f"{sample_id}.png")), parts)
+        assert cv2.imread(str(tmp_path / "overlay" / f"{sample_id}.jpg")).shape == (48, 64, 3)
+
+
+def test_scoring_written_results_equals_scoring_the_model_live(tmp_path, data, eager_checkpoint) -> None:
+    detector = f"file:{data / 'dets.json'}"
+    assert images(str(data / "images"), "--out", str(tmp_path / "pred"), "--checkpoint", str(eager_checkpoint), "--detector", detector, "--save", "json").exit_code == 0
+    assert sorted(p.name for p in tmp_path.joinpath("pred").iterdir()) == ["json"]
+    live = CliRunner().invoke(main, ["eval", "--data", str(data), "--checkpoint", str(eager_checkpoint), "--detector", detector, "--out", str(tmp_path / "live.json"), "--quiet"])
+    files = CliRunner().invoke(main, ["eval", "--data", str(data), "--predictions", str(tmp_path / "pred"), "--out", str(tmp_path / "files.json"), "--quiet"])
+    assert live.exit_code == 0 and files.exit_code == 0, live.output + files.output
+    a, b = json.loads((tmp_path / "live.json").read_text()), json.loads((tmp_path / "files.json").read_text())
+    for key in ("part_ap_r", "person_ap_r", "class_iou"):
+        assert a[key] == pytest.approx(b[key], abs=0.02), key
+    for key in ("part_ap_r_vol", "person_ap_r_vol", "miou", "ap_p_vol", "pcp_50"):
+        assert a[key] == pytest.approx(b[key], abs=0.02), key
+    assert a["box_ap"] is None and set(b["box_ap"]) == {"ap", "ap50", "ap75"}
+    # The persons' boxes are ground-truth boxes; only persons the CRF gave no pixel are missing.
+    assert 50 < b["box_ap"]["ap"] <= 100
+    (tmp_path / "pred" / "json" / "000001.json").unlink()
+    missing = CliRunner().invoke(main, ["eval", "--data", str(data), "--predictions", str(tmp_path / "pred"), "--quiet"])
+    assert missing.exit_code == 1 and "has no result for 1 of the 4 images" in missing.output
+
+
+def test_unreadable_images_are_skipped_and_reported(tmp_path, data, eager_checkpoint) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rgb = np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    cv2.imwrite(str(inputs / "colour.png"), rgb)
+    cv2.imwrite(str(inputs / "grey.png"), rgb[..., 0])
+    cv2.imwrite(str(inputs / "alpha.png"), np.concatenate([rgb, np.full((20, 30, 1), 255, np.uint8)], 2))
+    cv2.imwrite(str(inputs / "deep.png"), rgb.astype(np.uint16) * 257)
+    cv2.imwrite(str(inputs / "tiny.png"), rgb[:1, :1])
+    (inputs / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    result = images(str(inputs), "--out", str(tmp_path / "out"), "--checkpoint", str(eager_checkpoint), "--save", "persons")
+    assert result.exit_code == 1
+    assert "broken.jpg" in result.output and "parsed 5 images" in result.output and "1 failed" in result.output
+    assert "Traceback" not in result.output
+    for name, shape in [("colour", (20, 30)), ("grey", (20, 30)), ("alpha", (20, 30)), ("deep", (20, 30)), ("tiny", (1, 1))]:
+        assert np.array(Image.open(tmp_path / "out" / "persons" / f"{name}.png")).shape == shape
+
+
+def test_bad_requests_are_one_line_errors(tmp_path, data, eager_checkpoint) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cases = [
+        ([str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "o")], "no such file"),
+        ([str(data / "images"), "--out", str(blocker / "sub")], "cannot write"),
+        ([str(data / "images"), "--out", str(tmp_path / "o"), "--save", "parts,nope"], "unknown kind"),
+        ([str(data / "images"), "--out", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "none.pt")], "none.pt"),
+    ]
+    for args, message in cases:
+        result = images(*args, "--checkpoint", str(eager_checkpoint)) if "--checkpoint" not in args else images(*args)
+        assert result.exit_code != 0 and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_ranks_take_disjoint_shares(tmp_path, data, eager_checkpoint) -> None:
+    assert shard(list(range(7)), 1, 3) == [1, 4]
+    for rank in ("0", "1"):
+        result = images(str(data / "images"), "--out", str(tmp_path), "--checkpoint", str(eager_checkpoint), "--save", "json", env={"RANK": rank, "WORLD_SIZE": "2"})
+        assert result.exit_code == 0, result.output
+        assert "parsed 2 images" in result.output
+    assert len(list((tmp_path / "json").iterdir())) == 4
+
+
+def test_output_names_keep_folders_and_separate_clashes(tmp_path) -> None:
+    paths = [tmp_path / "a" / "x.jpg", tmp_path / "b" / "x.jpg", tmp_path / "b" / "y.jpg", tmp_path / "b" / "y.png"]
+    assert output_names(paths) == ["a/x", "b/x", "b/y_jpg", "b/y_png"]
+    assert output_names([tmp_path / "only.jpg"]) == ["only"]
+
+
+def test_eval_at_the_speed_settings_scores_what_the_predictor_gives(tmp_path, data, eager_checkpoint) -> None:
+    detector = f"file:{data / 'dets.json'}"
+    assert images(str(data / "images"), "--out", str(tmp_path / "pred"), "--checkpoint", str(eager_checkpoint), "--detector", detector,
+                  "--save", "json", "--scale", "0.5", "--crf-scale", "0.5").exit_code == 0
+    files = CliRunner().invoke(main, ["eval", "--data", str(data), "--predictions", str(tmp_path / "pred"), "--out", str(tmp_path / "files.json"), "--quiet"])
+    live = CliRunner().invoke(main, ["eval", "--data", str(data), "--checkpoint", str(eager_checkpoint), "--detector", detector,
+                                     "--scale", "0.5", "--crf-scale", "0.5", "--out", str(tmp_path / "live.json"), "--quiet"])
+    assert live.exit_code == 0 and files.exit_code == 0, live.output + files.output
+    a, b = json.loads((tmp_path / "live.json").read_text()), json.loads((tmp_path / "files.json").read_text())
+    for key in ("part_ap_r_vol", "person_ap_r_vol", "miou", "ap_p_vol", "pcp_50", "box_ap"):
+        assert a[key] == pytest.approx(b[key], abs=0.02), key

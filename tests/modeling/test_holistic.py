@@ -1,0 +1,154 @@
+"""The whole network, its configuration and its checkpoint file."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from humanparse.config import CRFConfig, ModelConfig
+from humanparse.errors import CheckpointError, ConfigError, HumanParseError
+from humanparse.labels import CIHP, LabelSet
+from humanparse.modeling.holistic import (
+    build_model,
+    init_from_checkpoint,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+
+TINY = ModelConfig(backbone="resnet18", output_stride=16, crf=CRFConfig(iterations=2))
+
+
+def test_forward_returns_logits_and_one_crf_output_per_image() -> None:
+    model = build_model(TINY).eval()
+    images = torch.rand(2, 3, 45, 37) * 255
+    boxes = [torch.tensor([[2.0, 3.0, 30.0, 40.0]]), torch.zeros(0, 4)]
+    scores = [torch.tensor([0.9]), torch.zeros(0)]
+    with torch.no_grad():
+        out = model(images, boxes, scores)
+    assert out.logits.shape == (2, 7, 45, 37)
+    assert out.instances[0].shape == (7, 45, 37)
+    assert out.instances[1].shape == (1, 45, 37)
+
+
+def test_checkpoint_round_trip_restores_weights_config_and_labels(tmp_path) -> None:
+    labels = LabelSet("custom", ("background", "a", "b"), ((0, 0, 0), (1, 2, 3), (4, 5, 6)), ((1, 2),))
+    model = build_model(TINY, labels=labels)
+    path = save_checkpoint(model, tmp_path / "m.pt", extra={"iteration": 7})
+    loaded = load_checkpoint(path)
+    assert loaded.config == TINY and loaded.labels == labels
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert read_checkpoint(path)["extra"] == {"iteration": 7}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left behind
+
+
+def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch) -> None:
+    model = build_model(TINY)
+    path = save_checkpoint(model, tmp_path / "m.pt")
+    before = path.read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointError, match="No space left"):
+        save_checkpoint(model, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_bad_checkpoints_raise_one_line_errors(tmp_path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(garbage)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(CheckpointError, match="not a humanparse checkpoint"):
+        load_checkpoint(foreign)
+
+
+def test_checkpoint_with_mismatched_weights_is_rejected(tmp_path) -> None:
+    path = save_checkpoint(build_model(TINY, labels=CIHP), tmp_path / "cihp.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["labels"]["names"] = payload["labels"]["names"][:7]
+    payload["labels"]["palette"] = payload["labels"]["palette"][:7]
+    payload["labels"]["mirror_pairs"] = []
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(path)
+
+
+def test_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match="'backbon'"):
+        ModelConfig.from_dict({"backbon": "resnet18"})
+    with pytest.raises(ConfigError, match="'iterations'"):
+        ModelConfig.from_dict({"crf": {"iterations": "five"}})
+    assert ModelConfig.from_dict({"crf": {"theta_alpha": 60}}).crf.theta_alpha == 60.0
+    assert ModelConfig.from_dict(TINY.to_dict()) == TINY
+
+
+def test_bad_batch_raises() -> None:
+    model = build_model(TINY)
+    with pytest.raises(HumanParseError):
+        model(torch.rand(1, 3, 20, 20), [], [])
+
+
+def test_crf_config_fields_are_the_crf_keyword_arguments() -> None:
+    import dataclasses
+    import inspect
+
+    from humanparse.modeling.crf import InstanceCRF
+
+    params = inspect.signature(InstanceCRF).parameters
+    keywords = {name for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert {f.name for f in dataclasses.fields(CRFConfig)} == keywords | {"iterations"}
+    assert all(params[f.name].default == f.default for f in dataclasses.fields(CRFConfig))
+
+
+def test_without_boxes_the_built_in_detector_supplies_them() -> None:
+    model = build_model(TINY).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 48) * 255)
+    assert out.head is not None and out.head.heatmap.shape == (1, 1, 4, 3)
+    d = out.boxes[0].shape[0]
+    assert out.instances[0].shape == (6 * d + 1, 64, 48) and out.scores[0].shape == (d,)
+
+
+def test_detector_requirements() -> None:
+    no_head = build_model(ModelConfig(backbone="resnet18", output_stride=16, detection_head=False))
+    assert no_head.detector is None
+    with pytest.raises(HumanParseError, match="no built-in detector"):
+        no_head(torch.rand(1, 3, 32, 32))
+    with pytest.raises(HumanParseError, match="together"):
+        build_model(TINY)(torch.rand(1, 3, 32, 32), boxes=[torch.zeros(0, 4)])
+
+
+def test_init_takes_the_weights_and_the_runs_crf_settings(tmp_path) -> None:
+    trained = build_model(TINY)
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    path = save_checkpoint(trained, tmp_path / "stage1.pt")
+    run = dataclasses.replace(TINY, crf=dataclasses.replace(TINY.crf, global_term=False, iterations=2))
+    model = init_from_checkpoint(run, path)
+    assert model.config == run and not model.crf.global_term and model.crf.iterations == 2
+    expected = {k: v for k, v in trained.state_dict().items() if k != "crf.log_global_weight"}
+    assert model.state_dict().keys() == expected.keys()
+    for key, value in expected.items():
+        assert torch.equal(model.state_dict()[key], value), key
+    # Switched back on, the global weight starts at the configured value.
+    back = init_from_checkpoint(TINY, save_checkpoint(model, tmp_path / "box-only.pt"))
+    assert back.crf.global_term and back.crf.log_global_weight.exp().item() == pytest.approx(TINY.crf.global_weight)
+
+
+def test_init_with_another_architecture_names_the_fields(tmp_path) -> None:
+    path = save_checkpoint(build_model(TINY), tmp_path / "stage1.pt")
+    with pytest.raises(ConfigError, match=r"output_stride 16 \(the run has 8\)") as error:
+        init_from_checkpoint(dataclasses.replace(TINY, output_stride=8), path)
+    assert "\n" not in str(error.value)
