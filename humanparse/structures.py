@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -63,3 +64,13 @@ class Detections:
     def tensors(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """(D, 4) and (D,) float32 tensors, as the Instance CRF takes them."""
         return torch.from_numpy(self.boxes).to(device), torch.from_numpy(self.scores).to(device)
+
+
+class Detector(Protocol):
+    """Any person detector: ``detector(image, key=None) -> Detections``.
+
+    ``image`` is (H, W, 3) uint8 RGB; ``key`` names the image for detectors that look
+    results up: a file name (or its stem) for images, the frame number from 1 for video.
+    """
+
+    def __call__(self, image: np.ndarray, key: str | int | None = None) -> Detections: ...

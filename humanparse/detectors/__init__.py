@@ -33,13 +33,9 @@ from torchvision.models import detection as tv_detection
 from ..data.cihp import read_label_png
 from ..data.synth import DetectionNoise, simulate_detections
 from ..errors import HumanParseError
-from ..structures import Detections
+from ..structures import Detections, Detector
 
 COCO_PERSON = 1
-
-
-class Detector(Protocol):
-    def __call__(self, image: np.ndarray, key: str | int | None = None) -> Detections: ...
 
 
 # name -> (builder, default weights, keyword of the model's own score threshold)

@@ -1,0 +1,85 @@
+"""Box and mask operations shared by the data, the loss, the tracker and the detectors.
+
+Boxes are float ``(x1, y1, x2, y2)`` in pixels with **pixel-edge** coordinates: pixel
+column ``c`` covers ``[c, c + 1)``, so the box of a mask spans from its first column to
+its last column + 1 (a one-pixel mask at (x, y) has the box (x, y, x + 1, y + 1), width
+and height 1). Masks are boolean (H, W) arrays, or (N, H, W) stacks of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import HumanParseError
+
+__all__ = ["mask_boxes", "mask_iou", "person_boxes"]
+
+
+def person_boxes(id_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The box of every person in an id map.
+
+    Args:
+        id_map: (H, W) non-negative integer ids, 0 = background.
+
+    Returns:
+        ids: (N,) int64, the ids present, increasing. boxes: (N, 4) float32 x1 y1 x2 y2,
+        pixel edges (see the module docstring), in the order of ``ids``.
+    """
+    if id_map.ndim != 2 or not np.issubdtype(id_map.dtype, np.integer):
+        raise HumanParseError(f"an id map must be an (H, W) integer array, got {id_map.shape} {id_map.dtype}")
+    if id_map.size and id_map.min() < 0:
+        raise HumanParseError("person ids must not be negative")
+    # One pass over the pixels for all ids, where a comparison per id would be one each.
+    slices = ndimage.find_objects(id_map.astype(np.int64, copy=False)) if id_map.size else []
+    ids = np.array([k + 1 for k, s in enumerate(slices) if s is not None], np.int64)
+    boxes = np.array(
+        [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices if s is not None], np.float32
+    ).reshape(-1, 4)
+    return ids, boxes
+
+
+def mask_boxes(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes and areas of a stack of masks.
+
+    Args:
+        masks: (N, H, W) bool.
+
+    Returns:
+        boxes: (N, 4) int64 x1 y1 x2 y2, pixel edges; all zero for an empty mask.
+        areas: (N,) int64 pixel counts.
+    """
+    if masks.ndim != 3:
+        raise HumanParseError(f"masks must be an (N, H, W) stack, got {masks.shape}")
+    rows, cols = masks.any(2), masks.any(1)
+    height, width = masks.shape[1:]
+    present = rows.any(1)
+    boxes = np.stack(
+        [cols.argmax(1), rows.argmax(1), width - cols[:, ::-1].argmax(1), height - rows[:, ::-1].argmax(1)], axis=1
+    ).astype(np.int64)
+    boxes[~present] = 0
+    # Counting inside the box is cheaper than over the whole frame.
+    areas = np.array([np.count_nonzero(m[y0:y1, x0:x1]) for m, (x0, y0, x1, y1) in zip(masks, boxes)], np.int64)
+    return boxes, areas
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every pair of masks: (N, H, W) and (M, H, W) bool -> (N, M) float64.
+
+    Pairs with an empty mask get 0. N or M may be 0.
+    """
+    if a.ndim != 3 or b.ndim != 3 or a.shape[1:] != b.shape[1:]:
+        raise HumanParseError(f"mask_iou needs (N, H, W) and (M, H, W) masks, got {a.shape} and {b.shape}")
+    (box_a, area_a), (box_b, area_b) = mask_boxes(a), mask_boxes(b)
+    iou = np.zeros((a.shape[0], b.shape[0]), np.float64)
+    # People fill a small part of a frame and few of them overlap: counting the
+    # intersection inside the overlap of the two bounding boxes only is far cheaper than a
+    # pass over every pixel of every pair (about 15 ms for 10 people in a 1080p frame).
+    for i in np.flatnonzero(area_a):
+        for j in np.flatnonzero(area_b):
+            x0, y0 = max(box_a[i, 0], box_b[j, 0]), max(box_a[i, 1], box_b[j, 1])
+            x1, y1 = min(box_a[i, 2], box_b[j, 2]), min(box_a[i, 3], box_b[j, 3])
+            if x0 < x1 and y0 < y1:
+                inter = np.count_nonzero(a[i, y0:y1, x0:x1] & b[j, y0:y1, x0:x1])
+                iou[i, j] = inter / (area_a[i] + area_b[j] - inter)
+    return iou
