@@ -24,10 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from humanparse.data.synth_video import write_video  # noqa: E402
 from humanparse.io.video import VideoReader  # noqa: E402
-from humanparse.jobs.video import _track, appearance_groups  # noqa: E402
-from humanparse.predictor import ParsingResult, Predictor  # noqa: E402
+from humanparse.ops import mask_iou  # noqa: E402
+from humanparse.predictor import Predictor  # noqa: E402
 from humanparse.runtime import tune_allocator  # noqa: E402
-from humanparse.tracking import Tracker, TrackerOptions, mask_iou  # noqa: E402
+from humanparse.structures import ParsingResult  # noqa: E402
+from humanparse.tracking import Tracker, TrackerOptions  # noqa: E402
 
 
 def ground_truth(gt_dir: Path, frames: int) -> list[np.ndarray]:
@@ -39,17 +40,7 @@ def ground_truth(gt_dir: Path, frames: int) -> list[np.ndarray]:
 def track(images: list[np.ndarray], results: list[ParsingResult], options: TrackerOptions, appearance: bool) -> list[np.ndarray]:
     """Per frame, the (H, W) track-id map."""
     tracker = Tracker(options)
-    groups = appearance_groups(results[0].labels)
-    maps = []
-    for image, result in zip(images, results):
-        if appearance:
-            maps.append(_track(tracker, image, result, groups).persons)
-        else:
-            ids = result.ids.tolist()
-            masks = np.stack([result.persons == pid for pid in ids]) if ids else np.zeros((0, *result.size), bool)
-            track_ids = tracker.update(masks)
-            maps.append(result.relabel(track_ids).persons if ids else result.persons)
-    return maps
+    return [tracker.update_with_result(result, image if appearance else None).persons for image, result in zip(images, results)]
 
 
 def oracle(truth: list[np.ndarray], options: TrackerOptions) -> list[np.ndarray]:

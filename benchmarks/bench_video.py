@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from humanparse.config import ModelConfig  # noqa: E402
 from humanparse.data.synth_video import write_video  # noqa: E402
 from humanparse.errors import HumanParseError  # noqa: E402
-from humanparse.modeling.holistic import build_model, save_checkpoint  # noqa: E402
-from humanparse.predictor import default_checkpoint  # noqa: E402
+from humanparse.modeling.checkpoints import default_checkpoint, save_checkpoint  # noqa: E402
+from humanparse.modeling.holistic import build_model  # noqa: E402
+from humanparse.ops import person_boxes  # noqa: E402
 from humanparse.runtime import tune_allocator  # noqa: E402
 
 STAGES = ("decode", "detect_segment", "crf", "track", "write")
@@ -47,10 +48,9 @@ def ground_truth_detections(gt_dir: Path, out: Path) -> Path:
     lines = []
     for png in sorted((gt_dir / "Human_ids").glob("*.png")):
         frame = int(png.stem)
-        persons = np.array(Image.open(png))
-        for pid in np.unique(persons[persons > 0]).tolist():
-            ys, xs = np.nonzero(persons == pid)
-            lines.append(f"{frame},-1,{xs.min()},{ys.min()},{xs.max() - xs.min() + 1},{ys.max() - ys.min() + 1},0.9,-1,-1,-1")
+        _, boxes = person_boxes(np.array(Image.open(png)))
+        for x1, y1, x2, y2 in boxes.astype(int).tolist():
+            lines.append(f"{frame},-1,{x1},{y1},{x2 - x1},{y2 - y1},0.9,-1,-1,-1")
     out.write_text("\n".join(lines) + "\n")
     return out
 
@@ -63,11 +63,11 @@ def current_rss_mb() -> float:
 def run_job(checkpoint: Path, detector: str, clip: Path, out: Path, crf_scale: float, input_scale: float = 1.0, workers: int = 1) -> dict:
     """One `parse_video` in this process; returns the summary's timings and the resident
     memory after every 10th frame."""
-    from humanparse.detectors import parse_detector_spec
+    from humanparse.detectors import DetectorSpec
     from humanparse.jobs.video import VideoOptions, parse_video
     from humanparse.predictor import Predictor
 
-    external = None if detector == "builtin" else parse_detector_spec(detector)
+    external = DetectorSpec.parse(detector).build()
     predictor = Predictor.from_checkpoint(checkpoint, "cpu", external, crf_scale=crf_scale, input_scale=input_scale)
     rss: list[float] = []
 

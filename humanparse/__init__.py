@@ -10,17 +10,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
+
 __all__ = ["ParsingResult", "Predictor", "__version__"]
 
 if TYPE_CHECKING:
-    from .predictor import ParsingResult, Predictor
+    from .predictor import Predictor
+    from .structures import ParsingResult
 
 
 def __getattr__(name: str) -> Any:
     # Imported on first use: `import humanparse` (the CLI's start) stays free of torch.
-    if name in ("Predictor", "ParsingResult"):
-        from . import predictor
+    if name == "Predictor":
+        from .predictor import Predictor
 
-        return getattr(predictor, name)
+        return Predictor
+    if name == "ParsingResult":
+        from .structures import ParsingResult
+
+        return ParsingResult
     raise AttributeError(f"module 'humanparse' has no attribute {name!r}")

@@ -11,10 +11,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__
 from .device import resolve_device
 from .errors import HumanParseError
 from .runtime import tune_allocator
+from .version import __version__
 
 
 class _Group(click.Group):
@@ -57,7 +57,7 @@ def info(checkpoint: str | None, device: str) -> None:
     Example:
       humanparse info --checkpoint model.pt
     """
-    from .modeling.holistic import read_checkpoint
+    from .modeling.checkpoints import default_checkpoint, read_checkpoint
 
     dev = resolve_device(device)
     table = Table(show_header=False, box=None)
@@ -69,9 +69,6 @@ def info(checkpoint: str | None, device: str) -> None:
         table.add_row("device", f"{dev} ({torch.cuda.get_device_name(dev)}, mixed precision)")
     else:
         table.add_row("device", f"cpu ({torch.get_num_threads()} threads)")
-    from .errors import HumanParseError
-    from .predictor import default_checkpoint
-
     try:
         path = checkpoint or default_checkpoint()
     except HumanParseError:
@@ -104,13 +101,7 @@ def _size(value: str) -> tuple[int, int]:
 
 def _progress(quiet: bool, description: str):
     """A rich progress bar, off with --quiet or when stderr is not a terminal."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
     return Progress(
@@ -242,7 +233,7 @@ def export_command(source: str, target: str, half: bool, about: str | None) -> N
     import json
     from pathlib import Path
 
-    from .modeling.holistic import load_checkpoint, save_checkpoint
+    from .modeling.checkpoints import load_checkpoint, save_checkpoint
 
     facts = {}
     if about:
@@ -271,13 +262,7 @@ def train_command(config_path: str, overrides: tuple[str, ...], resume: bool, qu
           --set init=runs/sem/final.pt --set out=runs/joint
       humanparse train --config configs/synth-small.toml --set out=runs/sem --resume
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .config import load_train_config
     from .train import train
@@ -307,26 +292,31 @@ def train_command(config_path: str, overrides: tuple[str, ...], resume: bool, qu
 
 def _model_options(function):
     """Options shared by the commands that run a model: images, video and eval."""
+    from .modeling.parser import ParseOptions
+
     options = [
         click.option("--checkpoint", type=click.Path(dir_okay=False), help="The model (default: the one shipped with humanparse)."),
         click.option("--detector", default="builtin", show_default=True, help="builtin, torchvision:NAME, file:PATH (COCO .json or MOT .txt), gt or sim[:SEED[:TRUNCATION]]."),
-        click.option("--det-threshold", default=0.3, show_default=True, type=click.FloatRange(0, 1), help="Minimum detection score."),
-        click.option("--max-people", default=20, show_default=True, type=click.IntRange(min=1), help="At most this many detections per image."),
+        click.option("--det-threshold", default=ParseOptions.det_threshold, show_default=True, type=click.FloatRange(0, 1), help="Minimum detection score."),
+        click.option("--max-people", default=ParseOptions.max_people, show_default=True, type=click.IntRange(min=1), help="At most this many detections per image."),
         click.option("--crf-iterations", type=click.IntRange(min=0), help="Mean-field iterations (default: the model's)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--scale", default=ParseOptions.input_scale, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the segmenter and the built-in detector on the image scaled by this, for speed."),
+        click.option("--crf-scale", default=ParseOptions.crf_scale, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the CRF on the image scaled by this, for speed."),
     ]
     for option in reversed(options):
         function = option(function)
     return function
 
 
-def _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale=1.0, data_root=None, scale=1.0):
-    from .detectors import parse_detector_spec
+def _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale, data_root=None):
+    """The predictor the model options describe; the detector spec is checked before the
+    model loads."""
+    from .detectors import DetectorSpec
     from .predictor import Predictor
 
-    external = None
-    if detector != "builtin":
-        external = parse_detector_spec(detector, data_root=data_root, threshold=det_threshold, max_people=max_people, device=str(resolve_device(device)))
+    spec = DetectorSpec.parse(detector)
+    external = spec.build(data_root=data_root, threshold=det_threshold, max_people=max_people, device=str(resolve_device(device)))
     return Predictor.from_checkpoint(
         checkpoint, device, external, det_threshold=det_threshold, max_people=max_people, crf_iterations=crf_iterations, crf_scale=crf_scale, input_scale=scale
     )
@@ -336,8 +326,6 @@ def _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, 
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (created; files of the same names are replaced).")
 @_model_options
-@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the segmenter and the built-in detector on the image scaled by this, for speed.")
-@click.option("--crf-scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the CRF on the image scaled by this, for speed.")
 @click.option("--save", default=",".join(("parts", "persons", "cihp", "overlay", "json")), show_default=True, help="Which files to write, comma-separated.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def images_command(inputs, out, checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale, save, quiet) -> None:
@@ -364,7 +352,7 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
     if unknown or not kinds:
         raise click.BadParameter(f"unknown kind {unknown[0]!r}; choose from {', '.join(OUTPUT_KINDS)}" if unknown else "nothing to save", param_hint="--save")
     paths = list_images(inputs)
-    predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale, scale=scale)
+    predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale)
     with _progress(quiet or os.environ.get("RANK", "0") != "0", "parsing") as bar:
         task = bar.add_task("parsing", total=None)
         summary = parse_images(predictor, paths, Path(out), kinds, progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -380,8 +368,6 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
 @click.argument("source")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @_model_options
-@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the segmenter and the built-in detector on the frame scaled by this, for speed.")
-@click.option("--crf-scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the CRF on the frame scaled by this, for speed.")
 @click.option("--stride", default=1, show_default=True, type=click.IntRange(min=1), help="Parse every n-th frame.")
 @click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Start at this time, seconds.")
 @click.option("--end", type=click.FloatRange(min=0), help="Stop before this time, seconds.")
@@ -411,7 +397,7 @@ def video_command(source, out, checkpoint, detector, det_threshold, max_people, 
 
     if end is not None and end <= start:
         raise click.BadParameter(f"--end {end} must come after --start {start}", param_hint="--end")
-    predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale, scale=scale)
+    predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale)
     gpu = predictor.device.type != "cpu"
     batch = batch or (4 if gpu else 1)
     workers = workers or (1 if gpu or torch.get_num_threads() < 2 else 2)
@@ -428,7 +414,7 @@ def video_command(source, out, checkpoint, detector, det_threshold, max_people, 
     seconds = summary.seconds
     Console().print(
         f"{summary.frames / max(seconds['total'], 1e-9):.1f} frames/s; per frame: "
-        + ", ".join(f"{name} {1000 * seconds[name] / max(summary.frames, 1):.0f} ms" for name in ("decode", "detect_segment", "crf", "track", "write"))
+        + ", ".join(f"{name} {1000 * value / max(summary.frames, 1):.0f} ms" for name, value in seconds.items() if name != "total")
         + f"; wrote {out}"
     )
     if summary.interrupted:
@@ -444,8 +430,6 @@ def video_command(source, out, checkpoint, detector, det_threshold, max_people, 
 @click.option("--split", default="val", show_default=True, help="The split list to use (<split>_id.txt).")
 @click.option("--predictions", type=click.Path(exists=True, file_okay=False), help="Score the result files of an earlier `humanparse images` run instead of running a model.")
 @_model_options
-@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Evaluate with the segmenter on images scaled by this (as images/video --scale).")
-@click.option("--crf-scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Evaluate with the CRF at this scale (as images/video --crf-scale).")
 @click.option("--out", "report_path", type=click.Path(dir_okay=False), help="Write the report as JSON here.")
 @click.option("--heatmap", type=click.Path(dir_okay=False), help="Write per-class AP^r by IoU threshold as a PNG (the paper's Fig. 5).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -460,15 +444,9 @@ def eval_command(data_root, split, predictions, checkpoint, detector, det_thresh
     import json
     from pathlib import Path
 
-    from .evaluate import (
-        ap_heatmap,
-        evaluate,
-        evaluate_predictions,
-        evaluate_predictor,
-        report_dict,
-    )
-    from .io.drawing import png_bytes
+    from .evaluate import ap_heatmap, evaluate, evaluate_predictions, report_dict
     from .io.files import write_bytes_atomic
+    from .io.images import encode_png
 
     with _progress(quiet, "evaluating") as bar:
         task = bar.add_task("evaluating", total=None)
@@ -478,16 +456,9 @@ def eval_command(data_root, split, predictions, checkpoint, detector, det_thresh
             report = evaluate_predictions(predictions, data_root, labels, split, progress=update)
             source = predictions
         else:
-            predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, crf_scale, data_root, scale)
+            predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale, data_root)
             labels = predictor.labels
-            if scale == 1 and crf_scale == 1:
-                # The network's own forward pass; box AP then covers every built-in detection.
-                from .modeling.holistic import DecodeOptions
-
-                decoding = DecodeOptions(det_threshold, max_people, predictor.options.nms_iou)
-                report = evaluate(predictor.model, data_root, split, predictor.detector, crf_iterations, progress=update, decoding=decoding)
-            else:
-                report = evaluate_predictor(predictor, data_root, split, progress=update)
+            report = evaluate(predictor, data_root, split, progress=update)
             source = checkpoint or "the default model"
     data = report_dict(report, labels)
     table = Table(title=f"{source} on {data_root} ({split}, {report.images} images)")
@@ -500,14 +471,14 @@ def eval_command(data_root, split, predictions, checkpoint, detector, det_thresh
         ("person AP^r_vol", data["person_ap_r_vol"]),
         ("AP^p @0.5 / AP^p_vol / PCP@0.5", f"{data['ap_p_50']} / {data['ap_p_vol']} / {data['pcp_50']}"),
         ("mIoU", data["miou"]),
-        ("box AP / AP50", "-" if data["box_ap"] is None else f"{data['box_ap']['ap']} / {data['box_ap']['ap50']}"),
+        ("box AP / AP50", f"{data['box_ap']['ap']} / {data['box_ap']['ap50']}"),
     ):
         table.add_row(name, str(value))
     Console().print(table)
     if report_path:
         write_bytes_atomic(Path(report_path), (json.dumps(data, indent=2) + "\n").encode())
     if heatmap:
-        write_bytes_atomic(Path(heatmap), png_bytes(ap_heatmap(report, labels)))
+        write_bytes_atomic(Path(heatmap), encode_png(ap_heatmap(report, labels)))
 
 
 def _labels_of(predictions: str, data_root: str):

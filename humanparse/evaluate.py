@@ -1,6 +1,11 @@
 """Evaluation of a model on an annotated data set (paper Sec. 4.1): AP^r of part
 instances and of persons at IoU 0.1…0.9 with AP^r_vol, person parsing AP^p and PCP, mIoU
-of the category-level part map, and box AP of the built-in detector."""
+of the category-level part map, and box AP of the persons' boxes.
+
+Every score comes from :class:`~humanparse.structures.ParsingResult`\\ s: those a
+:class:`~humanparse.predictor.Predictor` gives (:func:`evaluate`) or those written to files
+(:func:`evaluate_predictions`), so both agree (up to the files' rounding of scores to
+five decimals, which no test set has shown to move a reported digit)."""
 
 from __future__ import annotations
 
@@ -11,24 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 
 from .data.cihp import Sample, load_sample, read_split
-from .detectors import Detector
 from .errors import HumanParseError
-from .labels import LabelSet
-from .metrics import (
-    BoxAP,
-    InstanceAP,
-    ParsingAP,
-    box_ap,
-    confusion_matrix,
-    instance_ap,
-    mean_iou,
-    parsing_ap,
-)
-from .modeling.holistic import DecodeOptions, HolisticParser
-from .modeling.instances import extract_instances, part_map
+from .io.results import read_result_json
+from .labels import IGNORE, LabelSet
+from .metrics import BoxAP, InstanceAP, ParsingAP, box_ap, confusion_matrix, instance_ap, mean_iou, parsing_ap
+from .structures import ParsingResult
 
 if TYPE_CHECKING:
     from .predictor import Predictor
@@ -42,62 +36,23 @@ class EvalReport:
     parsing: ParsingAP
     miou: float
     class_iou: np.ndarray  # (P+1,) NaN for classes absent from both
-    boxes: BoxAP | None  # of the built-in detector's boxes, or of the persons' in result files
+    boxes: BoxAP  # of the persons' boxes in the results
 
 
 def evaluate(
-    model: HolisticParser,
+    predictor: Predictor,
     root: str | Path,
     split: str = "val",
-    detector: Detector | None = None,
-    crf_iterations: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     ids: list[str] | None = None,
-    decoding: DecodeOptions = DecodeOptions(),
 ) -> EvalReport:
-    """Run the model over a split (or the given ``ids`` of the data set) and score it.
-    ``detector`` None uses the built-in head (picked by ``decoding``), whose boxes then get
-    a box AP too."""
+    """Run the predictor over a split (or the given ``ids`` of the data set) and score what
+    it gives: the same results, through the same code, as `humanparse images` writes, so
+    that scoring live and scoring the written files (:func:`evaluate_predictions`) agree.
+    Box AP scores the boxes of the persons in the results (detections that won no pixel
+    are not in a result)."""
     ids = read_split(root, split) if ids is None else ids
-    labels = model.labels
-    device = next(model.parameters()).device
-    model.eval()
-    scores = _Scores(len(labels.names), with_boxes=detector is None)
-    for k, sample_id in enumerate(ids):
-        sample = _load(root, sample_id, labels)
-        image = torch.from_numpy(sample.image).permute(2, 0, 1).float()[None].to(device)
-        with torch.no_grad():
-            if detector is None:
-                out = model(image, crf_iterations=crf_iterations, decoding=decoding)
-            else:
-                boxes, det_scores = detector(sample.image, key=sample_id).tensors(device)
-                out = model(image, [boxes], [det_scores], crf_iterations=crf_iterations)
-        probs, boxes, det_scores = out.instances[0], out.boxes[0], out.scores[0]
-        pred_persons, pred_parts = extract_instances(probs, boxes, det_scores, labels.num_parts)
-        predicted_map = part_map(probs.argmax(0), labels.num_parts).cpu().numpy()
-        scores.add(
-            sample,
-            [(p.part, p.mask, p.score) for p in pred_parts],
-            [(p.mask, p.score) for p in pred_persons],
-            predicted_map,
-            (boxes.cpu().numpy(), det_scores.cpu().numpy()),
-        )
-        if progress is not None:
-            progress(k + 1, len(ids))
-    return scores.report()
-
-
-def evaluate_predictor(
-    predictor: "Predictor",
-    root: str | Path,
-    split: str = "val",
-    progress: Callable[[int, int], None] | None = None,
-) -> EvalReport:
-    """Score what :class:`~humanparse.predictor.Predictor` gives, with its speed settings
-    (``input_scale``, ``crf_scale``) — the numbers `humanparse images` and `video` achieve.
-    Box AP counts the persons' boxes, as for result files."""
-    ids = read_split(root, split)
-    scores = _Scores(len(predictor.labels.names), with_boxes=True)
+    scores = _Scores(len(predictor.labels.names))
     for k, sample_id in enumerate(ids):
         sample = _load(root, sample_id, predictor.labels)
         _add_result(scores, sample, predictor(sample.image, key=sample_id))
@@ -106,7 +61,7 @@ def evaluate_predictor(
     return scores.report()
 
 
-def _add_result(scores: "_Scores", sample: Sample, result) -> None:
+def _add_result(scores: "_Scores", sample: Sample, result: ParsingResult) -> None:
     scores.add(
         sample,
         [(p.part, result.part_mask(p.person, p.part), p.score) for p in result.part_instances],
@@ -126,16 +81,13 @@ def evaluate_predictions(
     """Score result files written earlier (``humanparse images ... --save json``, or any
     model's output in that format): ``<predictions>/json/<id>.json`` for every id of the
     split. The persons' boxes and scores get a box AP."""
-    from .io.results import (
-        read_result_json,  # outputs imports the predictor, which imports the model
-    )
 
     ids = read_split(root, split)
     folder = Path(predictions) / "json"
     missing = [i for i in ids if not (folder / f"{i}.json").is_file()]
     if missing:
         raise HumanParseError(f"{folder} has no result for {len(missing)} of the {len(ids)} images of {split!r}, e.g. {missing[0]}.json")
-    scores = _Scores(len(labels.names), with_boxes=True)
+    scores = _Scores(len(labels.names))
     for k, sample_id in enumerate(ids):
         sample = _load(root, sample_id, labels)
         result = read_result_json(folder / f"{sample_id}.json", labels)
@@ -157,8 +109,8 @@ def _load(root: str | Path, sample_id: str, labels: LabelSet) -> Sample:
 class _Scores:
     """Predictions and ground truth gathered image by image, scored at the end."""
 
-    def __init__(self, num_labels: int, with_boxes: bool) -> None:
-        self.num_labels, self.with_boxes = num_labels, with_boxes
+    def __init__(self, num_labels: int) -> None:
+        self.num_labels = num_labels
         self.images = 0
         self.parts: list = []
         self.persons: list = []
@@ -176,9 +128,8 @@ class _Scores:
         self.persons.append(([(1, mask, score) for mask, score in persons], truth_persons))
         self.parsings.append(([(np.where(mask, predicted_map, 0), score) for mask, score in persons], truth_parsings))
         self.confusion += confusion_matrix(predicted_map, sample.parts, self.num_labels)
-        if self.with_boxes:
-            self.box_preds.append(boxes)
-            self.box_truth.append(sample.boxes)
+        self.box_preds.append(boxes)
+        self.box_truth.append(sample.boxes)
 
     def report(self) -> EvalReport:
         miou, class_iou = mean_iou(self.confusion)
@@ -189,7 +140,7 @@ class _Scores:
             parsing=parsing_ap(self.parsings, self.num_labels),
             miou=miou,
             class_iou=class_iou,
-            boxes=box_ap(self.box_preds, self.box_truth) if self.with_boxes else None,
+            boxes=box_ap(self.box_preds, self.box_truth),
         )
 
 
@@ -197,7 +148,7 @@ def _ground_truth(parts: np.ndarray, persons: np.ndarray):
     """Part instances [(part, mask)], persons [(1, mask)] and person parsings [(H, W) map]."""
     part_instances, person_instances, parsings = [], [], []
     for pid in np.unique(persons[persons > 0]):
-        mine = (persons == pid) & (parts != 255)
+        mine = (persons == pid) & (parts != IGNORE)
         person_instances.append((1, mine))
         parsings.append(np.where(mine, parts, 0).astype(np.int64))
         for part in np.unique(parts[mine]):
@@ -225,7 +176,7 @@ def report_dict(report: EvalReport, labels: LabelSet) -> dict[str, Any]:
         "pcp_50": pct(report.parsing.pcp50),
         "miou": pct(report.miou),
         "class_iou": {name: pct(v) for name, v in zip(labels.names, report.class_iou)},
-        "box_ap": None if report.boxes is None else {"ap": pct(report.boxes.ap), "ap50": pct(report.boxes.ap50), "ap75": pct(report.boxes.ap75)},
+        "box_ap": {"ap": pct(report.boxes.ap), "ap50": pct(report.boxes.ap50), "ap75": pct(report.boxes.ap75)},
     }
 
 

@@ -1,4 +1,7 @@
-"""Label sets are data: names, a palette and the left/right pairs that mirroring swaps."""
+"""Label sets are data: names, a palette and the left/right pairs that mirroring swaps.
+
+Also the values every label map shares: :data:`IGNORE` (pixels no loss or metric counts)
+and the COCO-17 keypoints with their skeleton, the order of every result's keypoints."""
 
 from __future__ import annotations
 
@@ -6,6 +9,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import HumanParseError
+
+# The label of pixels that no loss and no metric counts: unannotated people, padding.
+IGNORE = 255
+
+# COCO's 17 person keypoints, in COCO's order: the order of ParsingResult.keypoints.
+COCO_KEYPOINTS = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+# COCO's skeleton: pairs of 0-based keypoint indices joined when drawn.
+COCO_SKELETON = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
+    (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)
 
 
 @dataclass(frozen=True)

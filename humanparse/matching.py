@@ -24,9 +24,10 @@ from torch import Tensor
 from torchvision.ops import box_iou
 
 from .errors import HumanParseError
+from .labels import IGNORE
+from .ops import person_boxes
 
 __all__ = [
-    "IGNORE_INDEX",
     "PAPER_OHEM_FRACTION",
     "Assignment",
     "MatchedLoss",
@@ -38,7 +39,6 @@ __all__ = [
     "person_iou_matrix",
 ]
 
-IGNORE_INDEX = 255
 # The paper keeps K = 2^15 pixels at its 521×521 training size, about 12% of them; the
 # fraction, not K, carries over to other image sizes.
 PAPER_OHEM_FRACTION = 2**15 / 521**2
@@ -106,9 +106,9 @@ def _check_ground_truth(gt_parts: Tensor, gt_persons: Tensor, shape: tuple[int, 
         raise HumanParseError(
             f"ground truth of shape {tuple(gt_parts.shape)} / {tuple(gt_persons.shape)} does not match the prediction {shape}"
         )
-    valid = gt_parts[gt_parts != IGNORE_INDEX]
+    valid = gt_parts[gt_parts != IGNORE]
     if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) > num_parts):
-        raise HumanParseError(f"ground-truth part labels must be 0..{num_parts} or {IGNORE_INDEX}")
+        raise HumanParseError(f"ground-truth part labels must be 0..{num_parts} or {IGNORE}")
     if gt_persons.numel() and int(gt_persons.min()) < 0:
         raise HumanParseError("ground-truth person ids must be 0 (background) or positive")
 
@@ -139,7 +139,7 @@ def person_iou_matrix(
     if pred_labels.numel() and (int(pred_labels.min()) < 0 or int(pred_labels.max()) > p * d):
         raise HumanParseError(f"predicted labels must be 0..{p * d} for {d} detections of {p} parts")
     device = pred_labels.device
-    keep = gt_parts.to(device) != IGNORE_INDEX
+    keep = gt_parts.to(device) != IGNORE
     parts = gt_parts.to(device)[keep].long()
     persons = gt_persons.to(device)[keep].long()
     pred = pred_labels[keep].long()
@@ -165,28 +165,6 @@ def person_iou_matrix(
     union = gt_area.reshape(g, 1, p) + pred_area.reshape(1, d, p) - inter
     iou = torch.where(union > 0, inter / union.clamp_min(1.0), torch.zeros_like(inter))
     return iou.sum(2).cpu().numpy(), gt_ids
-
-
-def _person_boxes(gt_persons: Tensor, gt_ids: list[int]) -> Tensor:
-    """(G, 4) float32 boxes x1 y1 x2 y2 (pixel edges) enclosing each listed person's pixels."""
-    ids = torch.tensor(gt_ids, dtype=torch.long, device=gt_persons.device)
-    ys, xs = torch.nonzero(gt_persons > 0, as_tuple=True)
-    pid = gt_persons[ys, xs].long()
-    row = torch.searchsorted(ids, pid).clamp(max=len(gt_ids) - 1)
-    listed = ids[row] == pid
-    row, xs, ys = row[listed], xs[listed].float(), ys[listed].float()
-    g = len(gt_ids)
-    low = torch.full((g,), float("inf"), device=gt_persons.device)
-    high = torch.full((g,), float("-inf"), device=gt_persons.device)
-    return torch.stack(
-        [
-            low.scatter_reduce(0, row, xs, "amin"),
-            low.scatter_reduce(0, row, ys, "amin"),
-            high.scatter_reduce(0, row, xs + 1, "amax"),
-            high.scatter_reduce(0, row, ys + 1, "amax"),
-        ],
-        dim=1,
-    )
 
 
 def match_persons(
@@ -220,8 +198,9 @@ def match_persons(
         if tuple(boxes.shape) != (num_detections, 4):
             raise HumanParseError(f"boxes must be ({num_detections}, 4), got {tuple(boxes.shape)}")
         if score.size:
-            person_boxes = _person_boxes(gt_persons.to(boxes.device), gt_ids)
-            score = score + _BOX_TIE_BREAK * box_iou(person_boxes, boxes.detach().float()).double().cpu().numpy()
+            ids, all_boxes = person_boxes(gt_persons.cpu().numpy())
+            truth = torch.from_numpy(all_boxes[np.searchsorted(ids, gt_ids)]).to(boxes.device)
+            score = score + _BOX_TIE_BREAK * box_iou(truth, boxes.detach().float()).double().cpu().numpy()
     det_for_gt: list[int | None] = [None] * len(gt_ids)
     if score.size:
         rows, cols = linear_sum_assignment(score, maximize=True)
@@ -237,7 +216,7 @@ def matched_target(
     assignment: Assignment,
     num_parts: int,
     ignore_unmatched: bool = True,
-    ignore_index: int = IGNORE_INDEX,
+    ignore_index: int = IGNORE,
 ) -> Tensor:
     """Relabel the ground truth with the matched Instance CRF labels.
 
@@ -258,7 +237,7 @@ def matched_target(
     _check_ground_truth(gt_parts, gt_persons, tuple(gt_parts.shape), num_parts)
     parts = gt_parts.long()
     persons = gt_persons.to(parts.device).long()
-    ignored = parts == IGNORE_INDEX
+    ignored = parts == IGNORE
     has_part = (parts > 0) & ~ignored
     on_person = has_part & (persons > 0)
 
@@ -278,7 +257,7 @@ def matched_target(
     return torch.where(ignored | (has_part & (persons == 0)), ignore_index, target)
 
 
-def ohem_cross_entropy(log_probs: Tensor, target: Tensor, top_k: int | None, ignore_index: int = IGNORE_INDEX) -> Tensor:
+def ohem_cross_entropy(log_probs: Tensor, target: Tensor, top_k: int | None, ignore_index: int = IGNORE) -> Tensor:
     """Mean negative log-likelihood over the ``top_k`` hardest valid pixels (OHEM).
 
     Args:

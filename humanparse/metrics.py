@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .labels import IGNORE
+
 COCO_IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.96, 0.05), 2).tolist())
 
 
@@ -177,7 +179,7 @@ def instance_ap(
     return InstanceAP(tuple(thresholds), scored, mean, float(np.mean(mean)))
 
 
-def confusion_matrix(pred: np.ndarray, truth: np.ndarray, num_labels: int, ignore: int = 255) -> np.ndarray:
+def confusion_matrix(pred: np.ndarray, truth: np.ndarray, num_labels: int, ignore: int = IGNORE) -> np.ndarray:
     """(L, L) int64 counts, rows ground truth, columns prediction; ``ignore`` and labels
     outside 0..L-1 in the ground truth are skipped."""
     valid = (truth != ignore) & (truth < num_labels)

@@ -1,14 +1,17 @@
-"""Validated data at module boundaries."""
+"""Validated data at module boundaries: what detectors give (:class:`Detections`, the
+:class:`Detector` protocol) and what every parser gives (:class:`ParsingResult`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 import torch
 
 from .errors import HumanParseError
+from .labels import LabelSet
 
 
 @dataclass(frozen=True)
@@ -74,3 +77,82 @@ class Detector(Protocol):
     """
 
     def __call__(self, image: np.ndarray, key: str | int | None = None) -> Detections: ...
+
+
+@dataclass(frozen=True)
+class PartScore:
+    """One part instance: part ``part`` (1..P) of person ``person`` (an id of the result),
+    its score in [0, 1] and its area in pixels."""
+
+    person: int
+    part: int
+    score: float
+    pixels: int
+
+
+@dataclass(frozen=True, eq=False)
+class ParsingResult:
+    """Instance-level parsing of one image, whichever parser made it.
+
+    parts: (H, W) uint8 part label per pixel, 0 = background.
+    persons: (H, W) int32 person id per pixel, 0 = background. Ids are 1..N by decreasing
+        score for an image; in video, the track ids.
+    ids: (N,) int64 the person ids, in id order. boxes: (N, 4) float32 x1 y1 x2 y2 pixels,
+        the detections the persons came from. scores: (N,) float32 in [0, 1].
+    part_instances: one per (person, part) with at least one pixel, by person then part.
+    labels: the label set of ``parts``.
+    keypoints: (N, K, 3) float32 per person x, y (pixels) and score in [0, 1], K = 17 in
+        :data:`~humanparse.labels.COCO_KEYPOINTS` order; K = 0 for parsers without a pose
+        (the default). A keypoint that was not found has score 0.
+
+    Person and part masks are not stored: each pixel belongs to at most one instance, so
+    ``persons == id`` and ``(persons == id) & (parts == part)`` are them.
+    """
+
+    parts: np.ndarray
+    persons: np.ndarray
+    ids: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    part_instances: tuple[PartScore, ...]
+    labels: LabelSet
+    keypoints: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.parts.shape != self.persons.shape or self.parts.ndim != 2:
+            raise HumanParseError(f"part map {self.parts.shape} and person map {self.persons.shape} must be one (H, W)")
+        n = len(self.ids)
+        if self.boxes.shape != (n, 4) or self.scores.shape != (n,):
+            raise HumanParseError(f"{n} ids need (N, 4) boxes and (N,) scores, got {self.boxes.shape} and {self.scores.shape}")
+        keypoints = np.zeros((n, 0, 3), np.float32) if self.keypoints is None else np.asarray(self.keypoints, np.float32)
+        if keypoints.ndim != 3 or keypoints.shape[0] != n or keypoints.shape[2] != 3:
+            raise HumanParseError(f"{n} persons need (N, K, 3) keypoints, got {keypoints.shape}")
+        object.__setattr__(self, "keypoints", keypoints)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) in pixels."""
+        return self.parts.shape  # type: ignore[return-value]
+
+    def person_mask(self, person: int) -> np.ndarray:
+        """(H, W) bool pixels of one person."""
+        return self.persons == person
+
+    def part_mask(self, person: int, part: int) -> np.ndarray:
+        """(H, W) bool pixels of one part of one person."""
+        return (self.persons == person) & (self.parts == part)
+
+    def relabel(self, new_ids: Sequence[int] | np.ndarray) -> "ParsingResult":
+        """The same result with person ``ids[k]`` renamed ``new_ids[k]`` (tracking)."""
+        new_ids = np.asarray(new_ids, np.int64).reshape(-1)
+        if len(new_ids) != len(self.ids) or len(set(new_ids.tolist())) != len(new_ids) or (new_ids < 1).any():
+            raise HumanParseError(f"relabel needs {len(self.ids)} distinct positive ids, got {new_ids.tolist()}")
+        table = np.zeros(int(max(self.ids.max(initial=0), 0)) + 1, np.int64)
+        table[self.ids] = new_ids
+        persons = table[self.persons].astype(np.int32)
+        mapping = dict(zip(self.ids.tolist(), new_ids.tolist()))
+        order = np.argsort(new_ids, kind="stable")
+        part_instances = sorted((replace(p, person=mapping[p.person]) for p in self.part_instances), key=lambda p: (p.person, p.part))
+        return ParsingResult(
+            self.parts, persons, new_ids[order], self.boxes[order], self.scores[order], tuple(part_instances), self.labels, self.keypoints[order]
+        )

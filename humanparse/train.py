@@ -34,25 +34,19 @@ import torch.nn.functional as F
 from .config import TrainConfig, to_toml
 from .data.augment import augment
 from .data.cihp import Sample, load_sample, read_split
-from .data.synth import simulate_detections
-from .detectors import CocoResultsDetector, parse_detector_spec, parse_simulation
+from .detectors import CocoResultsDetector, DetectorSpec, simulate_detections
 from .device import resolve_device
 from .errors import CheckpointError, ConfigError, HumanParseError
-from .io.drawing import line_chart, png_bytes
+from .io.drawing import line_chart
 from .io.files import write_bytes_atomic
-from .labels import LabelSet
-from .matching import IGNORE_INDEX, matched_instance_loss, ohem_cross_entropy, ohem_k
+from .io.images import encode_png
+from .labels import IGNORE, LabelSet
+from .matching import matched_instance_loss, ohem_cross_entropy, ohem_k
 from .metrics import confusion_matrix, mean_iou
+from .modeling.checkpoints import init_from_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
 from .modeling.detection_head import detection_loss, encode_targets
-from .modeling.holistic import (
-    DecodeOptions,
-    HolisticParser,
-    build_model,
-    init_from_checkpoint,
-    load_checkpoint,
-    read_checkpoint,
-    save_checkpoint,
-)
+from .modeling.holistic import HolisticParser, build_model
+from .ops import person_boxes
 
 
 @dataclass(frozen=True)
@@ -118,12 +112,12 @@ class _Sampler:
 class _Objective(torch.nn.Module):
     """The stage's loss as a module, so that DistributedDataParallel wraps one forward call."""
 
-    def __init__(self, config: TrainConfig, model: HolisticParser) -> None:
+    def __init__(self, config: TrainConfig, spec: DetectorSpec, model: HolisticParser) -> None:
         super().__init__()
-        self.config, self.model = config, model
+        self.config, self.spec, self.model = config, spec, model
 
     def forward(self, batch: list[_Item]) -> torch.Tensor:
-        return _loss(self.config, self.model, batch)
+        return _loss(self.config, self.spec, self.model, batch)
 
 
 def train(config: TrainConfig, resume: bool = False, progress: Callable[[StepReport], None] | None = None) -> Path:
@@ -143,18 +137,21 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[StepRep
         raise HumanParseError(f"{out} already holds a run; use --resume to continue it or choose another --out")
     if config.optim.batch_size > 1 and config.data.crop == 0:
         raise ConfigError("optim.batch_size > 1 needs data.crop > 0: images of a batch must have one size")
+    spec = DetectorSpec.parse(config.data.detector)
+    if spec.kind == "torchvision":
+        raise ConfigError(f"data.detector must be gt, sim[:SEED[:TRUNCATION]], file:PATH or builtin, got {config.data.detector!r}")
     ids = read_split(config.data.root, config.data.split)
     if config.data.val_split:
         read_split(config.data.root, config.data.val_split)  # fail now, not at the first validation
     ranks, device = _start_ranks(config.device)
     try:
-        return _run(config, resume, progress, ids, ranks, device)
+        return _run(config, spec, resume, progress, ids, ranks, device)
     finally:
         if ranks.started_group:
             dist.destroy_process_group()
 
 
-def _run(config: TrainConfig, resume: bool, progress, ids: list[str], ranks: _Ranks, device: torch.device) -> Path:
+def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: list[str], ranks: _Ranks, device: torch.device) -> Path:
     out, last = Path(config.out), Path(config.out) / "last.pt"
     torch.manual_seed(config.seed)  # before the model: its initial weights follow the seed
     if resume:
@@ -169,7 +166,7 @@ def _run(config: TrainConfig, resume: bool, progress, ids: list[str], ranks: _Ra
         write_bytes_atomic(out / "config.toml", to_toml(config).encode())
     model.to(device)
     trainable = _set_stage(model, config.stage)
-    objective: torch.nn.Module = _Objective(config, model)
+    objective: torch.nn.Module = _Objective(config, spec, model)
     if ranks.world > 1:
         # Unused parameters happen legitimately (the detector head with detection_weight 0).
         objective = torch.nn.parallel.DistributedDataParallel(
@@ -191,7 +188,7 @@ def _run(config: TrainConfig, resume: bool, progress, ids: list[str], ranks: _Ra
         torch.set_rng_state(torch.tensor(generators[ranks.rank]["torch"], dtype=torch.uint8))
         sampler = _Sampler(len(ids), config.seed, ranks, int(state["epoch"]), int(state["position"]))
         step, best = int(state["step"]), state.get("best")
-    detections_file = CocoResultsDetector(config.data.detector[5:]) if config.data.detector.startswith("file:") else None
+    detections_file = CocoResultsDetector(spec.path) if spec.kind == "file" else None
 
     def checkpoint() -> None:
         _save(model, optimiser, rng, sampler, step, best, last, ranks)
@@ -207,7 +204,7 @@ def _run(config: TrainConfig, resume: bool, progress, ids: list[str], ranks: _Ra
             total = 0.0
             for micro in range(config.optim.accumulate):
                 batch = [
-                    _load_item(config, model.labels, ids[sampler.next()], rng, detections_file).to(device)
+                    _load_item(config, spec, model.labels, ids[sampler.next()], rng, detections_file).to(device)
                     for _ in range(config.optim.batch_size)
                 ]
                 # Gradients are averaged across ranks once per optimiser step, not per micro-batch.
@@ -225,7 +222,7 @@ def _run(config: TrainConfig, resume: bool, progress, ids: list[str], ranks: _Ra
             step += 1
             validation = None
             if config.data.val_split and (step % config.validate_every == 0 or step == config.optim.iterations):
-                validation = _validate(config, model, ranks)
+                validation = _validate(config, spec, model, ranks)
                 if ranks.main and (best is None or validation["score"] > best):
                     best = validation["score"]
                     save_checkpoint(model, out / "best.pt", extra={"step": step, "validation": validation})
@@ -306,7 +303,7 @@ def _check_ranks_agree(model: HolisticParser, ranks: _Ranks) -> None:
         raise HumanParseError("the ranks' weights diverged: distributed training is broken on this setup")
 
 
-def _validate(config: TrainConfig, model: HolisticParser, ranks: _Ranks) -> dict[str, float]:
+def _validate(config: TrainConfig, spec: DetectorSpec, model: HolisticParser, ranks: _Ranks) -> dict[str, float]:
     """Validation scores on rank 0 (the others wait): mIoU of the segmenter in the semantic
     stage, and in the instance stages the paper's headline, part AP^r_vol, with person AP^r
     at 0.5 and mIoU. ``score`` is the one that picks best.pt."""
@@ -317,13 +314,12 @@ def _validate(config: TrainConfig, model: HolisticParser, ranks: _Ranks) -> dict
         if config.stage == "semantic":
             result[0] = _validate_semantic(config, model, ids)
         else:
-            from .evaluate import (
-                evaluate,  # evaluate imports the model; keep train importable on its own
-            )
+            # Scored as `humanparse eval` scores: through the predictor, on its results.
+            from .evaluate import evaluate
+            from .predictor import Predictor
 
-            spec = config.data.detector
-            detector = None if spec == "builtin" else parse_detector_spec(spec, data_root=config.data.root)
-            report = evaluate(model, config.data.root, config.data.val_split, detector, ids=ids)
+            predictor = Predictor(model, next(model.parameters()).device, spec.build(data_root=config.data.root))
+            report = evaluate(predictor, config.data.root, config.data.val_split, ids=ids)
             result[0] = {"score": float(report.parts.vol), "part_ap_r_vol": float(report.parts.vol), "person_ap_r_50": float(report.persons.at(0.5)), "miou": float(report.miou)}
     if ranks.world > 1:
         dist.broadcast_object_list(result, src=0)
@@ -360,7 +356,7 @@ def _write_curves(out: Path) -> None:
         panels.append(line_chart(scores, title="validation", width=640, height=360))
     image = np.concatenate(panels, axis=0)
     try:
-        write_bytes_atomic(out / "curves.png", png_bytes(image))
+        write_bytes_atomic(out / "curves.png", encode_png(image))
     except (OSError, HumanParseError):
         pass  # the plot is for a person to look at; never fail a finished run over it
 
@@ -391,7 +387,9 @@ def _learning_rate(config: TrainConfig, step: int) -> float:
     return config.optim.lr * (1 - step / config.optim.iterations) ** config.optim.poly_power
 
 
-def _load_item(config: TrainConfig, labels: LabelSet, sample_id: str, rng: np.random.Generator, detections_file: CocoResultsDetector | None) -> _Item:
+def _load_item(
+    config: TrainConfig, spec: DetectorSpec, labels: LabelSet, sample_id: str, rng: np.random.Generator, detections_file: CocoResultsDetector | None
+) -> _Item:
     sample: Sample = load_sample(config.data.root, sample_id, len(labels.names))
     if sample.persons is None and config.stage != "semantic":
         raise HumanParseError(f"{config.data.root}: the {config.stage} stage needs person ids (Human_ids/)")
@@ -404,22 +402,18 @@ def _load_item(config: TrainConfig, labels: LabelSet, sample_id: str, rng: np.ra
         image, parts, persons, boxes_in = aug.image, aug.parts, aug.persons, aug.boxes
     if config.data.crop:
         image, parts, persons, boxes_in = _crop(rng, image, parts, persons, boxes_in, config.data.crop)
-    gt_boxes = _tight_boxes(persons)
+    _, gt_boxes = person_boxes(persons)
     height, width = parts.shape
-    detector = config.data.detector
-    if detector == "gt":
+    if spec.kind == "gt":
         boxes, scores = gt_boxes, np.ones(len(gt_boxes), np.float32)
-    elif detector.startswith("sim"):
+    elif spec.kind == "sim":
         # The augmentation stream draws the noise, so the spec's seed plays no part here.
-        _, noise = parse_simulation(detector.partition(":")[2])
-        sim = simulate_detections(rng, gt_boxes, height, width, noise)
+        sim = simulate_detections(rng, gt_boxes, height, width, spec.noise)
         boxes, scores = sim.boxes, sim.scores
-    elif file_boxes is not None:
+    elif spec.kind == "file":
         boxes, scores = boxes_in, file_boxes.scores
-    elif detector == "builtin":
+    else:  # builtin, as train() refuses torchvision
         boxes, scores = np.zeros((0, 4), np.float32), np.zeros(0, np.float32)  # decoded in _loss
-    else:
-        raise ConfigError(f"data.detector must be gt, sim[:SEED[:TRUNCATION]], file:PATH or builtin, got {detector!r}")
     return _Item(
         torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float(),
         torch.from_numpy(parts.astype(np.int64)),
@@ -430,7 +424,7 @@ def _load_item(config: TrainConfig, labels: LabelSet, sample_id: str, rng: np.ra
     )
 
 
-def _loss(config: TrainConfig, model: HolisticParser, batch: list[_Item]) -> torch.Tensor:
+def _loss(config: TrainConfig, spec: DetectorSpec, model: HolisticParser, batch: list[_Item]) -> torch.Tensor:
     images = torch.stack([item.image for item in batch])
     height, width = images.shape[-2:]
     top_k = ohem_k(height, width, config.loss.ohem_fraction) if config.loss.ohem else None
@@ -440,8 +434,8 @@ def _loss(config: TrainConfig, model: HolisticParser, batch: list[_Item]) -> tor
         loss = sum(ohem_cross_entropy(log_probs[b], item.parts, top_k) for b, item in enumerate(batch)) / len(batch)
         head = model.detector(seg.features) if model.detector is not None else None
     else:
-        builtin = config.data.detector == "builtin"
-        out = model(images, None if builtin else [i.boxes for i in batch], None if builtin else [i.scores for i in batch], decoding=DecodeOptions())
+        builtin = spec.kind == "builtin"
+        out = model(images, None if builtin else [i.boxes for i in batch], None if builtin else [i.scores for i in batch])
         loss = sum(
             matched_instance_loss(
                 out.instances[b], item.parts, item.persons, model.labels.num_parts, boxes=out.boxes[b],
@@ -469,7 +463,7 @@ def _crop(rng: np.random.Generator, image, parts, persons, boxes, size: int):
     ph, pw = max(size - h, 0), max(size - w, 0)
     if ph or pw:
         image = np.pad(image, ((0, ph), (0, pw), (0, 0)))
-        parts = np.pad(parts, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX)
+        parts = np.pad(parts, ((0, ph), (0, pw)), constant_values=IGNORE)
         persons = np.pad(persons, ((0, ph), (0, pw)))
     y0 = int(rng.integers(0, parts.shape[0] - size + 1))
     x0 = int(rng.integers(0, parts.shape[1] - size + 1))
@@ -481,14 +475,6 @@ def _crop(rng: np.random.Generator, image, parts, persons, boxes, size: int):
         boxes = boxes[keep]
     window = (slice(y0, y0 + size), slice(x0, x0 + size))
     return image[window], parts[window], persons[window], boxes
-
-
-def _tight_boxes(persons: np.ndarray) -> np.ndarray:
-    boxes = []
-    for pid in np.unique(persons[persons > 0]):
-        ys, xs = np.nonzero(persons == pid)
-        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-    return np.array(boxes, np.float32).reshape(-1, 4)
 
 
 def _save(

@@ -14,6 +14,6 @@ def scene() -> Scene:
 
 @pytest.fixture(scope="session")
 def eager_checkpoint(tmp_path_factory):
-    from humanparse.modeling.holistic import save_checkpoint
+    from humanparse.modeling.checkpoints import save_checkpoint
 
     return save_checkpoint(eager_parser(), tmp_path_factory.mktemp("models") / "eager.pt")

@@ -7,7 +7,8 @@ from click.testing import CliRunner
 from humanparse import __version__
 from humanparse.cli import main
 from humanparse.config import CRFConfig, ModelConfig
-from humanparse.modeling.holistic import build_model, save_checkpoint
+from humanparse.modeling.checkpoints import save_checkpoint
+from humanparse.modeling.holistic import build_model
 
 
 def test_info_prints_versions_and_device() -> None:
@@ -39,11 +40,8 @@ def test_export_writes_a_half_precision_model_that_info_describes(tmp_path) -> N
     import torch
 
     from humanparse.config import CRFConfig, ModelConfig
-    from humanparse.modeling.holistic import (
-        build_model,
-        load_checkpoint,
-        save_checkpoint,
-    )
+    from humanparse.modeling.checkpoints import load_checkpoint, save_checkpoint
+    from humanparse.modeling.holistic import build_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(backbone="resnet18", output_stride=16, crf=CRFConfig(iterations=1))).eval()

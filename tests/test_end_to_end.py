@@ -1,13 +1,19 @@
 """The whole pipeline through the command line: synthetic data → semantic stage → joint
-stage → evaluation report with every field."""
+stage → evaluation report with every field; and the README's demo on the shipped model."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
+import av
+import pytest
 from click.testing import CliRunner
 
 from humanparse.cli import main
+from humanparse.io.mots import read_mots
 
 REPORT_FIELDS = {
     "images", "part_ap_r", "part_ap_r_vol", "part_ap_r_per_class", "person_ap_r", "person_ap_r_vol",
@@ -44,3 +50,23 @@ def test_synth_train_semantic_then_joint_then_eval(tmp_path) -> None:
     assert set(report["box_ap"]) == {"ap", "ap50", "ap75"}  # the built-in detector gave the boxes
     assert set(report["class_iou"]) == {"background", "head", "torso", "upper-arms", "lower-arms", "upper-legs", "lower-legs"}
     assert 0 <= report["miou"] <= 100
+
+
+@pytest.mark.slow
+def test_the_readme_demo_parses_the_whole_clip_with_the_shipped_model(tmp_path) -> None:
+    """README command 1 as a user runs it: a new process, the shipped model, the demo clip."""
+    demo = Path(__file__).resolve().parents[1] / "examples" / "crossing.mp4"
+    out = tmp_path / "demo"
+    done = subprocess.run([sys.executable, "-m", "humanparse", "video", str(demo), "--out", str(out)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    with av.open(str(demo)) as source:
+        frames = source.streams.video[0].frames
+    tracks = json.loads((out / "tracks.json").read_text())
+    assert tracks["complete"] is True and tracks["frames_written"] == len(tracks["frames"]) == frames
+    with av.open(str(out / "overlay.mp4")) as overlay:
+        assert sum(1 for _ in overlay.decode(video=0)) == frames
+    summary = json.loads((out / "summary.json").read_text())
+    long_tracks = [t for t in summary["tracks"] if t["frames"] >= frames // 3]
+    assert len(long_tracks) >= 3  # the walkers keep their ids through the clip
+    objects = read_mots(out / "tracks.mots.txt")
+    assert {o.track_id for o in objects} == {t["id"] for t in summary["tracks"]}

@@ -14,7 +14,10 @@ from humanparse.config import CRFConfig, ModelConfig
 from humanparse.data.synth import write_image_dataset
 from humanparse.detectors import GroundTruthDetector
 from humanparse.evaluate import _ground_truth, evaluate, report_dict
-from humanparse.modeling.holistic import build_model, save_checkpoint
+from humanparse.metrics import BoxAP
+from humanparse.modeling.checkpoints import save_checkpoint
+from humanparse.modeling.holistic import build_model
+from humanparse.predictor import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +36,11 @@ def test_ground_truth_instances_from_the_maps() -> None:
 
 def test_report_has_every_metric(data) -> None:
     model = build_model(ModelConfig(backbone="resnet18", output_stride=16, crf=CRFConfig(iterations=1)))
-    with_gt = evaluate(model, data, "val", GroundTruthDetector(data))
-    assert with_gt.images == 3 and with_gt.boxes is None
-    builtin = evaluate(model, data, "val")
-    assert builtin.boxes is not None
+    with_gt = evaluate(Predictor(model, "cpu", GroundTruthDetector(data)), data, "val")
+    builtin = evaluate(Predictor(model, "cpu"), data, "val")
+    assert with_gt.images == builtin.images == 3
+    # Box AP scores the persons' boxes, whichever detector found them.
+    assert isinstance(with_gt.boxes, BoxAP) and isinstance(builtin.boxes, BoxAP)
     for report in (with_gt, builtin):
         d = report_dict(report, model.labels)
         json.dumps(d)
@@ -51,7 +55,7 @@ def test_cli_writes_the_report_and_the_heatmap(tmp_path, data) -> None:
     assert result.exit_code == 0, result.output
     assert "mIoU" in result.output
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["images"] == 3 and report["box_ap"] is None
+    assert report["images"] == 3 and set(report["box_ap"]) == {"ap", "ap50", "ap75"}
     assert cv2.imread(str(tmp_path / "ap.png")) is not None
     missing = CliRunner().invoke(main, ["eval", "--data", str(data), "--checkpoint", str(ckpt), "--split", "test", "--quiet"])
     assert missing.exit_code == 1 and "missing split file" in missing.output

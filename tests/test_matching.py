@@ -9,17 +9,8 @@ import pytest
 import torch
 
 from humanparse.errors import HumanParseError
-from humanparse.matching import (
-    IGNORE_INDEX,
-    PAPER_OHEM_FRACTION,
-    Assignment,
-    match_persons,
-    matched_instance_loss,
-    matched_target,
-    ohem_cross_entropy,
-    ohem_k,
-    person_iou_matrix,
-)
+from humanparse.labels import IGNORE
+from humanparse.matching import PAPER_OHEM_FRACTION, Assignment, match_persons, matched_instance_loss, matched_target, ohem_cross_entropy, ohem_k, person_iou_matrix
 
 
 def random_case(seed: int, g: int, d: int, p: int = 3, size: int = 12):
@@ -29,7 +20,7 @@ def random_case(seed: int, g: int, d: int, p: int = 3, size: int = 12):
     which = torch.randint(0, g + 1, (size, size), generator=gen)
     persons = torch.cat([torch.zeros(1, dtype=torch.long), ids])[which]
     parts = torch.where(persons > 0, torch.randint(1, p + 1, (size, size), generator=gen), 0)
-    parts[torch.rand(size, size, generator=gen) < 0.1] = IGNORE_INDEX
+    parts[torch.rand(size, size, generator=gen) < 0.1] = IGNORE
     pred = torch.randint(1, p * d + 1, (size, size), generator=gen) if d else torch.zeros(size, size, dtype=torch.long)
     pred[torch.rand(size, size, generator=gen) < 0.5] = 0  # many zero-IoU pairs, not only noise
     return pred, parts, persons
@@ -37,7 +28,7 @@ def random_case(seed: int, g: int, d: int, p: int = 3, size: int = 12):
 
 def iou_by_definition(pred, parts, persons, p: int, d: int, gt_ids: list[int]) -> np.ndarray:
     """Σ_j IoU per (person, detection), one mask pair at a time, ignored pixels left out."""
-    keep = parts != IGNORE_INDEX
+    keep = parts != IGNORE
     out = np.zeros((len(gt_ids), d))
     for k, pid in enumerate(gt_ids):
         for i in range(1, d + 1):
@@ -63,7 +54,7 @@ def test_hungarian_matching_equals_brute_force(g: int, d: int) -> None:
     for seed in range(3):
         pred, parts, persons = random_case(seed, g, d, p)
         iou, gt_ids = person_iou_matrix(pred, parts, persons, p, d)
-        expected_ids = sorted(set(persons[(parts > 0) & (parts != IGNORE_INDEX)].tolist()) - {0})
+        expected_ids = sorted(set(persons[(parts > 0) & (parts != IGNORE)].tolist()) - {0})
         assert gt_ids == expected_ids and iou.shape == (len(gt_ids), d) and iou.dtype == np.float64
         np.testing.assert_allclose(iou, iou_by_definition(pred, parts, persons, p, d, gt_ids), atol=1e-12)
 
@@ -140,7 +131,7 @@ def test_no_detections_leave_every_person_unmatched() -> None:
     probs = torch.full((1, 8, 8), 0.5, requires_grad=True)  # L = 1: background only
     result = matched_instance_loss(probs, parts, persons, num_parts=2)
     assert result.assignment == Assignment((3, 9), (None, None))
-    assert torch.equal(result.target, torch.where(persons > 0, IGNORE_INDEX, 0))
+    assert torch.equal(result.target, torch.where(persons > 0, IGNORE, 0))
     assert result.loss.item() == pytest.approx(-np.log(0.5))
     result.loss.backward()
     assert bool((probs.grad[0][persons > 0] == 0).all()) and bool((probs.grad[0][persons == 0] != 0).any())
@@ -157,7 +148,7 @@ def test_ohem_keeps_exactly_the_k_hardest_valid_pixels() -> None:
     log_probs[torch.arange(n), target] = torch.from_numpy(-nll)
     ignored = rng.choice(n, 8, replace=False)
     nll[ignored] += 100.0  # the hardest pixels of all, and they must still not count
-    target[torch.from_numpy(ignored)] = IGNORE_INDEX
+    target[torch.from_numpy(ignored)] = IGNORE
     valid = np.sort(np.delete(nll, ignored))[::-1]
     for k in (1, 5, 31, 32, 33, 1000):
         expected = valid[: min(k, valid.size)].mean()
@@ -190,7 +181,7 @@ def test_paper_ohem_k_is_2_to_the_15_at_521_and_scales_with_the_image() -> None:
 
 def test_no_valid_pixel_gives_a_zero_that_still_backpropagates() -> None:
     log_probs = torch.zeros(3, 4, 4, requires_grad=True)
-    loss = ohem_cross_entropy(log_probs, torch.full((4, 4), IGNORE_INDEX), 5)
+    loss = ohem_cross_entropy(log_probs, torch.full((4, 4), IGNORE), 5)
     loss.backward()
     assert loss.item() == 0.0 and log_probs.grad is not None
 

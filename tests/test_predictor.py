@@ -1,4 +1,4 @@
-"""The one inference path: typed results that agree with the network's own output."""
+"""The predictor: typed results that agree with the network's own output, batching, options."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from humanparse.errors import HumanParseError
-from humanparse.modeling.instances import extract_instances, part_map, person_map
-from humanparse.predictor import Predictor, PredictorOptions, _upsampled_max
+from humanparse.modeling.holistic import upsampled_max
+from humanparse.modeling.instances import instance_statistics, part_map, person_map
+from humanparse.predictor import ParseOptions, Predictor
 from humanparse.structures import Detections
 from tests.scenes import eager_parser, two_people
 
@@ -27,28 +28,35 @@ def scene_image() -> tuple[np.ndarray, Detections]:
 def test_result_is_the_crf_labelling_with_persons_numbered_by_score(model) -> None:
     image, detections = scene_image()
     result = Predictor(model, "cpu", lambda im, key=None: detections)(image)
-    out = model(torch.from_numpy(image).permute(2, 0, 1).float()[None], [torch.from_numpy(detections.boxes)], [torch.from_numpy(detections.scores)])
-    labels = out.instances[0].argmax(0)
+    with torch.no_grad():
+        out = model(torch.from_numpy(image).permute(2, 0, 1).float()[None], [torch.from_numpy(detections.boxes)], [torch.from_numpy(detections.scores)])
+    confidence, labels = out.instances[0].max(0)
     assert np.array_equal(result.parts, part_map(labels, 6).numpy())
-    persons, parts = extract_instances(out.instances[0], out.boxes[0], out.scores[0], 6)
-    by_score = sorted(persons, key=lambda p: -p.score)
-    assert result.scores.tolist() == pytest.approx([p.score for p in by_score], rel=1e-6)
+    stats = instance_statistics(confidence, labels, out.scores[0], 6)
+    present = [d for d in range(len(detections)) if stats.person_counts[d] > 0]
+    by_score = sorted(present, key=lambda d: -float(stats.person_scores[d]))
+    assert result.scores.tolist() == pytest.approx([float(stats.person_scores[d]) for d in by_score], rel=1e-6)
     detection_index = person_map(labels, 6).numpy()
-    for new_id, person in enumerate(by_score, start=1):
-        assert np.array_equal(result.persons == new_id, detection_index == person.person)
-        assert np.allclose(result.boxes[new_id - 1], detections.boxes[person.person - 1])
-    assert result.ids.tolist() == list(range(1, len(persons) + 1))
-    old_to_new = {p.person: k for k, p in enumerate(by_score, start=1)}
-    expected = sorted((old_to_new[p.person], p.part, p.score, int(p.mask.sum())) for p in parts)
+    for new_id, d in enumerate(by_score, start=1):
+        assert np.array_equal(result.persons == new_id, detection_index == d + 1)
+        assert np.allclose(result.boxes[new_id - 1], detections.boxes[d])
+    assert result.ids.tolist() == list(range(1, len(present) + 1))
+    expected = sorted(
+        (new_id, j + 1, float(stats.part_scores[d, j]), int(stats.counts[d, j]))
+        for new_id, d in enumerate(by_score, start=1)
+        for j in range(6)
+        if stats.counts[d, j]
+    )
     got = [(p.person, p.part, p.score, p.pixels) for p in result.part_instances]
     assert [g[:2] for g in got] == [e[:2] for e in expected]
     assert [g[2] for g in got] == pytest.approx([e[2] for e in expected], rel=1e-6)
     assert [g[3] for g in got] == [e[3] for e in expected]
+    assert [int(np.count_nonzero(result.part_mask(p.person, p.part))) for p in result.part_instances] == [e[3] for e in expected]
 
 
 def test_built_in_detector_gives_boxes_in_the_image(model) -> None:
     image, _ = scene_image()
-    result = Predictor(model, "cpu", options=PredictorOptions(max_people=3))(image)
+    result = Predictor(model, "cpu", options=ParseOptions(max_people=3))(image)
     assert 1 <= len(result.ids) <= 3
     assert (result.boxes >= 0).all() and (result.boxes[:, [0, 2]] <= 64).all() and (result.boxes[:, [1, 3]] <= 64).all()
     assert set(np.unique(result.persons).tolist()) <= {0, *result.ids.tolist()}
@@ -56,7 +64,7 @@ def test_built_in_detector_gives_boxes_in_the_image(model) -> None:
 
 def test_upsampled_max_equals_the_max_of_the_whole_upsampled_stack() -> None:
     probs = torch.rand(37, 9, 13)
-    value, index = _upsampled_max(probs, (20, 31), chunk=8)
+    value, index = upsampled_max(probs, (20, 31), chunk=8)
     full = F.interpolate(probs[None], (20, 31), mode="bilinear", align_corners=False)[0]
     assert torch.equal(value, full.max(0).values) and torch.equal(index, full.argmax(0))
 
@@ -64,7 +72,7 @@ def test_upsampled_max_equals_the_max_of_the_whole_upsampled_stack() -> None:
 def test_crf_at_half_scale_gives_a_full_size_result_close_to_full_scale(model) -> None:
     image, detections = scene_image()
     full = Predictor(model, "cpu", lambda im, key=None: detections)(image)
-    half = Predictor(model, "cpu", lambda im, key=None: detections, PredictorOptions(crf_scale=0.5))(image)
+    half = Predictor(model, "cpu", lambda im, key=None: detections, ParseOptions(crf_scale=0.5))(image)
     assert half.parts.shape == full.parts.shape == (64, 64)
     assert (half.parts == full.parts).mean() > 0.8
 
@@ -79,7 +87,7 @@ def test_a_batch_gives_what_single_images_give(model) -> None:
         want = predictor(single)
         assert np.array_equal(got.persons, want.persons) and np.array_equal(got.parts, want.parts)
         assert np.allclose(got.scores, want.scores, atol=1e-5)
-    assert predictor.timings.images == 6 and predictor.timings.crf > 0 and predictor.timings.detect_segment > 0
+    assert predictor.timings.images == 6 and predictor.timings.seconds["crf"] > 0 and predictor.timings.seconds["detect_segment"] > 0
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (5, 3), (3, 700), (700, 3)])
@@ -111,16 +119,16 @@ def test_relabel_renames_persons_everywhere(model) -> None:
 
 
 def test_options_are_checked() -> None:
-    for bad in ({"crf_scale": 0.0}, {"crf_scale": 1.5}, {"det_threshold": -0.1}, {"max_people": 0}):
+    for bad in ({"crf_scale": 0.0}, {"crf_scale": 1.5}, {"input_scale": 0.0}, {"det_threshold": -0.1}, {"max_people": 0}, {"nms_iou": 0.0}, {"crf_iterations": -1}):
         with pytest.raises(HumanParseError):
-            PredictorOptions(**bad)
+            ParseOptions(**bad)
 
 
 def test_input_scale_runs_the_network_on_the_smaller_image_and_reports_full_size_boxes(model) -> None:
     image, _ = scene_image()
     doubled = np.repeat(np.repeat(image, 2, 0), 2, 1)  # area-downsampling by 2 gives `image` back
     small = Predictor(model, "cpu")(image)
-    scaled = Predictor(model, "cpu", options=PredictorOptions(input_scale=0.5, crf_scale=0.5))(doubled)
+    scaled = Predictor(model, "cpu", options=ParseOptions(input_scale=0.5, crf_scale=0.5))(doubled)
     assert scaled.parts.shape == (128, 128)
     assert np.allclose(np.sort(scaled.boxes, 0), np.sort(small.boxes * 2, 0), atol=1e-3)
     # Same network input, same CRF grid: the labels at full size agree with the small ones.
@@ -141,3 +149,46 @@ def test_the_shipped_default_model_finds_the_people_of_the_demo_clip() -> None:
     assert len(result.ids) >= 2 and (result.persons > 0).mean() > 0.02
     assert {p.part for p in result.part_instances} >= {1, 2}  # heads and torsos at least
     assert "the default, shipped with humanparse" in CliRunner().invoke(main, ["info"], env={"COLUMNS": "300"}).output
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    from humanparse.data.synth_video import write_video
+
+    video, _ = write_video(tmp_path_factory.mktemp("clip") / "walk.mp4", 12, seed=3, size=(96, 64))
+    return video
+
+
+def test_stream_yields_tracked_results_in_order_as_the_video_job_writes_them(model, clip, tmp_path) -> None:
+    import json
+
+    from humanparse.io import rle
+    from humanparse.jobs.video import VideoOptions, parse_video
+
+    predictor = Predictor(model, "cpu")
+    with predictor.stream(clip, stride=2, workers=2) as frames:
+        streamed = list(frames)
+        assert frames.error is None and frames.info.width == 96
+        assert set(frames.seconds) >= {"decode", "detect_segment", "crf", "track"}
+        assert len(frames.tracker.summaries()) >= 1
+    assert [f.index for f in streamed] == [0, 2, 4, 6, 8, 10]
+    assert [f.time for f in streamed] == pytest.approx([i / 25 for i in (0, 2, 4, 6, 8, 10)])
+    assert all(f.image.shape == (64, 96, 3) and f.result.size == (64, 96) for f in streamed)
+    parse_video(predictor, clip, tmp_path, VideoOptions(stride=2))
+    written = json.loads((tmp_path / "tracks.json").read_text())["frames"]
+    for frame, record in zip(streamed, written, strict=True):
+        assert frame.index == record["frame"]
+        assert frame.result.ids.tolist() == [track["id"] for track in record["tracks"]]
+        for track in record["tracks"]:
+            assert np.array_equal(rle.decode(track["mask"]), frame.result.persons == track["id"])
+
+
+def test_stream_stopped_early_closes_and_untracked_streams_keep_frame_ids(model, clip) -> None:
+    predictor = Predictor(model, "cpu")
+    stream = predictor.stream(clip, tracker=None)
+    first = next(iter(stream))
+    stream.close()
+    assert first.index == 0 and stream.tracker is None
+    assert first.result.ids.tolist() == list(range(1, len(first.result.ids) + 1))
+    with pytest.raises(HumanParseError, match="batch and workers"):
+        predictor.stream(clip, batch=0)

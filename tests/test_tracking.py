@@ -10,14 +10,9 @@ import numpy as np
 import pytest
 
 from humanparse.errors import ConfigError, HumanParseError
-from humanparse.tracking import (
-    Tracker,
-    TrackerOptions,
-    TrackSummary,
-    appearance_descriptor,
-    appearance_distance,
-    mask_iou,
-)
+from humanparse.labels import CIHP, PASCAL_PERSON_PART
+from humanparse.structures import ParsingResult, PartScore
+from humanparse.tracking import Tracker, TrackerOptions, TrackSummary, appearance_descriptor, appearance_distance, appearance_groups
 
 H, W = 40, 60
 # Pascal-Person-Part torso, arms, legs.
@@ -108,21 +103,6 @@ def test_empty_frames_and_zero_masks() -> None:
     assert tracker.update(stack()).tolist() == []
     assert tracker.update(stack(person)).tolist() == [1]
     assert [(s.track_id, s.frames) for s in tracker.summaries()] == [(1, 2)]
-
-
-def test_mask_iou_matches_slow_reference() -> None:
-    rng = np.random.default_rng(0)
-    a = rng.random((4, 9, 7)) < 0.4
-    b = rng.random((3, 9, 7)) < 0.6
-    a[1] = False
-    b[2] = False
-    iou = mask_iou(a, b)
-    assert iou.shape == (4, 3)
-    expected = np.array([[slow_iou(x, y) for y in b] for x in a])
-    np.testing.assert_allclose(iou, expected, rtol=0, atol=1e-12)
-    assert mask_iou(a[:0], b).shape == (0, 3)
-    with pytest.raises(HumanParseError, match="masks"):
-        mask_iou(a, b[:, :8])
 
 
 @pytest.mark.parametrize("with_appearance", [False, True])
@@ -370,3 +350,36 @@ def test_dead_tracks_release_their_masks_but_keep_their_summary() -> None:
         tracker.update(np.zeros((0, 20, 20), bool))
     assert all(track.mask.size == 0 for track in tracker._tracks)  # memory flat in video length
     assert [(s.track_id, s.frames, s.mean_area) for s in tracker.summaries()] == [(1, 1, 36.0)]
+
+
+def test_appearance_regions_by_label_set() -> None:
+    assert appearance_groups(PASCAL_PERSON_PART) == ((2,), (3, 4), (5, 6))
+    torso, arms, legs = appearance_groups(CIHP)
+    assert set(torso) == {5, 6, 7, 10, 11} and set(arms) == {3, 14, 15} and set(legs) == {8, 9, 12, 16, 17}
+
+
+def test_results_in_results_out_with_track_ids() -> None:
+    labels = PASCAL_PERSON_PART
+
+    def frame(x_left: int, x_right: int, swap: bool) -> ParsingResult:
+        persons = np.zeros((20, 40), np.int32)
+        a, b = (2, 1) if swap else (1, 2)
+        persons[5:15, x_left : x_left + 6], persons[5:15, x_right : x_right + 6] = a, b
+        parts = np.where(persons > 0, 2, 0).astype(np.uint8)
+        boxes = np.array([[x_left, 5, x_left + 6, 15], [x_right, 5, x_right + 6, 15]], np.float32)[[a - 1, b - 1]]
+        return ParsingResult(parts, persons, np.array([1, 2]), boxes, np.array([0.9, 0.8], np.float32),
+                             (PartScore(1, 2, 0.9, 60), PartScore(2, 2, 0.8, 60)), labels)
+
+    image = np.zeros((20, 40, 3), np.uint8)
+    tracker = Tracker()
+    first = tracker.update_with_result(frame(2, 30, swap=False), image)
+    # The parser numbers persons by score, so the same people may come back with swapped ids.
+    second = tracker.update_with_result(frame(3, 29, swap=True), image)
+    assert isinstance(second, ParsingResult) and first.ids.tolist() == second.ids.tolist() == [1, 2]
+    assert (second.persons[5:15, 3:9] == first.persons[5, 2]).all() and (second.persons[5:15, 29:35] == first.persons[5, 30]).all()
+    assert second.boxes[second.ids.tolist().index(int(first.persons[5, 2]))][0] == 3
+    assert {p.person for p in second.part_instances} == {1, 2}
+    empty = tracker.update_with_result(ParsingResult(np.zeros((20, 40), np.uint8), np.zeros((20, 40), np.int32), np.zeros(0, np.int64),
+                                                     np.zeros((0, 4), np.float32), np.zeros(0, np.float32), (), labels))
+    assert len(empty.ids) == 0
+    assert [s.frames for s in tracker.summaries()] == [2, 2]

@@ -13,7 +13,7 @@ import torch
 from humanparse.config import load_train_config
 from humanparse.data.synth import write_image_dataset
 from humanparse.errors import ConfigError, HumanParseError
-from humanparse.modeling.holistic import load_checkpoint
+from humanparse.modeling.checkpoints import load_checkpoint
 from humanparse.train import _Ranks, _Sampler, train
 
 

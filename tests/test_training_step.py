@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from humanparse.config import CRFConfig, ModelConfig
-from humanparse.matching import IGNORE_INDEX, matched_instance_loss
+from humanparse.labels import IGNORE
+from humanparse.matching import matched_instance_loss
 from humanparse.modeling.holistic import build_model
 
 
@@ -34,7 +35,7 @@ def test_matched_loss_decreases_when_a_tiny_model_trains_on_two_overlapping_peop
         matched.loss.backward()
         optimiser.step()
         losses.append(matched.loss.item())
-        valid = matched.target != IGNORE_INDEX
+        valid = matched.target != IGNORE
         accuracies.append((out.instances[0].argmax(0) == matched.target)[valid].float().mean().item())
     assert statistics.mean(losses[-5:]) < 0.5 * losses[0], losses
     assert statistics.mean(accuracies[-5:]) > accuracies[0]

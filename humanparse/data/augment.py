@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..labels import LabelSet
-
-IGNORE = 255
+from ..labels import IGNORE, LabelSet
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import HumanParseError
+from ..io.images import encode_png
+from ..labels import IGNORE
+from ..ops import person_boxes
 
 FOLDERS = ("images", "Category_ids", "Human_ids", "Instance_ids")
 
@@ -44,8 +47,7 @@ def write_sample(root: Path, sample_id: str, jpeg: bytes, parts: np.ndarray, per
     (root / "images" / f"{sample_id}.jpg").write_bytes(jpeg)
     instances, rows = instance_ids(parts, persons)
     for folder, array in (("Category_ids", parts), ("Human_ids", persons), ("Instance_ids", instances)):
-        if not cv2.imwrite(str(root / folder / f"{sample_id}.png"), array.astype(np.uint8)):
-            raise HumanParseError(f"cannot write {root / folder / sample_id}.png")
+        (root / folder / f"{sample_id}.png").write_bytes(encode_png(array.astype(np.uint8)))
     (root / "Instance_ids" / f"{sample_id}.txt").write_text("".join(f"{i} {c} {h}\n" for i, c, h in rows))
 
 
@@ -92,7 +94,7 @@ def load_sample(root: str | Path, sample_id: str, num_labels: int) -> Sample:
         raise HumanParseError(f"{image_path}: cannot read the image")
     image = np.ascontiguousarray(image[..., ::-1])
     parts = read_label_png(root / "Category_ids" / f"{sample_id}.png", image.shape[:2])
-    bad = (parts >= num_labels) & (parts != 255)
+    bad = (parts >= num_labels) & (parts != IGNORE)
     if bad.any():
         raise HumanParseError(
             f"{root / 'Category_ids' / sample_id}.png: label {int(parts[bad].max())} is outside the label set (0..{num_labels - 1})"
@@ -100,12 +102,8 @@ def load_sample(root: str | Path, sample_id: str, num_labels: int) -> Sample:
     if not (root / "Human_ids").is_dir():
         return Sample(sample_id, image, parts, None, (), np.zeros((0, 4), np.float32))
     persons = read_label_png(root / "Human_ids" / f"{sample_id}.png", image.shape[:2])
-    ids = tuple(int(v) for v in np.unique(persons[persons > 0]))
-    boxes = np.zeros((len(ids), 4), np.float32)
-    for k, pid in enumerate(ids):
-        ys, xs = np.nonzero(persons == pid)
-        boxes[k] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
-    return Sample(sample_id, image, parts, persons, ids, boxes)
+    ids, boxes = person_boxes(persons)
+    return Sample(sample_id, image, parts, persons, tuple(ids.tolist()), boxes)
 
 
 def _find_image(root: Path, sample_id: str) -> Path:

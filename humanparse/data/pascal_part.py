@@ -38,6 +38,8 @@ import scipy.io
 
 from ..errors import HumanParseError
 from ..io.files import new_directory
+from ..io.images import encode_png
+from ..labels import IGNORE
 from .cihp import read_label_png, write_sample, write_split
 
 PART_GROUPS: dict[str, int] = {
@@ -48,7 +50,6 @@ PART_GROUPS: dict[str, int] = {
     **dict.fromkeys(("luleg", "ruleg"), 5),
     **dict.fromkeys(("llleg", "rlleg", "lfoot", "rfoot"), 6),
 }
-IGNORE = 255
 
 
 def read_pascal_part_mat(path: str | Path) -> tuple[str, np.ndarray, np.ndarray]:
@@ -172,6 +173,6 @@ def convert_png_release(
                 raise HumanParseError(f"{image}: cannot read the image")
             values = table[read_label_png(png, decoded.shape[:2])]
             shutil.copyfile(image, root / "images" / image.name)
-            cv2.imwrite(str(root / "Category_ids" / png.name), values)
+            (root / "Category_ids" / png.name).write_bytes(encode_png(values.astype(np.uint8)))
         write_split(root, split, [p.stem for p in pngs])
     return Path(out)

@@ -25,11 +25,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import __version__
 from ..errors import HumanParseError
 from ..io.drawing import contact_sheet, ground_truth_panel
 from ..io.files import new_directory
+from ..io.images import encode_jpeg, encode_png
 from ..labels import PASCAL_PERSON_PART
+from ..ops import person_boxes
+from ..version import __version__
 from .cihp import write_sample, write_split
 
 # Pascal-Person-Part labels.
@@ -244,7 +246,7 @@ def render_scene(rng: np.random.Generator, height: int, width: int, config: Scen
     """Sample and render one scene of ``height`` × ``width`` pixels."""
     if height < 8 or width < 8:
         raise HumanParseError(f"synthetic images must be at least 8×8 pixels, got {width}×{height}")
-    image = _background(rng, height, width, config)
+    image = background(rng, height, width, config)
     parts = np.zeros((height, width), np.uint8)
     persons = np.zeros((height, width), np.uint8)
     count = int(min(rng.choice(np.arange(0, config.max_people + 3), p=_people_weights(config.max_people + 2)), 255))
@@ -261,10 +263,8 @@ def render_scene(rng: np.random.Generator, height: int, width: int, config: Scen
             _occluder(rng, image, parts, persons)
     jpeg, image = _camera(rng, image, config)
     boxes = np.full((count, 4), np.nan, np.float32)
-    for pid in range(1, count + 1):
-        ys, xs = np.nonzero(persons == pid)
-        if len(xs):
-            boxes[pid - 1] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    visible, visible_boxes = person_boxes(persons)
+    boxes[visible - 1] = visible_boxes
     return Scene(jpeg, image, parts, persons, boxes)
 
 
@@ -322,8 +322,12 @@ def _garment(rng: np.random.Generator) -> _Garment:
     )
 
 
-def _background(rng: np.random.Generator, height: int, width: int, config: SceneConfig) -> np.ndarray:
-    """A lit gradient with clutter: boxes, blobs and limb-like capsules in skin and cloth colours."""
+def background(rng: np.random.Generator, height: int, width: int, config: SceneConfig) -> np.ndarray:
+    """A lit gradient with clutter: boxes, blobs and limb-like capsules in skin and cloth colours.
+
+    Returns (height, width, 3) float32 RGB in 0..255, with ``config.distractors // 2`` to
+    ``config.distractors`` clutter shapes.
+    """
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     a, b = rng.uniform(40, 220, 3), rng.uniform(40, 220, 3)
     t = (xs / width * rng.uniform(-1, 1) + ys / height * rng.uniform(-1, 1))[..., None]
@@ -376,75 +380,8 @@ def _camera(rng: np.random.Generator, image: np.ndarray, config: SceneConfig) ->
         image = image + rng.normal(0, sigma, image.shape).astype(np.float32)
     image = np.clip(image, 0, 255).astype(np.uint8)
     quality = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
-    ok, encoded = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise HumanParseError("JPEG encoding of a synthetic image failed")
-    return encoded.tobytes(), cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1].copy()
-
-
-@dataclass(frozen=True)
-class DetectionNoise:
-    """How simulated detections differ from the true boxes, each effect with its own rate.
-
-    jitter: each coordinate moves by N(0, jitter × box side). truncation_rate: share of
-    boxes with one side cut in by a fraction in ``truncation`` (the bottom most often: the
-    paper's boxes that miss the legs). miss_rate: share of people not detected.
-    false_positives: mean number (Poisson) of boxes on no one.
-    """
-
-    jitter: float = 0.05
-    truncation_rate: float = 0.15
-    truncation: tuple[float, float] = (0.2, 0.5)
-    miss_rate: float = 0.05
-    false_positives: float = 0.3
-    true_scores: tuple[float, float] = (0.5, 1.0)
-    false_scores: tuple[float, float] = (0.05, 0.7)
-
-
-@dataclass(frozen=True)
-class SimulatedDetections:
-    """boxes: (D, 4) float32 x1 y1 x2 y2 in the image; scores: (D,) float32, decreasing;
-    person: (D,) int32, the ground-truth person a box came from, 0 for a false positive."""
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    person: np.ndarray
-
-
-def simulate_detections(
-    rng: np.random.Generator, gt_boxes: np.ndarray, height: int, width: int, noise: DetectionNoise = DetectionNoise()
-) -> SimulatedDetections:
-    """Detections as an imperfect detector would give them for these ground-truth boxes.
-
-    ``gt_boxes`` is (n, 4) with NaN rows for people not visible (never detected).
-    """
-    boxes, scores, person = [], [], []
-    for pid, box in enumerate(gt_boxes, start=1):
-        if np.isnan(box).any() or rng.random() < noise.miss_rate:
-            continue
-        w, h = box[2] - box[0], box[3] - box[1]
-        b = box + rng.normal(0, noise.jitter, 4) * np.array([w, h, w, h])
-        if rng.random() < noise.truncation_rate:
-            side = int(rng.choice(4, p=[0.15, 0.15, 0.15, 0.55]))  # x1, y1, x2, y2
-            cut = rng.uniform(*noise.truncation) * (w if side in (0, 2) else h)
-            b[side] += cut if side < 2 else -cut
-        boxes.append(b)
-        scores.append(rng.uniform(*noise.true_scores))
-        person.append(pid)
-    for _ in range(int(rng.poisson(noise.false_positives))):
-        w, h = rng.uniform(0.05, 0.4) * width, rng.uniform(0.1, 0.7) * height
-        x, y = rng.uniform(-0.1 * w, width - 0.9 * w), rng.uniform(-0.1 * h, height - 0.9 * h)
-        boxes.append(np.array([x, y, x + w, y + h]))
-        scores.append(rng.uniform(*noise.false_scores))
-        person.append(0)
-    if not boxes:
-        return SimulatedDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32))
-    out = np.stack(boxes).astype(np.float32)
-    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width)
-    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height)
-    out[:, 2:] = np.maximum(out[:, 2:], out[:, :2] + 1)  # never empty or inverted
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    return SimulatedDetections(out[order], np.asarray(scores, np.float32)[order], np.asarray(person, np.int32)[order])
+    encoded = encode_jpeg(image, quality)
+    return encoded, cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)[..., ::-1].copy()
 
 
 def scene_rng(seed: int, index: int) -> np.random.Generator:
@@ -493,5 +430,5 @@ def write_image_dataset(
         }
         (root / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         if preview:
-            cv2.imwrite(str(root / "preview.png"), contact_sheet(panels)[..., ::-1])
+            (root / "preview.png").write_bytes(encode_png(contact_sheet(panels)))
     return Path(out)

@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
-import cv2
 import numpy as np
 
-from .. import __version__
 from ..errors import HumanParseError
-from ..io.files import new_directory, publish_file
+from ..io.files import new_directory
+from ..io.images import encode_png
 from ..io.mots import frame_lines
+from ..io.video import VideoWriter
 from ..labels import PASCAL_PERSON_PART
-from .synth import Appearance, SceneConfig, _background, draw_person, sample_appearance
+from ..version import __version__
+from .synth import Appearance, SceneConfig, background, draw_person, sample_appearance
 
 
 @dataclass(frozen=True)
@@ -112,20 +110,17 @@ def write_video(
     gt_dir = out.with_name(f"{out.stem}_gt")
     rng = np.random.default_rng([seed, 1_000_003])
     pan = config.camera_speed * frames
-    world = _background(rng, height, width + int(math.ceil(pan)) + 1, SceneConfig())
+    world = background(rng, height, width + int(math.ceil(pan)) + 1, SceneConfig())
     walkers = _walkers(rng, height, width, pan, config)
     pan_speed = rng.uniform(-1, 1) * config.camera_speed
     occluders = [(rng.uniform(0, width + pan), rng.uniform(0.04, 0.1) * width, rng.uniform(0, 255, 3)) for _ in range(config.occluders)]
     with new_directory(gt_dir) as gt_root:
         (gt_root / "Category_ids").mkdir()
         (gt_root / "Human_ids").mkdir()
-        fd, tmp_video = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".mp4", dir=out.parent)
-        os.close(fd)
+        # One x264 thread: the same seed must give the same bytes.
+        writer = VideoWriter(out, config.fps, width, height, crf=18, threads=1)
         try:
-            with open(gt_root / "gt.txt", "w") as mots, av.open(tmp_video, mode="w", format="mp4") as container:
-                stream = container.add_stream("libx264", rate=config.fps)
-                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-                stream.options = {"crf": "18", "preset": "veryfast"}
+            with open(gt_root / "gt.txt", "w") as mots:
                 for t in range(frames):
                     # World x of the view's left edge: it sweeps at most 0..pan over the clip.
                     shift = pan / 2 + pan_speed * (t - frames / 2)
@@ -145,25 +140,21 @@ def write_video(
                             parts[:, lo:hi] = 0
                             persons[:, lo:hi] = 0
                     image = image + rng.normal(0, config.noise_sigma, image.shape).astype(np.float32)
-                    rgb = np.clip(image, 0, 255).astype(np.uint8)
-                    for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                        container.mux(packet)
+                    writer.write(np.clip(image, 0, 255).astype(np.uint8))
                     name = f"{t + 1:06d}.png"
-                    cv2.imwrite(str(gt_root / "Category_ids" / name), parts)
-                    cv2.imwrite(str(gt_root / "Human_ids" / name), persons)
+                    (gt_root / "Category_ids" / name).write_bytes(encode_png(parts))
+                    (gt_root / "Human_ids" / name).write_bytes(encode_png(persons))
                     mots.writelines(frame_lines(t + 1, persons))
                     if progress is not None:
                         progress(t + 1, frames)
-                for packet in stream.encode():
-                    container.mux(packet)
             meta = {
                 "generator": "humanparse.synth_video", "humanparse_version": __version__, "seed": seed,
                 "size": [width, height], "frames": frames, "fps": config.fps, "people": len(walkers),
                 "label_set": PASCAL_PERSON_PART.name, "video": out.name,
             }
             (gt_root / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-            publish_file(tmp_video, out)
+            writer.close()
         except BaseException:
-            Path(tmp_video).unlink(missing_ok=True)
+            writer.discard()
             raise
     return out, gt_dir

@@ -1,11 +1,12 @@
-"""Pictures for people to look at: label overlays and contact sheets."""
+"""Pictures for people to look at: result overlays, contact sheets, charts."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from ..labels import LabelSet
+from ..labels import COCO_SKELETON, LabelSet
+from ..structures import ParsingResult
 
 
 def person_colours(count: int) -> np.ndarray:
@@ -16,6 +17,47 @@ def person_colours(count: int) -> np.ndarray:
     hsv = np.stack([hues, np.full(count, 200, np.uint8), np.full(count, 255, np.uint8)], 1)[None]
     rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
     return np.concatenate([np.zeros((1, 3), np.uint8), rgb])
+
+
+def overlay(image: np.ndarray, result: ParsingResult, alpha: float = 0.55, min_keypoint_score: float = 0.3) -> np.ndarray:
+    """(H, W, 3) uint8 RGB: part colours blended over the image, each person outlined in
+    its own colour with its id, and its skeleton (the keypoints scoring at least
+    ``min_keypoint_score`` and the COCO bones between them) where the result has keypoints."""
+    palette = np.array(result.labels.palette, np.uint8)
+    colour = palette[result.parts]
+    out = image.copy()
+    fg = result.parts > 0
+    out[fg] = (alpha * colour[fg] + (1 - alpha) * image[fg]).astype(np.uint8)
+    if len(result.ids) == 0:
+        return out
+    colours = person_colours(int(result.ids.max()))
+    thickness = max(1, round(min(image.shape[:2]) / 300))
+    for k, pid in enumerate(result.ids.tolist()):
+        mask = (result.persons == pid).astype(np.uint8)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        rgb = tuple(int(c) for c in colours[pid])
+        cv2.drawContours(out, contours, -1, rgb, thickness, cv2.LINE_AA)
+        if result.keypoints.shape[1]:
+            _skeleton(out, result.keypoints[k], rgb, thickness, min_keypoint_score)
+        ys, xs = np.nonzero(mask)
+        if len(ys):
+            x, y = int(xs.min()), max(int(ys.min()) - 4, 10)
+            cv2.putText(out, str(pid), (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+            cv2.putText(out, str(pid), (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, rgb, thickness, cv2.LINE_AA)
+    return out
+
+
+def _skeleton(out: np.ndarray, keypoints: np.ndarray, rgb: tuple[int, int, int], thickness: int, min_score: float) -> None:
+    """Draw one person's (K, 3) keypoints: white joints ringed in its colour, bones in it."""
+    visible = keypoints[:, 2] >= min_score
+    points = [(int(round(x)), int(round(y))) for x, y in keypoints[:, :2]]
+    for a, b in COCO_SKELETON:
+        if a < len(points) and b < len(points) and visible[a] and visible[b]:
+            cv2.line(out, points[a], points[b], rgb, thickness + 1, cv2.LINE_AA)
+    for point, shown in zip(points, visible):
+        if shown:
+            cv2.circle(out, point, thickness + 2, rgb, -1, cv2.LINE_AA)
+            cv2.circle(out, point, thickness + 1, (255, 255, 255), -1, cv2.LINE_AA)
 
 
 def ground_truth_panel(image: np.ndarray, parts: np.ndarray, persons: np.ndarray, labels: LabelSet) -> np.ndarray:
@@ -41,14 +83,6 @@ def contact_sheet(panels: list[np.ndarray], columns: int = 4, gap: int = 4) -> n
         r, c = divmod(k, columns)
         sheet[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = panel
     return sheet
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """(H, W, 3) uint8 RGB -> PNG file contents."""
-    ok, encoded = cv2.imencode(".png", image[..., ::-1])
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return encoded.tobytes()
 
 
 def line_chart(series: dict[str, list[tuple[float, float]]], title: str = "", width: int = 640, height: int = 360) -> np.ndarray:

@@ -38,17 +38,54 @@ def new_directory(out: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write a file through a temporary sibling and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        publish_file(tmp, path)  # mkstemp makes it private
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+class AtomicFile:
+    """A file written through a hidden temporary sibling of ``path``: :meth:`commit`
+    renames it onto ``path``, :meth:`discard` removes it, so that ``path`` only ever holds
+    a complete file (an older one stays in place until the new one is done).
+
+    As a context manager it commits on success and discards on any exception. ``mode`` is
+    ``"wb"`` or ``"w"``; ``fsync`` makes :meth:`commit` flush the data to the disk first
+    (for files whose loss would cost work, like checkpoints).
+    """
+
+    def __init__(self, path: str | os.PathLike, mode: str = "wb", fsync: bool = False) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self.handle = os.fdopen(fd, mode)
+
+    def write(self, data: bytes | str) -> None:
+        self.handle.write(data)
+
+    def commit(self) -> None:
+        try:
+            self.handle.flush()
+            if self.fsync:
+                os.fsync(self.handle.fileno())
+            self.handle.close()
+            publish_file(self._tmp, self.path)  # mkstemp makes it private
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        self.handle.close()
+        Path(self._tmp).unlink(missing_ok=True)
+
+    def __enter__(self) -> "AtomicFile":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, fsync: bool = False) -> None:
+    """Write a whole file through a temporary sibling and a rename (see :class:`AtomicFile`)."""
+    with AtomicFile(path, "wb", fsync=fsync) as handle:
+        handle.write(data)
 
 
 def _with_umask(mode: int) -> int:

@@ -1,13 +1,16 @@
-"""Images for inference: from files, folders, list files and globs, as uint8 RGB."""
+"""Image files: images for inference from files, folders, list files and globs, as uint8
+RGB; and the one PNG and JPEG encoder of every image humanparse writes."""
 
 from __future__ import annotations
 
 import glob
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from ..errors import HumanParseError
 
@@ -62,3 +65,32 @@ def read_image(path: str | Path) -> np.ndarray:
     elif image.shape[2] != 3:
         raise HumanParseError(f"{path}: unsupported number of channels {image.shape[2]}")
     return np.ascontiguousarray(image[..., ::-1])
+
+
+def encode_png(array: np.ndarray, palette: Sequence[tuple[int, int, int]] | None = None) -> bytes:
+    """PNG file contents of (H, W, 3) uint8 RGB, (H, W) uint8 grey or (H, W) uint16 grey;
+    with ``palette`` (one RGB triple per value), (H, W) uint8 values as an indexed-colour
+    PNG whose pixel values stay the values (label maps) and whose colours are the palette."""
+    if palette is not None:
+        if array.ndim != 2 or array.dtype != np.uint8:
+            raise HumanParseError(f"a palette PNG needs (H, W) uint8 values, got {array.shape} {array.dtype}")
+        image = Image.fromarray(array, mode="P")
+        flat = [c for colour in palette for c in colour]
+        image.putpalette(flat + [0] * (768 - len(flat)))
+    elif array.dtype == np.uint8 and (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
+        image = Image.fromarray(array, mode="L" if array.ndim == 2 else "RGB")
+    elif array.dtype == np.uint16 and array.ndim == 2:
+        image = Image.fromarray(array)
+    else:
+        raise HumanParseError(f"cannot write a PNG of {array.shape} {array.dtype}")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    """JPEG file contents of (H, W, 3) uint8 RGB."""
+    ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise HumanParseError("JPEG encoding failed")
+    return data.tobytes()

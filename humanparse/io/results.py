@@ -13,27 +13,29 @@ Per image, by kind (``--save``):
 * ``overlay``: ``overlay/<name>.jpg``, parts in their colours over the image, each person
   outlined in its own colour with its id.
 * ``json``: ``json/<name>.json``: image size, label names, persons (id, box, score, mask
-  as COCO RLE) and part instances (person, part, name, score, RLE). Read back by
-  :func:`read_result_json`, e.g. by ``humanparse eval --predictions``.
+  as COCO RLE, and for parsers with a pose COCO's ``keypoints`` [x, y, v, ...] with
+  ``num_keypoints`` and ``keypoint_scores``) and part instances (person, part, name, score,
+  RLE). Read back by :func:`read_result_json`, e.g. by ``humanparse eval --predictions``.
+
+:func:`person_record` and :func:`part_record` are the per-person and per-part records of
+these files and of the video's ``tracks.json``.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-from PIL import Image
 
 from ..errors import HumanParseError
-from ..labels import LabelSet
-from ..predictor import ParsingResult, PartScore
+from ..labels import COCO_KEYPOINTS, LabelSet
+from ..structures import ParsingResult, PartScore
 from . import rle
-from .drawing import person_colours
+from .drawing import overlay
 from .files import write_bytes_atomic
+from .images import encode_jpeg, encode_png
 
 OUTPUT_KINDS = ("parts", "persons", "cihp", "overlay", "json")
 RESULT_FORMAT = "humanparse.result/1"
@@ -41,49 +43,56 @@ RESULT_FORMAT = "humanparse.result/1"
 
 def palette_png(parts: np.ndarray, labels: LabelSet) -> bytes:
     """(H, W) part labels -> an indexed-colour PNG (values = labels, colours = palette)."""
-    image = Image.fromarray(parts.astype(np.uint8), mode="P")
-    palette = [c for colour in labels.palette for c in colour]
-    image.putpalette(palette + [0] * (768 - len(palette)))
-    return _png(image)
+    return encode_png(parts.astype(np.uint8), labels.palette)
 
 
 def id_png(ids: np.ndarray) -> bytes:
     """(H, W) non-negative ids -> a grey PNG, 8-bit when they fit, else 16-bit."""
     if ids.max(initial=0) > 65535 or ids.min(initial=0) < 0:
         raise HumanParseError("ids must lie in 0..65535 to be written as a PNG")
-    if ids.max(initial=0) <= 255:
-        return _png(Image.fromarray(ids.astype(np.uint8), mode="L"))
-    return _png(Image.fromarray(ids.astype(np.uint16)))
+    return encode_png(ids.astype(np.uint8) if ids.max(initial=0) <= 255 else ids.astype(np.uint16))
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+def person_record(result: ParsingResult, k: int) -> dict[str, Any]:
+    """The record of the result's k-th person: id, box, score (exact float32 values), mask
+    as COCO RLE and, where
+    the result has keypoints, COCO's flat ``keypoints`` [x, y, v, ...] (v = 2 for a
+    keypoint found, 0 with x = y = 0 for one not found), ``num_keypoints`` and
+    ``keypoint_scores``."""
+    pid = int(result.ids[k])
+    record: dict[str, Any] = {
+        "id": pid,
+        "box": [_exact(v) for v in result.boxes[k]],
+        "score": _exact(result.scores[k]),
+        "mask": rle.encode(result.persons == pid),
+    }
+    points = result.keypoints[k]
+    if len(points):
+        found = points[:, 2] > 0
+        flat: list[float] = []
+        for (x, y, _), seen in zip(points.tolist(), found):
+            flat += [_exact(x), _exact(y), 2] if seen else [0, 0, 0]
+        record["keypoints"] = flat
+        record["num_keypoints"] = int(found.sum())
+        record["keypoint_scores"] = [_exact(s) for s in points[:, 2]]
+    return record
 
 
-def overlay(image: np.ndarray, result: ParsingResult, alpha: float = 0.55) -> np.ndarray:
-    """(H, W, 3) uint8 RGB: part colours blended over the image, persons outlined with ids."""
-    palette = np.array(result.labels.palette, np.uint8)
-    colour = palette[result.parts]
-    out = image.copy()
-    fg = result.parts > 0
-    out[fg] = (alpha * colour[fg] + (1 - alpha) * image[fg]).astype(np.uint8)
-    if len(result.ids) == 0:
-        return out
-    colours = person_colours(int(result.ids.max()))
-    thickness = max(1, round(min(image.shape[:2]) / 300))
-    for pid in result.ids.tolist():
-        mask = (result.persons == pid).astype(np.uint8)
-        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        rgb = tuple(int(c) for c in colours[pid])
-        cv2.drawContours(out, contours, -1, rgb, thickness, cv2.LINE_AA)
-        ys, xs = np.nonzero(mask)
-        if len(ys):
-            x, y = int(xs.min()), max(int(ys.min()) - 4, 10)
-            cv2.putText(out, str(pid), (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, (0, 0, 0), thickness + 2, cv2.LINE_AA)
-            cv2.putText(out, str(pid), (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, rgb, thickness, cv2.LINE_AA)
-    return out
+def _exact(value: float | np.floating) -> float:
+    """A float32 value as the shortest decimal that reads back as the same float32: result
+    files hold exactly what the parser gave, so scoring them equals scoring it live."""
+    return float(str(np.float32(value)))
+
+
+def part_record(result: ParsingResult, part: PartScore, of_person: bool = True) -> dict[str, Any]:
+    """The record of one part instance: (its ``person``, with ``of_person``) part, name,
+    score, (with ``of_person``, its area in ``pixels``) and mask as COCO RLE. Without
+    ``of_person`` it is nested inside its person's record (tracks.json)."""
+    head = {"person": part.person} if of_person else {}
+    body: dict[str, Any] = {"part": part.part, "name": result.labels.names[part.part], "score": float(part.score)}
+    if of_person:
+        body["pixels"] = part.pixels
+    return {**head, **body, "mask": rle.encode(result.part_mask(part.person, part.part))}
 
 
 def result_dict(result: ParsingResult, image_name: str) -> dict[str, Any]:
@@ -97,14 +106,8 @@ def result_dict(result: ParsingResult, image_name: str) -> dict[str, Any]:
         "width": width,
         "label_set": result.labels.name,
         "labels": list(names),
-        "persons": [
-            {"id": int(pid), "box": [round(float(v), 2) for v in box], "score": round(float(score), 5), "mask": rle.encode(result.persons == pid)}
-            for pid, box, score in zip(result.ids.tolist(), result.boxes, result.scores)
-        ],
-        "parts": [
-            {"person": p.person, "part": p.part, "name": names[p.part], "score": round(p.score, 5), "pixels": p.pixels, "mask": rle.encode(result.part_mask(p.person, p.part))}
-            for p in result.part_instances
-        ],
+        "persons": [person_record(result, k) for k in range(len(result.ids))],
+        "parts": [part_record(result, p) for p in result.part_instances],
     }
 
 
@@ -118,7 +121,7 @@ def read_result_json(path: str | Path, labels: LabelSet) -> ParsingResult:
             raise HumanParseError(f"{path}: its labels {data['labels']} are not those of {labels.name}")
         parts = np.zeros((height, width), np.uint8)
         persons = np.zeros((height, width), np.int32)
-        ids, boxes, scores = [], [], []
+        ids, boxes, scores, keypoints = [], [], [], []
         for person in data["persons"]:
             mask = _mask(person["mask"], height, width, path)
             pid = int(person["id"])
@@ -128,6 +131,7 @@ def read_result_json(path: str | Path, labels: LabelSet) -> ParsingResult:
             ids.append(pid)
             boxes.append([float(v) for v in person["box"]])
             scores.append(float(person["score"]))
+            keypoints.append(_keypoints(person, path))
         part_instances = []
         for part in data["parts"]:
             number, pid = int(part["part"]), int(part["person"])
@@ -138,11 +142,25 @@ def read_result_json(path: str | Path, labels: LabelSet) -> ParsingResult:
             part_instances.append(PartScore(pid, number, float(part["score"]), int(mask.sum())))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise HumanParseError(f"{path}: not a readable result file ({exc})") from None
+    if len({len(k) for k in keypoints}) > 1:
+        raise HumanParseError(f"{path}: some persons have keypoints and some do not")
     order = np.argsort(ids, kind="stable")
     return ParsingResult(
         parts, persons, np.array(ids, np.int64)[order], np.array(boxes, np.float32).reshape(-1, 4)[order],
         np.array(scores, np.float32)[order], tuple(sorted(part_instances, key=lambda p: (p.person, p.part))), labels,
+        np.array(keypoints, np.float32).reshape(len(ids), len(keypoints[0]) if keypoints else 0, 3)[order],
     )
+
+
+def _keypoints(person: dict[str, Any], path: Path) -> list[list[float]]:
+    """(K, 3) x, y, score of a person record (K = 0 without keypoints)."""
+    if "keypoints" not in person:
+        return []
+    flat, scores = person["keypoints"], person["keypoint_scores"]
+    k = len(COCO_KEYPOINTS)
+    if len(flat) != 3 * k or len(scores) != k:
+        raise HumanParseError(f"{path}: a person's keypoints must be {k} (x, y, v) triples with {k} scores")
+    return [[float(flat[3 * j]), float(flat[3 * j + 1]), float(scores[j])] for j in range(k)]
 
 
 def _mask(data: Any, height: int, width: int, path: Path) -> np.ndarray:
@@ -172,13 +190,6 @@ def cihp_files(result: ParsingResult, name: str) -> dict[str, bytes]:
         f"instance_human/{name}.png": id_png(human_ids_map),
         f"instance_human/{name}.txt": "".join(human_lines).encode(),
     }
-
-
-def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
-    ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise HumanParseError("JPEG encoding failed")
-    return data.tobytes()
 
 
 def write_outputs(out: Path, name: str, image: np.ndarray, result: ParsingResult, kinds: tuple[str, ...] = OUTPUT_KINDS) -> list[Path]:

@@ -258,7 +258,10 @@ class VideoWriter:
     writes the MP4 trailer and renames the file onto ``path``. Used as a context manager,
     close() also runs on exceptions and Ctrl-C, so an interrupted run leaves a valid MP4 of
     the frames written so far. With no frame written, close() leaves no file. An existing
-    ``path`` is replaced (at close, never before) only with ``overwrite``.
+    ``path`` is replaced (at close, never before) only with ``overwrite``. :meth:`discard`
+    instead leaves no file (for a run that failed). ``threads`` sets x264's threads; with
+    several (FFmpeg's default), x264 may encode the same frames to different bytes from
+    run to run, so a writer that must be reproducible passes 1.
 
     yuv420p needs an even width and height: an odd one is padded by one pixel that repeats
     the last column or row, so the file, and any reader of it, sees
@@ -274,6 +277,7 @@ class VideoWriter:
         crf: int = 23,
         preset: str = "veryfast",
         overwrite: bool = False,
+        threads: int | None = None,
     ) -> None:
         self.path = Path(path)
         if self.path.suffix.lower() != ".mp4":
@@ -308,7 +312,7 @@ class VideoWriter:
             self._stream = self._container.add_stream("libx264", rate=self.fps)
             self._stream.width, self._stream.height = width + width % 2, height + height % 2
             self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(crf), "preset": preset}
+            self._stream.options = {"crf": str(crf), "preset": preset, **({} if threads is None else {"threads": str(threads)})}
         except BaseException:
             self._tmp.unlink(missing_ok=True)
             raise
@@ -337,6 +341,18 @@ class VideoWriter:
         except (av.FFmpegError, OSError) as exc:
             raise HumanParseError(f"cannot write {self.path}: {_reason(exc)}") from None
         self.frames_written += 1
+
+    def discard(self) -> None:
+        """Stop and remove the temporary file, leaving ``path`` as it was. Safe after close()."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._container.close()
+        except (av.FFmpegError, OSError):
+            pass  # the file goes anyway
+        finally:
+            self._tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Flush the encoder, finish the MP4 and rename it onto ``path``. Safe to call twice."""

@@ -1,15 +1,16 @@
 """``humanparse video``: parse a video frame by frame, track the people, write the results.
 
-Frames stream through: a background thread decodes (video_io.VideoReader), the predictor
-parses, the tracker gives persistent ids (tracking.Tracker, with appearance from the
-parsed torso, arms and legs), and every output is written as frames arrive, so memory
-does not grow with the video's length. Outputs in the output folder:
+:func:`parse_video` is the writers around :meth:`Predictor.stream
+<humanparse.predictor.Predictor.stream>`, which decodes, parses and tracks; every output
+is written as frames arrive (drawing, encoding and JSON in a writer thread that overlaps
+the next frame's parsing), so memory does not grow with the video's length. Outputs in the
+output folder:
 
 * ``overlay.mp4``: H.264, the source's size and frame rate divided by the stride (audio is
   not copied), parts coloured and each person outlined with its track id;
 * ``tracks.json``: per parsed frame, its source frame number and time and per track the
-  id, box, score, person mask and part masks (COCO RLE); it ends with the number of frames
-  it covers and whether the run completed;
+  id, box, score, person mask, keypoints where the parser has a pose, and part masks
+  (COCO RLE); it ends with the number of frames it covers and whether the run completed;
 * ``tracks.mots.txt``: the person tracks in MOTS text (TrackEval), frames numbered from 1
   as in the source;
 * ``summary.json``: per track the frames present, the parts seen and the mean area;
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,36 +32,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from ..errors import HumanParseError
-from ..io import rle
-from ..io.files import publish_file
+from ..io.drawing import overlay
+from ..io.files import AtomicFile, write_bytes_atomic
 from ..io.mots import frame_lines
-from ..io.results import overlay, write_outputs
-from ..io.video import VideoReader, VideoWriter
+from ..io.results import part_record, person_record, write_outputs
+from ..io.video import VideoInfo, VideoWriter
 from ..labels import LabelSet
-from ..predictor import ParsingResult, Predictor
-from ..tracking import Tracker, TrackerOptions, appearance_descriptor
+from ..predictor import Predictor, StreamedFrame
+from ..structures import ParsingResult
+from ..tracking import Tracker, TrackerOptions
 
 OUTPUT_FILES = ("overlay.mp4", "tracks.json", "tracks.mots.txt", "summary.json")
-
-# Body regions whose colours identify a person again, by part name across label sets:
-# clothing keeps its colour when the person turns, faces and hands are too small.
-_REGIONS = (
-    ("torso", "upper-clothes", "coat", "dress", "torso-skin", "scarf"),
-    ("upper-arms", "lower-arms", "left-arm", "right-arm", "glove"),
-    ("upper-legs", "lower-legs", "pants", "skirt", "left-leg", "right-leg", "socks"),
-)
-
-
-def appearance_groups(labels: LabelSet) -> tuple[tuple[int, ...], ...]:
-    """Part labels of the torso, arms and legs in ``labels`` (regions it lacks are left out;
-    a label set with none of them uses every part as one region)."""
-    groups = tuple(tuple(k for k, name in enumerate(labels.names) if name in region) for region in _REGIONS)
-    groups = tuple(g for g in groups if g)
-    return groups or (tuple(range(1, len(labels.names))),)
 
 
 @dataclass(frozen=True)
@@ -96,32 +78,7 @@ class VideoSummary:
     tracks: tuple[TrackInfo, ...]
     error: str | None  # why decoding stopped early, if it did
     interrupted: bool
-    seconds: dict[str, float]  # decode (waiting on it), detect_segment, crf, track, write, total
-
-
-class _TracksJson:
-    """tracks.json written frame by frame into a temporary file, closed into valid JSON."""
-
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
-        self.path = path
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        self.handle = os.fdopen(fd, "w")
-        text = json.dumps(header, separators=(",", ":"))
-        self.handle.write(text[:-1] + ',"frames":[')
-        self.count = 0
-
-    def add(self, record: dict[str, Any]) -> None:
-        self.handle.write(("," if self.count else "") + "\n" + json.dumps(record, separators=(",", ":")))
-        self.count += 1
-
-    def close(self, trailer: dict[str, Any]) -> None:
-        self.handle.write("\n]," + json.dumps(trailer, separators=(",", ":"))[1:] + "\n")
-        self.handle.close()
-        publish_file(self.tmp, self.path)
-
-    def discard(self) -> None:
-        self.handle.close()
-        Path(self.tmp).unlink(missing_ok=True)
+    seconds: dict[str, float]  # decode (waiting on it), the parser's stages, track, write, total
 
 
 def parse_video(
@@ -138,128 +95,94 @@ def parse_video(
     ``summary.error`` set; Ctrl-C ends it with ``summary.interrupted``; in both cases the
     outputs are finalised for the frames parsed.
     """
+    started = time.perf_counter()
     out = Path(out)
-    labels = predictor.labels
-    reader = VideoReader(source, stride=options.stride, start=options.start, end=options.end)
-    try:
-        _prepare(out, options.overwrite)
-        info = reader.info
-        fps = info.fps / options.stride
-        writer = VideoWriter(out / "overlay.mp4", fps, info.width, info.height, overwrite=options.overwrite)
-        header = {"format": "humanparse.tracks/1", "source": str(source), "width": info.width, "height": info.height,
-                  "fps": float(info.fps), "stride": options.stride, "label_set": labels.name, "labels": list(labels.names)}
-        tracks_json = _TracksJson(out / "tracks.json", header)
-        fd, mots_tmp = tempfile.mkstemp(prefix=".tracks.mots.txt.", suffix=".tmp", dir=out)
-        mots = os.fdopen(fd, "w")
-    except BaseException:
-        reader.close()
-        raise
-    tracker = Tracker(options.tracker)
-    groups = appearance_groups(labels)
-    seconds = dict.fromkeys(("decode", "detect_segment", "crf", "track", "write"), 0.0)
-    frame_numbers: list[int] = []
-    interrupted, started = False, time.perf_counter()
-    predictor.timings.reset()
-    expected = None if info.frames is None else len(range(0, info.frames, options.stride))
-
-    def write_frame(index: int, image: np.ndarray, result: ParsingResult) -> None:
-        tick = time.perf_counter()
-        writer.write(overlay(image, result))
-        tracks_json.add(_frame_record(index, float(index / info.fps), result))
-        mots.writelines(frame_lines(index + 1, result.persons))
-        if options.save_frames:
-            write_outputs(out / "frames", f"{index + 1:06d}", image, result, ("parts", "persons"))
-        seconds["write"] += time.perf_counter() - tick
-
-    # Drawing, encoding and JSON run in one writer thread (in order), overlapping the next
-    # frame's parsing; the main loop only waits when the writer falls two frames behind.
-    pool = ThreadPoolExecutor(1, thread_name_prefix="humanparse-writer")
-    pending: deque[Future] = deque()
-    # Parsing runs in `workers` threads on batches of frames, taken back in order: tracking
-    # needs the frames in sequence, parsing does not.
-    parsers = ThreadPoolExecutor(options.workers, thread_name_prefix="humanparse-parse")
-    parsing: deque[tuple[list[int], list[np.ndarray], Future]] = deque()
-
-    def parse(chunk: list[tuple[int, np.ndarray]]) -> None:
-        indices, images = [i for i, _ in chunk], [image for _, image in chunk]
-        parsing.append((indices, images, parsers.submit(predictor.predict, images, [i + 1 for i in indices])))
-
-    def finish_oldest() -> None:
-        indices, images, future = parsing.popleft()
-        for index, image, result in zip(indices, images, future.result()):
-            tick = time.perf_counter()
-            result = _track(tracker, image, result, groups)
-            seconds["track"] += time.perf_counter() - tick
-            pending.append(pool.submit(write_frame, index, image, result))
-            frame_numbers.append(index)
-            while len(pending) > 2:  # back-pressure: at most two frames wait for the writer
-                pending.popleft().result()
-            if progress is not None:
-                progress(len(frame_numbers), expected)
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads // options.workers))
-    try:
-        with reader:
-            frames = iter(reader)
-            chunk: list[tuple[int, np.ndarray]] = []
-            while True:
-                tick = time.perf_counter()
-                try:
-                    chunk.append(next(frames))
-                except StopIteration:
-                    break
-                except HumanParseError:
-                    if frame_numbers or parsing or chunk:  # the stream broke; what was parsed stands
-                        break
-                    raise
-                seconds["decode"] += time.perf_counter() - tick
-                if len(chunk) == options.batch:
-                    parse(chunk)
-                    chunk = []
-                while len(parsing) > options.workers:  # one batch queued beyond the busy workers
-                    finish_oldest()
-            if chunk:
-                parse(chunk)
-        while parsing:
-            finish_oldest()
-        while pending:
-            pending.popleft().result()
-    except KeyboardInterrupt:
-        interrupted = True
-        parsers.shutdown(cancel_futures=True)
+    stream = predictor.stream(source, options.stride, options.start, options.end, options.tracker, options.batch, options.workers)
+    interrupted = False
+    with stream:
+        info = stream.info
+        expected = None if info.frames is None else len(range(0, info.frames, options.stride))
+        writers = _VideoWriters(out, str(source), info, options, predictor.labels)
         try:
-            while pending:  # frames handed to the writer are finished, so the outputs agree
-                pending.popleft().result()
-        finally:
-            pool.shutdown()
-    except BaseException:
-        parsers.shutdown(cancel_futures=True)
-        pool.shutdown(cancel_futures=True)
-        writer.close()
-        tracks_json.discard()
-        mots.close()
-        Path(mots_tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        torch.set_num_threads(threads)
-    parsers.shutdown()
-    pool.shutdown()
-    error = reader.error
-    tick = time.perf_counter()
-    writer.close()
-    mots.close()
-    publish_file(mots_tmp, out / "tracks.mots.txt")
-    tracks = _track_infos(tracker, frame_numbers, labels)
-    tracks_json.close({"frames_written": len(frame_numbers), "complete": not interrupted and error is None, "error": error})
-    seconds["write"] += time.perf_counter() - tick
-    seconds["detect_segment"] = predictor.timings.detect_segment
-    seconds["crf"] = predictor.timings.crf
+            for frame in stream:
+                writers.add(frame)
+                if progress is not None:
+                    progress(writers.frames, expected)
+        except KeyboardInterrupt:
+            interrupted = True
+        except BaseException:
+            writers.discard()
+            raise
+    tracks = _track_infos(stream.tracker, writers.frame_numbers, predictor.labels)
+    complete = not interrupted and stream.error is None
+    seconds = {**stream.seconds, "write": 0.0}
+    writers.close({"frames_written": writers.frames, "complete": complete, "error": stream.error})
+    seconds["write"] = writers.seconds
     seconds["total"] = time.perf_counter() - started
-    summary = VideoSummary(len(frame_numbers), tracks, error, interrupted, seconds)
-    _write_json(out / "summary.json", {"frames": summary.frames, "complete": not interrupted and error is None, "error": error,
-                                       "tracks": [asdict(t) for t in tracks], "seconds": seconds})
+    summary = VideoSummary(writers.frames, tracks, stream.error, interrupted, seconds)
+    write_bytes_atomic(out / "summary.json", (json.dumps({"frames": summary.frames, "complete": complete, "error": stream.error,
+                                                          "tracks": [asdict(t) for t in tracks], "seconds": seconds}, indent=2) + "\n").encode())
     return summary
+
+
+class _VideoWriters:
+    """overlay.mp4, tracks.json, tracks.mots.txt and frames/ written frame by frame in one
+    writer thread (in order), each into a temporary file that :meth:`close` publishes."""
+
+    def __init__(self, out: Path, source: str, info: VideoInfo, options: VideoOptions, labels: LabelSet) -> None:
+        _prepare(out, options.overwrite)
+        self.out, self.info, self.save_frames = out, info, options.save_frames
+        self.frame_numbers: list[int] = []
+        self.seconds = 0.0
+        self._video = VideoWriter(out / "overlay.mp4", info.fps / options.stride, info.width, info.height, overwrite=options.overwrite)
+        header = {"format": "humanparse.tracks/1", "source": source, "width": info.width, "height": info.height,
+                  "fps": float(info.fps), "stride": options.stride, "label_set": labels.name, "labels": list(labels.names)}
+        self._tracks = AtomicFile(out / "tracks.json", "w")
+        self._tracks.write(json.dumps(header, separators=(",", ":"))[:-1] + ',"frames":[')
+        self._mots = AtomicFile(out / "tracks.mots.txt", "w")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="humanparse-writer")
+        self._pending: deque[Future] = deque()
+
+    @property
+    def frames(self) -> int:
+        return len(self.frame_numbers)
+
+    def add(self, frame: StreamedFrame) -> None:
+        self._pending.append(self._pool.submit(self._write, frame, len(self.frame_numbers)))
+        self.frame_numbers.append(frame.index)
+        while len(self._pending) > 2:  # back-pressure: at most two frames wait for the writer
+            self._pending.popleft().result()
+
+    def _write(self, frame: StreamedFrame, count: int) -> None:
+        tick = time.perf_counter()
+        self._video.write(overlay(frame.image, frame.result))
+        record = _frame_record(frame.index, frame.time, frame.result)
+        self._tracks.write(("," if count else "") + "\n" + json.dumps(record, separators=(",", ":")))
+        self._mots.handle.writelines(frame_lines(frame.index + 1, frame.result.persons))
+        if self.save_frames:
+            write_outputs(self.out / "frames", f"{frame.index + 1:06d}", frame.image, frame.result, ("parts", "persons"))
+        self.seconds += time.perf_counter() - tick
+
+    def close(self, trailer: dict[str, Any]) -> None:
+        """Finish the frames handed over, then every file, valid for those frames."""
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._pool.shutdown()
+        tick = time.perf_counter()
+        self._video.close()
+        self._mots.commit()
+        self._tracks.write("\n]," + json.dumps(trailer, separators=(",", ":"))[1:] + "\n")
+        self._tracks.commit()
+        self.seconds += time.perf_counter() - tick
+
+    def discard(self) -> None:
+        """Stop and leave no output behind (the run failed)."""
+        self._pool.shutdown(cancel_futures=True)
+        self._video.close()
+        self._tracks.discard()
+        self._mots.discard()
 
 
 def _prepare(out: Path, overwrite: bool) -> None:
@@ -274,45 +197,22 @@ def _prepare(out: Path, overwrite: bool) -> None:
         raise HumanParseError(f"{out} already holds results ({', '.join(present)}); choose another --out or pass --overwrite")
 
 
-def _track(tracker: Tracker, image: np.ndarray, result: ParsingResult, groups) -> ParsingResult:
-    """The result with its persons renamed to track ids."""
-    ids = result.ids.tolist()
-    masks = np.stack([result.persons == pid for pid in ids]) if ids else np.zeros((0, *result.size), bool)
-    descriptors = np.stack([appearance_descriptor(image, result.parts, mask, groups) for mask in masks]) if ids else None
-    parts = [sorted({p.part for p in result.part_instances if p.person == pid}) for pid in ids]
-    track_ids = tracker.update(masks, descriptors, parts)
-    return result.relabel(track_ids) if ids else result
-
-
 def _frame_record(index: int, seconds: float, result: ParsingResult) -> dict[str, Any]:
-    names = result.labels.names
     parts_of: dict[int, list[dict[str, Any]]] = {}
     for p in result.part_instances:
-        parts_of.setdefault(p.person, []).append(
-            {"part": p.part, "name": names[p.part], "score": round(p.score, 5), "mask": rle.encode(result.part_mask(p.person, p.part))}
-        )
+        parts_of.setdefault(p.person, []).append(part_record(result, p, of_person=False))
     return {
         "frame": index,
         "time": round(seconds, 4),
-        "tracks": [
-            {"id": int(tid), "box": [round(float(v), 2) for v in box], "score": round(float(score), 5),
-             "mask": rle.encode(result.persons == tid), "parts": parts_of.get(int(tid), [])}
-            for tid, box, score in zip(result.ids.tolist(), result.boxes, result.scores)
-        ],
+        "tracks": [{**person_record(result, k), "parts": parts_of.get(int(pid), [])} for k, pid in enumerate(result.ids.tolist())],
     }
 
 
-def _track_infos(tracker: Tracker, frame_numbers: list[int], labels: LabelSet) -> tuple[TrackInfo, ...]:
+def _track_infos(tracker: Tracker | None, frame_numbers: list[int], labels: LabelSet) -> tuple[TrackInfo, ...]:
+    if tracker is None:
+        return ()
     return tuple(
         TrackInfo(s.track_id, frame_numbers[s.first_frame], frame_numbers[s.last_frame], s.frames,
                   tuple(labels.names[p] for p in s.parts), round(s.mean_area, 1))
         for s in tracker.summaries()
     )
-
-
-def _write_json(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    publish_file(tmp, path)

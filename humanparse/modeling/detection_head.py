@@ -126,13 +126,16 @@ def decode(
     output: HeadOutput,
     stride: int,
     image_size: tuple[int, int],
-    threshold: float = 0.3,
-    max_detections: int = 20,
-    nms_iou: float | None = 0.7,
+    threshold: float,
+    max_detections: int,
+    nms_iou: float | None,
 ) -> list[Detections]:
     """Boxes from the head's output, one :class:`Detections` per image of the batch.
 
-    ``image_size`` is (height, width) in pixels; boxes are clipped to it.
+    ``image_size`` is (height, width) in pixels; boxes are clipped to it. At most
+    ``max_detections`` peaks scoring at least ``threshold``, suppressed at box IoU
+    ``nms_iou`` (None: no suppression); the defaults are
+    :class:`~humanparse.modeling.parser.ParseOptions`'.
     """
     prob = torch.sigmoid(output.heatmap.float())
     peaks = prob * (F.max_pool2d(prob, 3, stride=1, padding=1) == prob)

@@ -1,40 +1,38 @@
-"""The whole network (paper Fig. 2): part segmenter + Instance CRF; checkpoint I/O."""
+"""The paper's network (Fig. 2): part segmenter (+ the built-in detection head) and
+Instance CRF, trained end to end. It owns its pre- and post-processing, so that training,
+validation, evaluation, images and video all run the same code: :meth:`HolisticParser.forward`
+for training (logits and CRF probabilities to put a loss on), :meth:`HolisticParser.parse`
+for inference (uint8 images in, :class:`~humanparse.structures.ParsingResult` out)."""
 
 from __future__ import annotations
 
 import dataclasses
-import io
-import os
-import tempfile
-from pathlib import Path
-from typing import Any, NamedTuple
+import time
+from collections.abc import Sequence
+from typing import NamedTuple
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import __version__
 from ..config import ModelConfig
-from ..errors import CheckpointError, ConfigError, HumanParseError
-from ..io.files import publish_file
+from ..errors import HumanParseError
 from ..labels import LabelSet, get_label_set
+from ..structures import Detections, ParsingResult
 from .crf import InstanceCRF
 from .detection_head import CenterNetHead, HeadOutput, decode
+from .instances import parsing_result
+from .parser import ParseOptions, StageTimer
 from .segmenter import PartSegmenter, build_segmenter
 
-CHECKPOINT_FORMAT = "humanparse-checkpoint"
-CHECKPOINT_VERSION = 1
-
-
-class DecodeOptions(NamedTuple):
-    """How the built-in head's detections are picked (see detection_head.decode)."""
-
-    threshold: float = 0.3
-    max_detections: int = 20
-    nms_iou: float | None = 0.7
+# Smaller inputs are padded up to this size: below it the backbone's strided layers leave
+# no feature cells at all.
+_MIN_SIDE = 32
 
 
 class ParserOutput(NamedTuple):
-    """What the network returns, in training and in evaluation alike.
+    """What :meth:`HolisticParser.forward` returns, in training and in evaluation alike.
 
     logits: (B, P+1, H, W) part logits of the segmenter (Q = softmax over dim 1).
     instances: per image, (P·D_b+1, H, W) Instance CRF probabilities.
@@ -50,7 +48,8 @@ class ParserOutput(NamedTuple):
 
 
 class HolisticParser(nn.Module):
-    """Part segmenter and Instance CRF, trained end to end (paper Sec. 3)."""
+    """Part segmenter and Instance CRF, trained end to end (paper Sec. 3); a
+    :class:`~humanparse.modeling.parser.Parser`."""
 
     def __init__(
         self,
@@ -69,15 +68,20 @@ class HolisticParser(nn.Module):
         self.labels = labels
         self.config = config
 
+    @property
+    def finds_people(self) -> bool:
+        """Whether the built-in detection head is there to find persons."""
+        return self.detector is not None
+
     def forward(
         self,
         images: Tensor,
         boxes: list[Tensor] | None = None,
         scores: list[Tensor] | None = None,
         crf_iterations: int | None = None,
-        decoding: DecodeOptions = DecodeOptions(),
+        decoding: ParseOptions = ParseOptions(),
     ) -> ParserOutput:
-        """Parse a batch.
+        """Parse a batch for training.
 
         Args:
             images: (B, 3, H, W) float RGB in 0..255.
@@ -98,7 +102,7 @@ class HolisticParser(nn.Module):
         seg = self.segmenter(images)
         head = self.detector(seg.features) if self.detector is not None else None
         if boxes is None:
-            found = decode(head, self.segmenter.backbone.output_stride, tuple(images.shape[-2:]), **decoding._asdict())
+            found = self._decode(head, tuple(images.shape[-2:]), decoding)
             boxes, scores = map(list, zip(*(d.tensors(images.device) for d in found)))
         # The lattice's sums of many small weights need float32: under mixed precision the
         # CRF runs outside autocast.
@@ -109,6 +113,76 @@ class HolisticParser(nn.Module):
                 for b in range(images.shape[0])
             ]
         return ParserOutput(seg.logits, instances, boxes, scores, head)
+
+    @torch.no_grad()
+    def parse(
+        self,
+        images: Sequence[np.ndarray],
+        detections: Sequence[Detections] | None = None,
+        options: ParseOptions = ParseOptions(),
+        timer: StageTimer | None = None,
+    ) -> list[ParsingResult]:
+        """Parse images of one size, each (H, W, 3) uint8 RGB, into results at that size.
+
+        The segmenter (and the built-in head, when ``detections`` is None) sees the batch
+        scaled by ``options.input_scale`` and padded to at least 32 pixels a side, under
+        autocast on CUDA; the CRF runs per image at ``options.crf_scale`` in float32, and
+        its probabilities are upsampled a few channels at a time before the argmax, which
+        keeps edges smooth where upsampling labels would make them blocky. Stages timed:
+        "detect_segment" and "crf".
+        """
+        started = time.perf_counter()
+        device = next(self.parameters()).device
+        if detections is not None and len(detections) != len(images):
+            raise HumanParseError(f"{len(images)} images but {len(detections)} detection sets")
+        if detections is None and self.detector is None:
+            raise HumanParseError("this model has no built-in detector: give one (--detector)")
+        height, width = images[0].shape[:2]
+        if any(image.shape[:2] != (height, width) for image in images):
+            raise HumanParseError("parse takes images of one size; group them first")
+        x = torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float()
+        small = _scaled((height, width), options.input_scale)
+        seen = x if small == (height, width) else F.interpolate(x, small, mode="area")
+        padded = F.pad(seen, (0, max(_MIN_SIDE - small[1], 0), 0, max(_MIN_SIDE - small[0], 0)))
+        with torch.autocast(device.type, enabled=options.amp and device.type == "cuda"):
+            seg = self.segmenter(padded)
+            head = self.detector(seg.features) if detections is None else None
+        q = torch.softmax(seg.logits.float(), 1)[:, :, : small[0], : small[1]]
+        if detections is None:
+            found = [d.scaled(width / small[1], height / small[0]) for d in self._decode(head, small, options)]
+        else:
+            found = list(detections)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if timer is not None:
+            timer("detect_segment", time.perf_counter() - started)
+        results = []
+        for b, found_b in enumerate(found):
+            started = time.perf_counter()
+            boxes, scores = found_b.clipped(height, width).tensors(device)
+            confidence, labels = self._crf_max(q[b], x[b], boxes, scores, options)
+            results.append(parsing_result(confidence, labels, boxes, scores, self.labels))
+            if timer is not None:
+                timer("crf", time.perf_counter() - started)
+        return results
+
+    def _decode(self, head: HeadOutput, size: tuple[int, int], options: ParseOptions) -> list[Detections]:
+        return decode(head, self.segmenter.backbone.output_stride, size, options.det_threshold, options.max_people, options.nms_iou)
+
+    def _crf_max(self, q: Tensor, image: Tensor, boxes: Tensor, scores: Tensor, options: ParseOptions) -> tuple[Tensor, Tensor]:
+        """(H, W) argmax probability and label of the Instance CRF at the image's full
+        resolution. ``q`` (P+1, h, w) is the segmenter's output at its input size, ``image``
+        (3, H, W) and ``boxes`` are at full size; the CRF runs at ``options.crf_scale``."""
+        height, width = image.shape[-2:]
+        grid = _scaled((height, width), options.crf_scale)
+        if tuple(q.shape[-2:]) != grid:
+            q = F.interpolate(q[None], grid, mode="bilinear", align_corners=False)[0]
+        if grid == (height, width):
+            return self.crf(q, image, boxes, scores, iterations=options.crf_iterations).max(0)
+        image_small = F.interpolate(image[None], grid, mode="area")[0]
+        factors = boxes.new_tensor([grid[1] / width, grid[0] / height] * 2)
+        probs = self.crf(q, image_small, boxes * factors, scores, iterations=options.crf_iterations)
+        return upsampled_max(probs, (height, width))
 
 
 def build_model(config: ModelConfig, labels: LabelSet | None = None, pretrained: bool | None = None) -> HolisticParser:
@@ -132,114 +206,21 @@ def build_model(config: ModelConfig, labels: LabelSet | None = None, pretrained:
     return HolisticParser(segmenter, crf, labels, config, detector)
 
 
-def save_checkpoint(model: HolisticParser, path: str | os.PathLike, extra: dict[str, Any] | None = None, half: bool = False) -> Path:
-    """Write one file holding the state dict, the model config and the label set.
-
-    The write is atomic: a temporary file in the same folder, then a rename, so that a
-    crash or a full disk never leaves a half-written checkpoint in place of a good one.
-    ``extra`` holds plain data and tensors only (optimiser state, iteration, ...).
-    ``half`` stores floating-point weights as float16.
-    """
-    path = Path(path)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "humanparse_version": __version__,
-        "config": model.config.to_dict(),
-        "labels": model.labels.to_dict(),
-        # Half precision halves a shipped file; loading copies the values back into float32.
-        "state_dict": {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()},
-        "extra": extra or {},
-    }
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
-    try:
-        # Serialised in memory first: torch.save writing straight to a failing file (a full
-        # disk) raises an opaque RuntimeError, a plain write raises OSError with its errno.
-        buffer = io.BytesIO()
-        torch.save(payload, buffer)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getbuffer())
-            handle.flush()
-            os.fsync(handle.fileno())
-        publish_file(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
-    return path
 
 
-def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The raw checkpoint dictionary, loaded with ``weights_only=True`` and validated."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist" if not path.exists() else f"checkpoint {path} is not a file")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a humanparse checkpoint")
-    if payload.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {payload.get('version')} is not supported (expected {CHECKPOINT_VERSION})")
-    for key in ("config", "labels", "state_dict"):
-        if key not in payload:
-            raise CheckpointError(f"{path}: checkpoint has no {key!r}")
-    return payload
+def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    return (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> HolisticParser:
-    """Rebuild the network from a checkpoint written by :func:`save_checkpoint`."""
-    payload = read_checkpoint(path, map_location)
-    model, _ = _model_from(payload, path, _config_of(payload, path), strict=True)
-    return model.to(map_location)
-
-
-# What a previous stage's weights must agree on; the rest of [model] (the CRF's iterations,
-# kernels and global term, frozen batch norm) is the new run's to choose.
-_ARCHITECTURE = ("backbone", "label_set", "output_stride", "detection_head")
-# Parameters that exist only with some CRF settings: the global term's weight.
-_OPTIONAL_PARAMETERS = {"crf.log_global_weight"}
-
-
-def init_from_checkpoint(config: ModelConfig, path: str | os.PathLike) -> HolisticParser:
-    """The network described by ``config`` with the weights of the checkpoint at ``path``
-    (a previous training stage), as detectron2's MODEL.WEIGHTS: the run's config decides the
-    CRF's settings (``crf.global_term``, iterations, kernel widths), the checkpoint every
-    learned value. An architecture that differs is an error naming the fields; the global
-    weight is dropped, or starts at ``crf.global_weight``, when the global term is switched."""
-    payload = read_checkpoint(path)
-    source = _config_of(payload, path)
-    differ = [f"{name} {getattr(source, name)!r} (the run has {getattr(config, name)!r})" for name in _ARCHITECTURE if getattr(source, name) != getattr(config, name)]
-    if differ:
-        raise ConfigError(f"init {path} has a different architecture: {'; '.join(differ)}; set [model] to match it")
-    model, stray = _model_from(payload, path, config, strict=False)
-    stray -= _OPTIONAL_PARAMETERS
-    if stray:
-        raise CheckpointError(f"{path}: weights do not fit the model: {', '.join(sorted(stray)[:5])}")
-    return model
-
-
-def _config_of(payload: dict[str, Any], path: str | os.PathLike) -> ModelConfig:
-    try:
-        return ModelConfig.from_dict(payload["config"], source=f"{path}")
-    except ConfigError as exc:
-        raise CheckpointError(str(exc)) from None
-
-
-def _model_from(payload: dict[str, Any], path: str | os.PathLike, config: ModelConfig, strict: bool) -> tuple[HolisticParser, set[str]]:
-    """The network of ``config`` with the checkpoint's labels and weights, and the names of
-    the parameters missing from the checkpoint or left over (empty when ``strict``)."""
-    try:
-        labels = LabelSet.from_dict(payload["labels"])
-    except HumanParseError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    model = build_model(config, labels=labels, pretrained=False)
-    try:
-        missing, unexpected = model.load_state_dict(payload["state_dict"], strict=strict)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the model: {str(exc).splitlines()[0]}") from None
-    return model, set(missing) | set(unexpected)
+def upsampled_max(probs: Tensor, size: tuple[int, int], chunk: int = 16) -> tuple[Tensor, Tensor]:
+    """Max and argmax over channels of the bilinearly upsampled (L, h, w) ``probs``, a few
+    channels at a time so that the full (L, H, W) stack never exists."""
+    best = torch.full(size, -1.0, device=probs.device)
+    labels = torch.zeros(size, dtype=torch.long, device=probs.device)
+    for start in range(0, probs.shape[0], chunk):
+        up = F.interpolate(probs[None, start : start + chunk], size, mode="bilinear", align_corners=False)[0]
+        value, index = up.max(0)
+        better = value > best
+        best = torch.where(better, value, best)
+        labels = torch.where(better, index + start, labels)
+    return best, labels

@@ -1,8 +1,8 @@
-"""Other granularities of the Instance CRF output (paper Sec. 3.4).
+"""Other granularities of the Instance CRF output (paper Sec. 3.4), and its readout.
 
 The argmax label (i, j) — part j of person i, channel ``(i-1)·P + j``, 0 = background —
 gives the category-level part map (→ j), the person instance map (→ i), and the part and
-person instances that AP^r ranks.
+person instances that AP^r ranks, read out as a :class:`~humanparse.structures.ParsingResult`.
 """
 
 from __future__ import annotations
@@ -14,58 +14,10 @@ import torch
 from torch import Tensor
 
 from ..errors import HumanParseError
+from ..labels import LabelSet
+from ..structures import ParsingResult, PartScore
 
-__all__ = ["InstanceStatistics", "PartInstance", "PersonInstance", "extract_instances", "instance_statistics", "part_map", "person_map"]
-
-
-def _check_mask(mask: np.ndarray) -> None:
-    if not isinstance(mask, np.ndarray) or mask.ndim != 2 or mask.dtype != np.bool_:
-        raise HumanParseError("an instance mask must be an (H, W) bool numpy array")
-
-
-# eq=False: the generated __eq__ would compare masks with ``==``, which is ambiguous for
-# arrays and raises; instances compare by identity instead.
-@dataclass(frozen=True, eq=False)
-class PartInstance:
-    """Part ``part`` (1..P) of person ``person`` (1..D, the detection's 1-based index).
-
-    ``mask``: (H, W) bool numpy array. ``score`` = detection score × the mean over the mask
-    of the probability of the label (person, part) (DESIGN.md §2, Evaluation).
-    """
-
-    person: int
-    part: int
-    mask: np.ndarray
-    score: float
-
-    def __post_init__(self) -> None:
-        if self.person < 1 or self.part < 1:
-            raise HumanParseError(f"person and part are 1-based, got person {self.person}, part {self.part}")
-        _check_mask(self.mask)
-
-
-@dataclass(frozen=True, eq=False)
-class PersonInstance:
-    """Person ``person`` (1..D, the detection's 1-based index).
-
-    ``mask``: (H, W) bool numpy array, the pixels of any of its part labels. ``box``: the
-    detection's (x1, y1, x2, y2) in pixels. ``score`` = detection score × the mean over
-    the mask of the winning (argmax) label's probability, so a detection the CRF gives
-    only uncertain pixels ranks below a confident one; it is the part scores' definition
-    applied to the union of the person's part masks.
-    """
-
-    person: int
-    mask: np.ndarray
-    box: tuple[float, float, float, float]
-    score: float
-
-    def __post_init__(self) -> None:
-        if self.person < 1:
-            raise HumanParseError(f"person is 1-based, got {self.person}")
-        if len(self.box) != 4:
-            raise HumanParseError(f"box must be (x1, y1, x2, y2), got {self.box}")
-        _check_mask(self.mask)
+__all__ = ["InstanceStatistics", "instance_statistics", "part_map", "parsing_result", "person_map"]
 
 
 def _check_labels(labels: Tensor, num_parts: int) -> None:
@@ -110,8 +62,13 @@ class InstanceStatistics:
     """Pixel counts and scores of every (person, part) label of one CRF labelling.
 
     counts, part_scores: (D, P); person_counts, person_scores: (D,); float64 scores, long
-    counts, on the device of the labels. Scores as defined on :class:`PartInstance` and
-    :class:`PersonInstance`; a label without pixels has count 0 and score 0.
+    counts, on the device of the labels; a label without pixels has count 0 and score 0.
+
+    A part instance's score is the detection score × the mean over its mask of the
+    probability of its label (person, part) (DESIGN.md §2, Evaluation). A person's score
+    is the detection score × the mean over its mask of the winning (argmax) label's
+    probability, so a detection the CRF gives only uncertain pixels ranks below a
+    confident one: the part scores' definition applied to the union of its part masks.
     """
 
     counts: Tensor
@@ -139,56 +96,44 @@ def instance_statistics(confidence: Tensor, labels: Tensor, scores: Tensor, num_
     )
 
 
-def extract_instances(
-    probs: Tensor, boxes: Tensor, scores: Tensor, num_parts: int
-) -> tuple[list[PersonInstance], list[PartInstance]]:
-    """Person and part instances from the Instance CRF probabilities.
-
-    Every pixel goes to its argmax label. A part instance is the mask of one label (i, j)
-    with at least one pixel, a person instance the union of detection i's part masks when
-    not empty; see :class:`PartInstance` and :class:`PersonInstance` for their scores.
+def parsing_result(confidence: Tensor, labels: Tensor, boxes: Tensor, scores: Tensor, label_set: LabelSet) -> ParsingResult:
+    """Read a CRF labelling out as a result: the persons that got pixels are numbered 1..N
+    by decreasing score (see :class:`InstanceStatistics`), each with its detection box.
 
     Args:
-        probs: (P·D+1, H, W) float probabilities, CPU or CUDA.
-        boxes: (D, 4) float detection boxes x1 y1 x2 y2 in pixels; D may be 0.
-        scores: (D,) float detection scores in [0, 1].
-        num_parts: P.
-
-    Returns:
-        Persons in detection order and parts in (person, part) order, with numpy masks.
+        confidence: (H, W) float probability of the argmax label.
+        labels: (H, W) integer argmax labels of the (P·D+1)-channel Instance CRF output.
+        boxes: (D, 4) float x1 y1 x2 y2 pixels and scores: (D,) float, the detections.
+        label_set: the P part labels.
     """
-    if num_parts < 1:
-        raise HumanParseError(f"num_parts must be positive, got {num_parts}")
-    if boxes.dim() != 2 or boxes.shape[1] != 4:
-        raise HumanParseError(f"boxes must be (D, 4), got {tuple(boxes.shape)}")
-    d, p = boxes.shape[0], num_parts
-    if probs.dim() != 3 or probs.shape[0] != p * d + 1:
-        raise HumanParseError(f"expected ({p * d + 1}, H, W) probabilities for {d} detections, got {tuple(probs.shape)}")
-    if tuple(scores.shape) != (d,):
-        raise HumanParseError(f"scores must be ({d},), got {tuple(scores.shape)}")
-    if d == 0:
-        return [], []
-
-    confidence, labels = probs.detach().max(0)
+    p = label_set.num_parts
+    if boxes.dim() != 2 or boxes.shape[1] != 4 or tuple(scores.shape) != (boxes.shape[0],):
+        raise HumanParseError(f"boxes must be (D, 4) and scores (D,), got {tuple(boxes.shape)} and {tuple(scores.shape)}")
+    if labels.numel() and int(labels.max()) > p * len(scores):
+        raise HumanParseError(f"labels up to {int(labels.max())} for {len(scores)} detections of {p} parts (at most {p * len(scores)})")
     stats = instance_statistics(confidence, labels, scores, p)
-    counts, part_scores, person_counts, person_scores = stats.counts, stats.part_scores, stats.person_counts, stats.person_scores
-
-    labels_np = labels.cpu().numpy()
-    persons_np = person_map(labels, p).cpu().numpy()
-    counts_l, part_scores_l = counts.tolist(), part_scores.tolist()
-    person_counts_l, person_scores_l = person_counts.tolist(), person_scores.tolist()
-    boxes_l = boxes.detach().double().cpu().tolist()
-    # One comparison per instance rather than one broadcast (K, H, W) stack: each mask is
-    # then its own array, and keeping one alive does not keep the whole stack.
-    persons = [
-        PersonInstance(i + 1, persons_np == i + 1, tuple(boxes_l[i]), person_scores_l[i])
-        for i in range(d)
-        if person_counts_l[i]
-    ]
-    parts = [
-        PartInstance(i + 1, j + 1, labels_np == i * p + j + 1, part_scores_l[i][j])
-        for i in range(d)
+    person_counts = stats.person_counts.cpu().numpy()
+    person_scores = stats.person_scores.cpu().numpy()
+    kept = np.flatnonzero(person_counts > 0)
+    kept = kept[np.argsort(-person_scores[kept], kind="stable")]
+    table = np.zeros(len(person_counts) + 1, np.int32)
+    table[kept + 1] = np.arange(1, len(kept) + 1)
+    persons = table[person_map(labels, p).cpu().numpy()]
+    parts = part_map(labels, p).cpu().numpy().astype(np.uint8)
+    counts = stats.counts.cpu().numpy()
+    part_scores = stats.part_scores.cpu().numpy()
+    part_instances = tuple(
+        PartScore(new_id, j + 1, float(part_scores[det, j]), int(counts[det, j]))
+        for new_id, det in enumerate(kept.tolist(), start=1)
         for j in range(p)
-        if counts_l[i][j]
-    ]
-    return persons, parts
+        if counts[det, j]
+    )
+    return ParsingResult(
+        parts,
+        persons,
+        np.arange(1, len(kept) + 1, dtype=np.int64),
+        boxes.detach().cpu().numpy()[kept].astype(np.float32).reshape(-1, 4),
+        person_scores[kept].astype(np.float32),
+        part_instances,
+        label_set,
+    )

@@ -11,11 +11,7 @@ from PIL import Image
 
 from humanparse.cli import main
 from humanparse.data.cihp import load_sample, read_split
-from humanparse.data.pascal_part import (
-    convert_pascal_part,
-    parse_label_map,
-    read_pascal_part_mat,
-)
+from humanparse.data.pascal_part import convert_pascal_part, parse_label_map, read_pascal_part_mat
 from humanparse.errors import HumanParseError
 
 H, W = 12, 16

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,18 +12,11 @@ from PIL import Image
 
 from humanparse.errors import HumanParseError
 from humanparse.io import rle
-from humanparse.io.results import (
-    cihp_files,
-    id_png,
-    overlay,
-    palette_png,
-    read_result_json,
-    result_dict,
-    write_outputs,
-)
+from humanparse.io.drawing import overlay
+from humanparse.io.results import cihp_files, id_png, palette_png, read_result_json, result_dict, write_outputs
 from humanparse.labels import PASCAL_PERSON_PART
 from humanparse.predictor import Predictor
-from humanparse.structures import Detections
+from humanparse.structures import Detections, ParsingResult
 from tests.scenes import eager_parser, two_people
 
 
@@ -116,3 +110,62 @@ def test_write_outputs_writes_each_kind_and_nothing_else(tmp_path, parsed) -> No
     written = write_outputs(tmp_path, "sub/img", image, result, ("parts", "json"))
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == ["json/sub/img.json", "parts/sub/img.png"]
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == ["json/sub/img.json", "parts/sub/img.png"]
+
+
+def with_keypoints(result):
+    """The result with a made-up pose: keypoint j of person k at (2j + k, 3k + 1), the
+    last one not found."""
+    points = np.zeros((len(result.ids), 17, 3), np.float32)
+    for k in range(len(result.ids)):
+        points[k, :, 0] = 2 * np.arange(17) + k
+        points[k, :, 1] = 3 * k + 1
+        points[k, :, 2] = 0.9
+        points[k, -1] = 0
+    return replace(result, keypoints=points)
+
+
+def test_keypoints_are_written_as_coco_and_read_back(tmp_path, parsed) -> None:
+    image, result = parsed
+    posed = with_keypoints(result)
+    record = result_dict(posed, "a")
+    first = record["persons"][0]
+    assert len(first["keypoints"]) == 51 and first["num_keypoints"] == 16
+    assert first["keypoints"][:3] == [0.0, 1.0, 2] and first["keypoints"][-3:] == [0, 0, 0]
+    assert first["keypoint_scores"][0] == 0.9 and first["keypoint_scores"][-1] == 0
+    write_outputs(tmp_path, "a", image, posed, ("json",))
+    back = read_result_json(tmp_path / "json" / "a.json", PASCAL_PERSON_PART)
+    found = posed.keypoints[:, :, 2] > 0
+    assert np.allclose(back.keypoints[found], posed.keypoints[found], atol=0.01)
+    assert (back.keypoints[~found] == 0).all()
+    # A result without a pose writes no keypoint fields at all.
+    assert "keypoints" not in result_dict(result, "a")["persons"][0]
+
+
+def test_overlay_draws_the_skeleton_of_a_posed_result(parsed) -> None:
+    image, result = parsed
+    plain, posed = overlay(image, result), overlay(image, with_keypoints(result))
+    changed = (plain != posed).any(2)
+    ys, xs = np.nonzero(changed)
+    assert changed.sum() > 20
+    # Only along the keypoints' rows (y = 1 and y = 4, joints a few pixels round).
+    assert ys.max() <= 4 + 5
+
+
+def test_a_result_without_persons_round_trips(tmp_path) -> None:
+    empty = ParsingResult(np.zeros((5, 7), np.uint8), np.zeros((5, 7), np.int32), np.zeros(0, np.int64), np.zeros((0, 4), np.float32),
+                          np.zeros(0, np.float32), (), PASCAL_PERSON_PART)
+    write_outputs(tmp_path, "none", np.zeros((5, 7, 3), np.uint8), empty, ("json",))
+    back = read_result_json(tmp_path / "json" / "none.json", PASCAL_PERSON_PART)
+    assert back.size == (5, 7) and len(back.ids) == 0 and back.keypoints.shape == (0, 0, 3)
+
+
+def test_scores_and_boxes_read_back_exactly(tmp_path, parsed) -> None:
+    """Rounded scores would reorder near ties and move AP: the files hold the exact values."""
+    image, result = parsed
+    rng = np.random.default_rng(5)
+    noisy = replace(result, scores=rng.random(len(result.ids)).astype(np.float32), boxes=(rng.random((len(result.ids), 4)) * 50).astype(np.float32),
+                    part_instances=tuple(replace(p, score=float(rng.random())) for p in result.part_instances))
+    write_outputs(tmp_path, "exact", image, noisy, ("json",))
+    back = read_result_json(tmp_path / "json" / "exact.json", PASCAL_PERSON_PART)
+    assert np.array_equal(back.scores, noisy.scores) and np.array_equal(back.boxes, noisy.boxes)
+    assert [p.score for p in back.part_instances] == [p.score for p in noisy.part_instances]

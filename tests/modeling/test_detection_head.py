@@ -8,14 +8,7 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from humanparse.modeling.detection_head import (
-    CenterNetHead,
-    HeadOutput,
-    decode,
-    detection_loss,
-    encode_targets,
-    gaussian_radius,
-)
+from humanparse.modeling.detection_head import CenterNetHead, HeadOutput, decode, detection_loss, encode_targets, gaussian_radius
 
 
 def perfect_output(boxes: torch.Tensor, grid: tuple[int, int], stride: int) -> HeadOutput:
@@ -42,7 +35,7 @@ def test_targets_decode_back_to_the_boxes(seed: int) -> None:
         boxes.append([x1, y1, x1 + 20 + float(torch.rand(1, generator=gen)) * 40, y1 + 40 + float(torch.rand(1, generator=gen)) * 120])
     boxes = torch.tensor(boxes)
     grid = (math.ceil(height / stride), math.ceil(width / stride))
-    dets = decode(perfect_output(boxes, grid, stride), stride, (height, width), threshold=0.5)[0]
+    dets = decode(perfect_output(boxes, grid, stride), stride, (height, width), threshold=0.5, max_detections=20, nms_iou=0.7)[0]
     assert len(dets) == len(boxes)
     iou = box_iou(torch.from_numpy(dets.boxes), boxes)
     assert bool((iou.max(1).values > 0.95).all()) and bool((iou.max(0).values > 0.95).all())
@@ -66,9 +59,9 @@ def test_gaussian_radius_keeps_the_overlap() -> None:
 def test_decoding_options() -> None:
     boxes = torch.tensor([[8.0, 8.0, 40.0, 72.0], [120.0, 16.0, 160.0, 96.0]])
     out = perfect_output(boxes, (16, 24), 8)
-    assert len(decode(out, 8, (128, 192), max_detections=1)[0]) == 1
-    assert len(decode(out, 8, (128, 192), threshold=1.01)[0]) == 0
-    clipped = decode(out, 8, (50, 100))[0]
+    assert len(decode(out, 8, (128, 192), threshold=0.3, max_detections=1, nms_iou=0.7)[0]) == 1
+    assert len(decode(out, 8, (128, 192), threshold=1.01, max_detections=20, nms_iou=0.7)[0]) == 0
+    clipped = decode(out, 8, (50, 100), threshold=0.3, max_detections=20, nms_iou=0.7)[0]
     assert float(clipped.boxes[:, 2].max()) <= 100 and float(clipped.boxes[:, 3].max()) <= 50
 
 
@@ -86,7 +79,7 @@ def test_loss_trains_the_head_towards_the_targets() -> None:
         optimiser.step()
         losses.append(loss.item())
     assert losses[-1] < 0.2 * losses[0]
-    det = decode(head(features), 8, (96, 128), threshold=0.3)
+    det = decode(head(features), 8, (96, 128), threshold=0.3, max_detections=20, nms_iou=0.7)
     assert len(det[0]) >= 1 and float(box_iou(torch.from_numpy(det[0].boxes[:1]), torch.tensor([[16.0, 16.0, 48.0, 80.0]]))) > 0.7
 
 
@@ -108,7 +101,7 @@ def test_a_short_training_run_improves_box_ap_on_synthetic_images() -> None:
     def evaluate() -> float:
         model.eval()
         with torch.no_grad():
-            found = decode(model.detector(model.segmenter(images).features), stride, (128, 128), threshold=0.05)
+            found = decode(model.detector(model.segmenter(images).features), stride, (128, 128), threshold=0.05, max_detections=20, nms_iou=0.7)
         model.train()
         return box_ap([(d.boxes, d.scores) for d in found], truth).ap50
 

@@ -10,13 +10,8 @@ import torch
 from humanparse.config import CRFConfig, ModelConfig
 from humanparse.errors import CheckpointError, ConfigError, HumanParseError
 from humanparse.labels import CIHP, LabelSet
-from humanparse.modeling.holistic import (
-    build_model,
-    init_from_checkpoint,
-    load_checkpoint,
-    read_checkpoint,
-    save_checkpoint,
-)
+from humanparse.modeling.checkpoints import init_from_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
+from humanparse.modeling.holistic import build_model
 
 TINY = ModelConfig(backbone="resnet18", output_stride=16, crf=CRFConfig(iterations=2))
 

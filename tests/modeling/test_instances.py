@@ -1,4 +1,4 @@
-"""Part map, person map and the part and person instances (paper Sec. 3.4)."""
+"""Part map, person map, and the readout of part and person instances (paper Sec. 3.4)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,8 @@ import pytest
 import torch
 
 from humanparse.errors import HumanParseError
-from humanparse.modeling.instances import (
-    PartInstance,
-    PersonInstance,
-    extract_instances,
-    part_map,
-    person_map,
-)
+from humanparse.labels import LabelSet
+from humanparse.modeling.instances import parsing_result, part_map, person_map
 
 
 def test_part_and_person_maps() -> None:
@@ -44,55 +39,62 @@ def hand_example() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return probs, boxes, scores
 
 
+TWO_PARTS = LabelSet("two-parts", ("background", "a", "b"), ((0, 0, 0), (255, 0, 0), (0, 255, 0)))
+
+
+def read_out(probs: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor):
+    confidence, labels = probs.max(0)
+    return parsing_result(confidence, labels, boxes, scores, TWO_PARTS)
+
+
 def test_instances_and_scores_by_hand() -> None:
-    persons, parts = extract_instances(*hand_example(), num_parts=2)
+    result = read_out(*hand_example())
 
-    assert [p.person for p in persons] == [1, 2]
-    assert persons[0].mask.tolist() == [[False, True, True, True, False]]
-    assert persons[1].mask.tolist() == [[False, False, False, False, True]]
-    assert persons[0].box == (0.0, 0.0, 4.0, 1.0) and persons[1].box == (3.5, 0.0, 5.0, 1.0)
-    assert persons[0].score == pytest.approx(0.9 * (0.6 + 0.8 + 0.5) / 3)
-    assert persons[1].score == pytest.approx(0.5 * 0.4)
+    # Detection 1 (score 0.57) becomes person 1, detection 2 (0.2) person 2; 3 has no pixel.
+    assert result.ids.tolist() == [1, 2]
+    assert result.person_mask(1).tolist() == [[False, True, True, True, False]]
+    assert result.person_mask(2).tolist() == [[False, False, False, False, True]]
+    assert result.boxes.tolist() == [[0.0, 0.0, 4.0, 1.0], [3.5, 0.0, 5.0, 1.0]]
+    assert result.scores[0] == pytest.approx(0.9 * (0.6 + 0.8 + 0.5) / 3)
+    assert result.scores[1] == pytest.approx(0.5 * 0.4)
 
-    assert [(p.person, p.part) for p in parts] == [(1, 1), (1, 2), (2, 2)]
-    assert parts[0].mask.tolist() == [[False, True, True, False, False]]
-    assert parts[1].mask.tolist() == [[False, False, False, True, False]]
-    assert parts[2].mask.tolist() == [[False, False, False, False, True]]
-    assert [p.score for p in parts] == pytest.approx([0.9 * (0.6 + 0.8) / 2, 0.9 * 0.5, 0.5 * 0.4])
-    assert all(isinstance(p.mask, np.ndarray) and p.mask.dtype == np.bool_ for p in [*persons, *parts])
+    assert [(p.person, p.part) for p in result.part_instances] == [(1, 1), (1, 2), (2, 2)]
+    assert result.part_mask(1, 1).tolist() == [[False, True, True, False, False]]
+    assert result.part_mask(1, 2).tolist() == [[False, False, False, True, False]]
+    assert result.part_mask(2, 2).tolist() == [[False, False, False, False, True]]
+    assert [p.pixels for p in result.part_instances] == [2, 1, 1]
 
 
 def test_no_detections_or_no_person_pixels_give_no_instances() -> None:
-    assert extract_instances(torch.ones(1, 3, 3), torch.zeros(0, 4), torch.zeros(0), num_parts=6) == ([], [])
+    empty = read_out(torch.ones(1, 3, 3), torch.zeros(0, 4), torch.zeros(0))
+    assert len(empty.ids) == 0 and empty.part_instances == () and not empty.persons.any()
     probs = torch.zeros(3, 2, 2)
     probs[0] = 1.0  # one detection, background everywhere
-    assert extract_instances(probs, torch.zeros(1, 4), torch.ones(1), num_parts=2) == ([], [])
+    background = read_out(probs, torch.zeros(1, 4), torch.ones(1))
+    assert len(background.ids) == 0 and background.part_instances == () and not background.parts.any()
 
 
 def test_bad_inputs_raise_the_project_error() -> None:
     probs, boxes, scores = hand_example()
+    with pytest.raises(HumanParseError, match="labels"):
+        read_out(probs, boxes[:1], scores[:1])  # labels of person 2, but one detection
     with pytest.raises(HumanParseError):
-        extract_instances(probs, boxes[:2], scores[:2], num_parts=2)  # 7 channels, 2 detections
+        read_out(probs, boxes, scores[:2])
     with pytest.raises(HumanParseError):
-        extract_instances(probs, boxes, scores[:2], num_parts=2)
-    with pytest.raises(HumanParseError):
-        extract_instances(probs, boxes[:, :3], scores, num_parts=2)
+        read_out(probs, boxes[:, :3], scores)
     with pytest.raises(HumanParseError):
         part_map(torch.zeros(2, 2), 2)  # float labels
     with pytest.raises(HumanParseError):
         person_map(torch.zeros(2, 2, dtype=torch.long), 0)
-    with pytest.raises(HumanParseError):
-        PartInstance(1, 0, np.zeros((2, 2), bool), 0.5)  # parts are 1-based
-    with pytest.raises(HumanParseError):
-        PersonInstance(1, np.zeros((2, 2)), (0.0, 0.0, 1.0, 1.0), 0.5)  # float mask
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_gives_the_cpu_result() -> None:
     probs, boxes, scores = hand_example()
-    cpu_persons, cpu_parts = extract_instances(probs, boxes, scores, num_parts=2)
-    gpu_persons, gpu_parts = extract_instances(probs.cuda(), boxes.cuda(), scores.cuda(), num_parts=2)
-    for a, b in zip([*cpu_persons, *cpu_parts], [*gpu_persons, *gpu_parts], strict=True):
-        assert type(a) is type(b) and a.person == b.person and a.score == pytest.approx(b.score)
-        np.testing.assert_array_equal(a.mask, b.mask)
+    cpu = read_out(probs, boxes, scores)
+    gpu = read_out(probs.cuda(), boxes.cuda(), scores.cuda())
+    np.testing.assert_array_equal(cpu.parts, gpu.parts)
+    np.testing.assert_array_equal(cpu.persons, gpu.persons)
+    assert cpu.scores == pytest.approx(gpu.scores)
+    assert [(p.person, p.part, p.pixels) for p in cpu.part_instances] == [(p.person, p.part, p.pixels) for p in gpu.part_instances]
     assert torch.equal(part_map(probs.cuda().argmax(0), 2).cpu(), part_map(probs.argmax(0), 2))

@@ -6,11 +6,7 @@ import pytest
 import torch
 
 from humanparse.errors import HumanParseError
-from humanparse.modeling.lattice import (
-    LatticeStack,
-    PermutohedralLattice,
-    permutohedral_filter,
-)
+from humanparse.modeling.lattice import LatticeStack, PermutohedralLattice, permutohedral_filter
 
 
 def smooth_scene(height: int, width: int, dim: int, theta_xy: float = 3.0, theta_rgb: float = 20.0):

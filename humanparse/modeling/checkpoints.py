@@ -1,0 +1,135 @@
+"""Checkpoints: one file holding the weights, the model configuration and the label set,
+loaded with ``weights_only=True`` (never unpickling arbitrary objects) and written
+atomically; and the model shipped inside the package."""
+
+from __future__ import annotations
+
+import io
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import ModelConfig
+from ..errors import CheckpointError, ConfigError, HumanParseError
+from ..io.files import write_bytes_atomic
+from ..labels import LabelSet
+from ..version import __version__
+from .holistic import HolisticParser, build_model
+
+CHECKPOINT_FORMAT = "humanparse-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def default_checkpoint() -> Path:
+    """The model shipped inside the package (``humanparse/models/default.pt``)."""
+    path = Path(str(resources.files("humanparse") / "models" / "default.pt"))
+    if not path.is_file():
+        raise HumanParseError("this installation has no default model (humanparse/models/default.pt); give --checkpoint")
+    return path
+
+
+def save_checkpoint(model: HolisticParser, path: str | os.PathLike, extra: dict[str, Any] | None = None, half: bool = False) -> Path:
+    """Write one file holding the state dict, the model config and the label set.
+
+    The write is atomic: a temporary file in the same folder, then a rename, so that a
+    crash or a full disk never leaves a half-written checkpoint in place of a good one.
+    ``extra`` holds plain data and tensors only (optimiser state, iteration, ...).
+    ``half`` stores floating-point weights as float16.
+    """
+    path = Path(path)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "humanparse_version": __version__,
+        "config": model.config.to_dict(),
+        "labels": model.labels.to_dict(),
+        # Half precision halves a shipped file; loading copies the values back into float32.
+        "state_dict": {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()},
+        "extra": extra or {},
+    }
+    # Serialised in memory first: torch.save writing straight to a failing file (a full
+    # disk) raises an opaque RuntimeError, a plain write raises OSError with its errno.
+    try:
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, buffer.getbuffer(), fsync=True)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The raw checkpoint dictionary, loaded with ``weights_only=True`` and validated."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist" if not path.exists() else f"checkpoint {path} is not a file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or foreign files
+        raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a humanparse checkpoint")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {payload.get('version')} is not supported (expected {CHECKPOINT_VERSION})")
+    for key in ("config", "labels", "state_dict"):
+        if key not in payload:
+            raise CheckpointError(f"{path}: checkpoint has no {key!r}")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> HolisticParser:
+    """Rebuild the network from a checkpoint written by :func:`save_checkpoint`."""
+    payload = read_checkpoint(path, map_location)
+    model, _ = _model_from(payload, path, _config_of(payload, path), strict=True)
+    return model.to(map_location)
+
+
+# What a previous stage's weights must agree on; the rest of [model] (the CRF's iterations,
+# kernels and global term, frozen batch norm) is the new run's to choose.
+_ARCHITECTURE = ("backbone", "label_set", "output_stride", "detection_head")
+# Parameters that exist only with some CRF settings: the global term's weight.
+_OPTIONAL_PARAMETERS = {"crf.log_global_weight"}
+
+
+def init_from_checkpoint(config: ModelConfig, path: str | os.PathLike) -> HolisticParser:
+    """The network described by ``config`` with the weights of the checkpoint at ``path``
+    (a previous training stage), as detectron2's MODEL.WEIGHTS: the run's config decides the
+    CRF's settings (``crf.global_term``, iterations, kernel widths), the checkpoint every
+    learned value. An architecture that differs is an error naming the fields; the global
+    weight is dropped, or starts at ``crf.global_weight``, when the global term is switched."""
+    payload = read_checkpoint(path)
+    source = _config_of(payload, path)
+    differ = [f"{name} {getattr(source, name)!r} (the run has {getattr(config, name)!r})" for name in _ARCHITECTURE if getattr(source, name) != getattr(config, name)]
+    if differ:
+        raise ConfigError(f"init {path} has a different architecture: {'; '.join(differ)}; set [model] to match it")
+    model, stray = _model_from(payload, path, config, strict=False)
+    stray -= _OPTIONAL_PARAMETERS
+    if stray:
+        raise CheckpointError(f"{path}: weights do not fit the model: {', '.join(sorted(stray)[:5])}")
+    return model
+
+
+def _config_of(payload: dict[str, Any], path: str | os.PathLike) -> ModelConfig:
+    try:
+        return ModelConfig.from_dict(payload["config"], source=f"{path}")
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def _model_from(payload: dict[str, Any], path: str | os.PathLike, config: ModelConfig, strict: bool) -> tuple[HolisticParser, set[str]]:
+    """The network of ``config`` with the checkpoint's labels and weights, and the names of
+    the parameters missing from the checkpoint or left over (empty when ``strict``)."""
+    try:
+        labels = LabelSet.from_dict(payload["labels"])
+    except HumanParseError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    model = build_model(config, labels=labels, pretrained=False)
+    try:
+        missing, unexpected = model.load_state_dict(payload["state_dict"], strict=strict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the model: {str(exc).splitlines()[0]}") from None
+    return model, set(missing) | set(unexpected)

@@ -1,0 +1,89 @@
+"""The model interface: images in, :class:`~humanparse.structures.ParsingResult` out.
+
+Everything downstream of a model — the predictor's batching and threads, the tracker, the
+output files, the evaluator, the command line — talks to a :class:`Parser` and reads
+:class:`ParsingResult`\\ s, so a second kind of parser (the pose-guided one for real photos)
+plugs in without touching them. The holistic network of the paper
+(:class:`~humanparse.modeling.holistic.HolisticParser`) is one implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ..errors import HumanParseError
+from ..labels import LabelSet
+from ..structures import Detections, ParsingResult
+
+# Called with a stage's name and the seconds it took, once per stage and call.
+StageTimer = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    """How a parser runs at inference; one name and one default per knob.
+
+    det_threshold, max_people, nms_iou: how a parser's own detector picks persons (the
+        least score, at most this many, non-maximum suppression at this box IoU; None: no
+        suppression). Detections given from outside are used as they are.
+    input_scale: the network sees the image scaled by this, in (0, 1], for speed.
+    crf_scale: the Instance CRF runs on the image scaled by this, in (0, 1].
+    crf_iterations: mean-field iterations; None: the model's own.
+    amp: half precision for the network on CUDA (never on the CPU, never for the CRF).
+    """
+
+    det_threshold: float = 0.3
+    max_people: int = 20
+    nms_iou: float | None = 0.7
+    input_scale: float = 1.0
+    crf_scale: float = 1.0
+    crf_iterations: int | None = None
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.det_threshold <= 1:
+            raise HumanParseError(f"det_threshold must be in [0, 1], got {self.det_threshold}")
+        if self.max_people < 1:
+            raise HumanParseError(f"max_people must be at least 1, got {self.max_people}")
+        if self.nms_iou is not None and not 0 < self.nms_iou <= 1:
+            raise HumanParseError(f"nms_iou must be in (0, 1] or None, got {self.nms_iou}")
+        for name in ("input_scale", "crf_scale"):
+            if not 0 < getattr(self, name) <= 1:
+                raise HumanParseError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        if self.crf_iterations is not None and self.crf_iterations < 0:
+            raise HumanParseError(f"crf_iterations must be >= 0, got {self.crf_iterations}")
+
+
+class Parser(Protocol):
+    """What a model offers to everything that runs it.
+
+    labels: the label set of the results' part maps.
+    finds_people: whether the parser detects persons itself; when False, ``parse`` needs
+        detections.
+    """
+
+    labels: LabelSet
+    finds_people: bool
+
+    def to(self, device: torch.device) -> "Parser": ...
+
+    def eval(self) -> "Parser": ...
+
+    def parse(
+        self,
+        images: Sequence[np.ndarray],
+        detections: Sequence[Detections] | None = None,
+        options: ParseOptions = ParseOptions(),
+        timer: StageTimer | None = None,
+    ) -> list[ParsingResult]:
+        """Parse images of one size: each (H, W, 3) uint8 RGB.
+
+        ``detections``: per image, the persons to parse (None: the parser's own detector).
+        ``timer`` receives the seconds of each stage (e.g. "detect_segment", "crf").
+        """
+        ...

@@ -1,0 +1,65 @@
+"""The validated data at module boundaries: detections, and the results every parser gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from humanparse.errors import HumanParseError
+from humanparse.labels import COCO_KEYPOINTS, COCO_SKELETON, PASCAL_PERSON_PART
+from humanparse.structures import Detections, ParsingResult, PartScore
+
+
+def two_person_result(keypoints: np.ndarray | None = None) -> ParsingResult:
+    persons = np.zeros((6, 8), np.int32)
+    persons[:, :3], persons[:, 5:] = 1, 2
+    parts = np.where(persons > 0, 2, 0).astype(np.uint8)
+    boxes = np.array([[0, 0, 3, 6], [5, 0, 8, 6]], np.float32)
+    part_instances = (PartScore(1, 2, 0.8, 18), PartScore(2, 2, 0.6, 18))
+    return ParsingResult(parts, persons, np.array([1, 2]), boxes, np.array([0.9, 0.7], np.float32), part_instances, PASCAL_PERSON_PART, keypoints)
+
+
+def test_results_without_a_pose_have_no_keypoints() -> None:
+    result = two_person_result()
+    assert result.keypoints.shape == (2, 0, 3) and result.keypoints.dtype == np.float32
+
+
+def test_relabel_carries_keypoints_with_their_person() -> None:
+    keypoints = np.zeros((2, 17, 3), np.float32)
+    keypoints[0, :, 0], keypoints[1, :, 0] = 1.0, 6.0
+    renamed = two_person_result(keypoints).relabel([9, 4])
+    assert renamed.ids.tolist() == [4, 9]
+    # Person 4 was person 2 (on the right), person 9 was person 1.
+    assert (renamed.keypoints[0, :, 0] == 6.0).all() and (renamed.keypoints[1, :, 0] == 1.0).all()
+    assert np.array_equal(renamed.persons == 4, two_person_result().persons == 2)
+
+
+@pytest.mark.parametrize("shape", [(1, 17, 3), (2, 17), (2, 17, 2)])
+def test_keypoints_of_the_wrong_shape_are_refused(shape) -> None:
+    with pytest.raises(HumanParseError, match="keypoints"):
+        two_person_result(np.zeros(shape, np.float32))
+
+
+def test_maps_and_per_person_arrays_must_agree() -> None:
+    good = two_person_result()
+    with pytest.raises(HumanParseError, match="one"):
+        ParsingResult(good.parts[:5], good.persons, good.ids, good.boxes, good.scores, good.part_instances, good.labels)
+    with pytest.raises(HumanParseError, match="ids"):
+        ParsingResult(good.parts, good.persons, good.ids, good.boxes[:1], good.scores, good.part_instances, good.labels)
+
+
+def test_coco_skeleton_joins_coco_keypoints() -> None:
+    assert len(COCO_KEYPOINTS) == 17 and len(COCO_SKELETON) == 19
+    assert all(0 <= a < 17 and 0 <= b < 17 and a != b for a, b in COCO_SKELETON)
+    assert {k for bone in COCO_SKELETON for k in bone} == set(range(17))
+
+
+def test_detections_are_validated_and_ranked() -> None:
+    d = Detections(np.array([[0, 0, 5, 5], [1, 1, 9, 9], [2, 2, 3, 3]]), np.array([0.2, 0.9, 0.5]))
+    top = d.top(0.3, 1)
+    assert top.scores.tolist() == [pytest.approx(0.9)] and top.boxes.tolist() == [[1, 1, 9, 9]]
+    assert len(Detections.empty()) == 0 and Detections(np.zeros((0, 4)), np.zeros(0)).boxes.shape == (0, 4)
+    assert Detections(np.array([[-5, -5, 80, 10]]), np.array([1.0])).clipped(48, 64).boxes.tolist() == [[0, 0, 64, 10]]
+    for boxes, scores in (([[0, 0, -1, 5]], [0.5]), ([[0, 0, 1, 1]], [1.5]), ([[0, 0, np.nan, 1]], [0.5]), ([[0, 0, 1, 1]], [0.5, 0.5])):
+        with pytest.raises(HumanParseError):
+            Detections(np.array(boxes, float), np.array(scores))
