@@ -122,7 +122,7 @@ class _Scores:
     def add(self, sample: Sample, parts: list, persons: list, predicted_map: np.ndarray, boxes: tuple[np.ndarray, np.ndarray]) -> None:
         """parts: [(part, mask, score)]; persons: [(mask, score)]; predicted_map: (H, W)
         category-level parts; boxes: (D, 4) and (D,) detections."""
-        truth_parts, truth_persons, truth_parsings = _ground_truth(sample.parts, sample.persons)
+        truth_parts, truth_persons, truth_parsings = ground_truth(sample.parts, sample.persons)
         self.images += 1
         self.parts.append((parts, truth_parts))
         self.persons.append(([(1, mask, score) for mask, score in persons], truth_persons))
@@ -144,8 +144,16 @@ class _Scores:
         )
 
 
-def _ground_truth(parts: np.ndarray, persons: np.ndarray):
-    """Part instances [(part, mask)], persons [(1, mask)] and person parsings [(H, W) map]."""
+def ground_truth(parts: np.ndarray, persons: np.ndarray) -> tuple[list, list, list]:
+    """The instances an annotated image holds, as the metrics take them.
+
+    Args:
+        parts: (H, W) integer part labels (IGNORE = unannotated); persons: (H, W) ids.
+
+    Returns:
+        Part instances [(part, mask)], persons [(1, mask)] and person parsings [(H, W)
+        int64 part map of the person, 0 elsewhere]; ignored pixels belong to no one.
+    """
     part_instances, person_instances, parsings = [], [], []
     for pid in np.unique(persons[persons > 0]):
         mine = (persons == pid) & (parts != IGNORE)

@@ -336,6 +336,12 @@ class Tracker:
         parts = [sorted({p.part for p in result.part_instances if p.person == pid}) for pid in ids]
         return result.relabel(self.update(masks, descriptors, parts))
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the masks and appearances the tracker holds: those of the alive tracks
+        only, so it stays flat however long the video."""
+        return sum(t.mask.nbytes + (0 if t.appearance is None else t.appearance.nbytes) for t in self._tracks)
+
     def summaries(self) -> list[TrackSummary]:
         """Every track ever created, by id."""
         return [

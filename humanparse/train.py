@@ -37,6 +37,7 @@ from .data.cihp import Sample, load_sample, read_split
 from .detectors import CocoResultsDetector, DetectorSpec, simulate_detections
 from .device import resolve_device
 from .errors import CheckpointError, ConfigError, HumanParseError
+from .evaluate import evaluate
 from .io.drawing import line_chart
 from .io.files import write_bytes_atomic
 from .io.images import encode_png
@@ -47,6 +48,7 @@ from .modeling.checkpoints import init_from_checkpoint, load_checkpoint, read_ch
 from .modeling.detection_head import detection_loss, encode_targets
 from .modeling.holistic import HolisticParser, build_model
 from .ops import person_boxes
+from .predictor import Predictor
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,9 @@ class _Item:
 
 
 @dataclass(frozen=True)
-class _Ranks:
+class Ranks:
+    """This process's place in a distributed run (torchrun): rank 0 of 1 alone."""
+
     rank: int = 0
     world: int = 1
     started_group: bool = False  # this run created the process group and ends it
@@ -83,14 +87,14 @@ class _Ranks:
         return self.rank == 0
 
 
-class _Sampler:
+class ResumableSampler:
     """A distributed sampler of image indices: each epoch one permutation of the data set,
     the same on every rank (seeded by the seed and the epoch), of which rank r takes
     positions r, r + W, r + 2W, ...; the permutation is padded by its own start so that every
     rank gets the same count, as torch's DistributedSampler does. Its whole state is
     (epoch, position), identical on every rank, so rank 0's checkpoint resumes all of them."""
 
-    def __init__(self, size: int, seed: int, ranks: _Ranks, epoch: int = 0, position: int = 0) -> None:
+    def __init__(self, size: int, seed: int, ranks: Ranks, epoch: int = 0, position: int = 0) -> None:
         self.size, self.seed, self.ranks = size, seed, ranks
         self.per_rank = -(-size // ranks.world)
         self.epoch, self.position = epoch, position
@@ -151,7 +155,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[StepRep
             dist.destroy_process_group()
 
 
-def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: list[str], ranks: _Ranks, device: torch.device) -> Path:
+def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: list[str], ranks: Ranks, device: torch.device) -> Path:
     out, last = Path(config.out), Path(config.out) / "last.pt"
     torch.manual_seed(config.seed)  # before the model: its initial weights follow the seed
     if resume:
@@ -177,7 +181,7 @@ def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: l
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     # Augmentation and simulated detections: one generator per rank, so ranks see different crops.
     rng = np.random.default_rng([config.seed, ranks.rank])
-    sampler = _Sampler(len(ids), config.seed, ranks)
+    sampler = ResumableSampler(len(ids), config.seed, ranks)
     step, best = 0, None
     if state is not None:
         optimiser.load_state_dict(state["optimiser"])
@@ -186,7 +190,7 @@ def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: l
             raise HumanParseError(f"{last} was written by a run on {len(generators)} process(es); resume it on as many, not {ranks.world}")
         rng.bit_generator.state = generators[ranks.rank]["numpy"]
         torch.set_rng_state(torch.tensor(generators[ranks.rank]["torch"], dtype=torch.uint8))
-        sampler = _Sampler(len(ids), config.seed, ranks, int(state["epoch"]), int(state["position"]))
+        sampler = ResumableSampler(len(ids), config.seed, ranks, int(state["epoch"]), int(state["position"]))
         step, best = int(state["step"]), state.get("best")
     detections_file = CocoResultsDetector(spec.path) if spec.kind == "file" else None
 
@@ -256,12 +260,12 @@ def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: l
     return final
 
 
-def _start_ranks(device_spec: str) -> tuple[_Ranks, torch.device]:
+def _start_ranks(device_spec: str) -> tuple[Ranks, torch.device]:
     """This process's rank under torchrun (WORLD_SIZE, RANK, LOCAL_RANK), and its device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = resolve_device(device_spec)
     if world == 1:
-        return _Ranks(), device
+        return Ranks(), device
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
         device = resolve_device(f"cuda:{local}")
@@ -269,7 +273,7 @@ def _start_ranks(device_spec: str) -> tuple[_Ranks, torch.device]:
     started = not dist.is_initialized()
     if started:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return _Ranks(rank, world, started), device
+    return Ranks(rank, world, started), device
 
 
 def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -292,7 +296,7 @@ def _check_label_set(root: str, labels: LabelSet, source: str) -> None:
         raise HumanParseError(f"{root} is labelled with {named!r} but {source} uses {labels.name!r} ({labels.num_parts} parts)")
 
 
-def _check_ranks_agree(model: HolisticParser, ranks: _Ranks) -> None:
+def _check_ranks_agree(model: HolisticParser, ranks: Ranks) -> None:
     """DistributedDataParallel keeps the replicas equal; a cheap checksum makes sure."""
     if ranks.world == 1:
         return
@@ -303,7 +307,7 @@ def _check_ranks_agree(model: HolisticParser, ranks: _Ranks) -> None:
         raise HumanParseError("the ranks' weights diverged: distributed training is broken on this setup")
 
 
-def _validate(config: TrainConfig, spec: DetectorSpec, model: HolisticParser, ranks: _Ranks) -> dict[str, float]:
+def _validate(config: TrainConfig, spec: DetectorSpec, model: HolisticParser, ranks: Ranks) -> dict[str, float]:
     """Validation scores on rank 0 (the others wait): mIoU of the segmenter in the semantic
     stage, and in the instance stages the paper's headline, part AP^r_vol, with person AP^r
     at 0.5 and mIoU. ``score`` is the one that picks best.pt."""
@@ -315,9 +319,6 @@ def _validate(config: TrainConfig, spec: DetectorSpec, model: HolisticParser, ra
             result[0] = _validate_semantic(config, model, ids)
         else:
             # Scored as `humanparse eval` scores: through the predictor, on its results.
-            from .evaluate import evaluate
-            from .predictor import Predictor
-
             predictor = Predictor(model, next(model.parameters()).device, spec.build(data_root=config.data.root))
             report = evaluate(predictor, config.data.root, config.data.val_split, ids=ids)
             result[0] = {"score": float(report.parts.vol), "part_ap_r_vol": float(report.parts.vol), "person_ap_r_50": float(report.persons.at(0.5)), "miou": float(report.miou)}
@@ -478,8 +479,8 @@ def _crop(rng: np.random.Generator, image, parts, persons, boxes, size: int):
 
 
 def _save(
-    model: HolisticParser, optimiser: torch.optim.Optimizer, rng: np.random.Generator, sampler: _Sampler,
-    step: int, best: float | None, path: Path, ranks: _Ranks,
+    model: HolisticParser, optimiser: torch.optim.Optimizer, rng: np.random.Generator, sampler: ResumableSampler,
+    step: int, best: float | None, path: Path, ranks: Ranks,
 ) -> None:
     """last.pt with everything an exact resume needs; every rank's generators, rank 0 writes."""
     mine = {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state().tolist()}

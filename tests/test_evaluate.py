@@ -13,7 +13,7 @@ from humanparse.cli import main
 from humanparse.config import CRFConfig, ModelConfig
 from humanparse.data.synth import write_image_dataset
 from humanparse.detectors import GroundTruthDetector
-from humanparse.evaluate import _ground_truth, evaluate, report_dict
+from humanparse.evaluate import evaluate, ground_truth, report_dict
 from humanparse.metrics import BoxAP
 from humanparse.modeling.checkpoints import save_checkpoint
 from humanparse.modeling.holistic import build_model
@@ -28,7 +28,7 @@ def data(tmp_path_factory):
 def test_ground_truth_instances_from_the_maps() -> None:
     parts = np.array([[1, 1, 2, 0], [3, 255, 2, 1]])
     persons = np.array([[1, 1, 1, 0], [2, 2, 1, 2]])
-    part_instances, person_instances, parsings = _ground_truth(parts, persons)
+    part_instances, person_instances, parsings = ground_truth(parts, persons)
     assert sorted((c, int(m.sum())) for c, m in part_instances) == [(1, 1), (1, 2), (2, 2), (3, 1)]
     assert [int(m.sum()) for _, m in person_instances] == [4, 2]  # the ignored pixel belongs to no one
     assert parsings[1].tolist() == [[0, 0, 0, 0], [3, 0, 0, 1]]

@@ -14,7 +14,7 @@ from humanparse.config import load_train_config
 from humanparse.data.synth import write_image_dataset
 from humanparse.errors import ConfigError, HumanParseError
 from humanparse.modeling.checkpoints import load_checkpoint
-from humanparse.train import _Ranks, _Sampler, train
+from humanparse.train import Ranks, ResumableSampler, train
 
 
 @pytest.fixture(scope="module")
@@ -136,13 +136,13 @@ def test_validation_keeps_the_best_checkpoint_and_draws_the_curves(tmp_path, dat
 
 def test_distributed_sampler_splits_each_epoch_between_ranks() -> None:
     seen = [[], []]
-    samplers = [_Sampler(5, 7, _Ranks(rank, 2)) for rank in range(2)]
+    samplers = [ResumableSampler(5, 7, Ranks(rank, 2)) for rank in range(2)]
     for _ in range(3):  # ceil(5 / 2) = 3 per rank per epoch
         for rank, sampler in enumerate(samplers):
             seen[rank].append(sampler.next())
     assert set(seen[0] + seen[1]) == {0, 1, 2, 3, 4}  # one epoch covers the data, one index repeated as padding
     assert not set(seen[0][:2]) & set(seen[1][:2])
-    resumed = _Sampler(5, 7, _Ranks(1, 2), samplers[1].epoch, samplers[1].position)
+    resumed = ResumableSampler(5, 7, Ranks(1, 2), samplers[1].epoch, samplers[1].position)
     assert [resumed.next() for _ in range(4)] == [samplers[1].next() for _ in range(4)]
 
 

@@ -115,10 +115,8 @@ def parse_video(
             raise
     tracks = _track_infos(stream.tracker, writers.frame_numbers, predictor.labels)
     complete = not interrupted and stream.error is None
-    seconds = {**stream.seconds, "write": 0.0}
     writers.close({"frames_written": writers.frames, "complete": complete, "error": stream.error})
-    seconds["write"] = writers.seconds
-    seconds["total"] = time.perf_counter() - started
+    seconds = {**stream.seconds, "write": writers.seconds, "total": time.perf_counter() - started}
     summary = VideoSummary(writers.frames, tracks, stream.error, interrupted, seconds)
     write_bytes_atomic(out / "summary.json", (json.dumps({"frames": summary.frames, "complete": complete, "error": stream.error,
                                                           "tracks": [asdict(t) for t in tracks], "seconds": seconds}, indent=2) + "\n").encode())
@@ -131,7 +129,7 @@ class _VideoWriters:
 
     def __init__(self, out: Path, source: str, info: VideoInfo, options: VideoOptions, labels: LabelSet) -> None:
         _prepare(out, options.overwrite)
-        self.out, self.info, self.save_frames = out, info, options.save_frames
+        self.out, self.save_frames = out, options.save_frames
         self.frame_numbers: list[int] = []
         self.seconds = 0.0
         self._video = VideoWriter(out / "overlay.mp4", info.fps / options.stride, info.width, info.height, overwrite=options.overwrite)

@@ -155,7 +155,7 @@ class InstanceCRF(nn.Module):
         person_share = (same - other) / same
         for _ in range(t_max):
             pairwise = kernels.filter(probs, gains)
-            probs = _softmax_rows(logits + _subtract_person_sums(pairwise, d, p, person_share))
+            probs = _softmax_rows(logits + subtract_person_sums(pairwise, d, p, person_share))
         return probs.t().contiguous().reshape(d * p + 1, h, w)
 
     def _kernels(self, image: Tensor, h: int, w: int, dtype: torch.dtype) -> LatticeStack:
@@ -202,7 +202,7 @@ def box_masks(boxes: Tensor, height: int, width: int) -> Tensor:
     return in_y[:, :, None] & in_x[:, None, :]
 
 
-def _subtract_person_sums(scaled: Tensor, d: int, p: int, person_share: Tensor) -> Tensor:
+def subtract_person_sums(scaled: Tensor, d: int, p: int, person_share: Tensor) -> Tensor:
     """Finish -Σ_l' μ(l, l') m(l') up to a per-pixel constant, in O(N·L) (in place in inference).
 
     μ is 0 for equal labels, ``same`` for two parts of one person and ``other`` for

@@ -115,7 +115,9 @@ class PermutohedralLattice:
             )
         return _LatticeFilter.apply(values, self)
 
-    def _apply(self, values: Tensor, reverse: bool) -> Tensor:
+    def apply(self, values: Tensor, reverse: bool = False) -> Tensor:
+        """The filter as a plain linear map of (N, C) values, outside autograd; with
+        ``reverse`` its adjoint (the blur axes in reverse order), which is the backward pass."""
         v = _blur(_matmul(self._splat, values.contiguous()), self._neighbours, reverse)
         return _matmul(self._slice, v)
 
@@ -277,11 +279,11 @@ class _LatticeFilter(torch.autograd.Function):
     @staticmethod
     def forward(ctx, values: Tensor, lattice: PermutohedralLattice) -> Tensor:  # type: ignore[override]
         ctx.lattice = lattice
-        return lattice._apply(values, reverse=False)
+        return lattice.apply(values, reverse=False)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        return ctx.lattice._apply(grad, reverse=True), None
+        return ctx.lattice.apply(grad, reverse=True), None
 
 
 def permutohedral_filter(values: Tensor, features: Tensor) -> Tensor:

@@ -9,7 +9,7 @@ import torch
 from torch.func import functional_call
 
 from humanparse.errors import HumanParseError
-from humanparse.modeling.crf import InstanceCRF, _subtract_person_sums, box_masks
+from humanparse.modeling.crf import InstanceCRF, box_masks, subtract_person_sums
 
 
 def scene(p: int = 2, h: int = 12, w: int = 16, d: int = 2, seed: int = 0, dtype=torch.float32):
@@ -62,7 +62,7 @@ def test_compatibility_matches_the_explicit_label_matrix() -> None:
                 mu[a, b] = same if ia == ib else other
     message = torch.rand(10, len(labels), dtype=torch.float64)
     gain = torch.cat((other.reshape(1), same.expand(d * p)))
-    fast = _subtract_person_sums(message * gain, d, p, (same - other) / same)
+    fast = subtract_person_sums(message * gain, d, p, (same - other) / same)
     exact = -(message @ mu.t())
     # Equal up to a per-pixel constant, which the mean-field softmax ignores.
     shift = fast - exact

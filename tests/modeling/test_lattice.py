@@ -56,7 +56,7 @@ def test_lattice_is_linear_time_in_vertices() -> None:
 
 
 def explicit_matrix(lattice: PermutohedralLattice, n: int, reverse: bool) -> torch.Tensor:
-    return lattice._apply(torch.eye(n, dtype=torch.float64), reverse=reverse)
+    return lattice.apply(torch.eye(n, dtype=torch.float64), reverse=reverse)
 
 
 def test_backward_is_the_adjoint_with_reversed_blur_order() -> None:
