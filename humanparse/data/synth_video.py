@@ -117,8 +117,8 @@ def write_video(
     with new_directory(gt_dir) as gt_root:
         (gt_root / "Category_ids").mkdir()
         (gt_root / "Human_ids").mkdir()
-        # One x264 thread: the same seed must give the same bytes.
-        writer = VideoWriter(out, config.fps, width, height, crf=18, threads=1)
+        # The same seed must give the same bytes.
+        writer = VideoWriter(out, config.fps, width, height, crf=18, reproducible=True)
         try:
             with open(gt_root / "gt.txt", "w") as mots:
                 for t in range(frames):

@@ -259,9 +259,10 @@ class VideoWriter:
     close() also runs on exceptions and Ctrl-C, so an interrupted run leaves a valid MP4 of
     the frames written so far. With no frame written, close() leaves no file. An existing
     ``path`` is replaced (at close, never before) only with ``overwrite``. :meth:`discard`
-    instead leaves no file (for a run that failed). ``threads`` sets x264's threads; with
-    several (FFmpeg's default), x264 may encode the same frames to different bytes from
-    run to run, so a writer that must be reproducible passes 1.
+    instead leaves no file (for a run that failed). ``reproducible`` makes the same frames
+    give the same bytes on every run: x264 on one thread with its CPU-independent code
+    paths; by default its faster paths encode the same frames to one of a few different
+    streams from run to run (seen: 2 in 10 runs differed).
 
     yuv420p needs an even width and height: an odd one is padded by one pixel that repeats
     the last column or row, so the file, and any reader of it, sees
@@ -277,7 +278,7 @@ class VideoWriter:
         crf: int = 23,
         preset: str = "veryfast",
         overwrite: bool = False,
-        threads: int | None = None,
+        reproducible: bool = False,
     ) -> None:
         self.path = Path(path)
         if self.path.suffix.lower() != ".mp4":
@@ -312,7 +313,7 @@ class VideoWriter:
             self._stream = self._container.add_stream("libx264", rate=self.fps)
             self._stream.width, self._stream.height = width + width % 2, height + height % 2
             self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(crf), "preset": preset, **({} if threads is None else {"threads": str(threads)})}
+            self._stream.options = {"crf": str(crf), "preset": preset, **({"threads": "1", "x264-params": "cpu-independent=1"} if reproducible else {})}
         except BaseException:
             self._tmp.unlink(missing_ok=True)
             raise
