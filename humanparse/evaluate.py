@@ -4,8 +4,8 @@ of the category-level part map, and box AP of the persons' boxes.
 
 Every score comes from :class:`~humanparse.structures.ParsingResult`\\ s: those a
 :class:`~humanparse.predictor.Predictor` gives (:func:`evaluate`) or those written to files
-(:func:`evaluate_predictions`), so both agree (up to the files' rounding of scores to
-five decimals, which no test set has shown to move a reported digit)."""
+(:func:`evaluate_predictions`; the files hold the exact scores and boxes), so both give
+the same report."""
 
 from __future__ import annotations
 

@@ -206,8 +206,6 @@ def build_model(config: ModelConfig, labels: LabelSet | None = None, pretrained:
     return HolisticParser(segmenter, crf, labels, config, detector)
 
 
-
-
 def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
     return (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
 
