@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import HumanParseError
-from ..io.images import encode_png
+from ..io.images import write_png
 from ..labels import IGNORE
 from ..ops import person_boxes
 
@@ -47,7 +47,7 @@ def write_sample(root: Path, sample_id: str, jpeg: bytes, parts: np.ndarray, per
     (root / "images" / f"{sample_id}.jpg").write_bytes(jpeg)
     instances, rows = instance_ids(parts, persons)
     for folder, array in (("Category_ids", parts), ("Human_ids", persons), ("Instance_ids", instances)):
-        (root / folder / f"{sample_id}.png").write_bytes(encode_png(array.astype(np.uint8)))
+        write_png(root / folder / f"{sample_id}.png", array.astype(np.uint8))
     (root / "Instance_ids" / f"{sample_id}.txt").write_text("".join(f"{i} {c} {h}\n" for i, c, h in rows))
 
 

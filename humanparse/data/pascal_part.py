@@ -38,7 +38,7 @@ import scipy.io
 
 from ..errors import HumanParseError
 from ..io.files import new_directory
-from ..io.images import encode_png
+from ..io.images import write_png
 from ..labels import IGNORE
 from .cihp import read_label_png, write_sample, write_split
 
@@ -173,6 +173,6 @@ def convert_png_release(
                 raise HumanParseError(f"{image}: cannot read the image")
             values = table[read_label_png(png, decoded.shape[:2])]
             shutil.copyfile(image, root / "images" / image.name)
-            (root / "Category_ids" / png.name).write_bytes(encode_png(values.astype(np.uint8)))
+            write_png(root / "Category_ids" / png.name, values.astype(np.uint8))
         write_split(root, split, [p.stem for p in pngs])
     return Path(out)

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import HumanParseError
 from ..io.drawing import contact_sheet, ground_truth_panel
 from ..io.files import new_directory
-from ..io.images import encode_jpeg, encode_png
+from ..io.images import encode_jpeg, write_png
 from ..labels import PASCAL_PERSON_PART
 from ..ops import person_boxes
 from ..version import __version__
@@ -430,5 +430,5 @@ def write_image_dataset(
         }
         (root / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         if preview:
-            (root / "preview.png").write_bytes(encode_png(contact_sheet(panels)))
+            write_png(root / "preview.png", contact_sheet(panels))
     return Path(out)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import HumanParseError
 from ..io.files import new_directory
-from ..io.images import encode_png
+from ..io.images import write_png
 from ..io.mots import frame_lines
 from ..io.video import VideoWriter
 from ..labels import PASCAL_PERSON_PART
@@ -142,8 +142,8 @@ def write_video(
                     image = image + rng.normal(0, config.noise_sigma, image.shape).astype(np.float32)
                     writer.write(np.clip(image, 0, 255).astype(np.uint8))
                     name = f"{t + 1:06d}.png"
-                    (gt_root / "Category_ids" / name).write_bytes(encode_png(parts))
-                    (gt_root / "Human_ids" / name).write_bytes(encode_png(persons))
+                    write_png(gt_root / "Category_ids" / name, parts)
+                    write_png(gt_root / "Human_ids" / name, persons)
                     mots.writelines(frame_lines(t + 1, persons))
                     if progress is not None:
                         progress(t + 1, frames)

@@ -88,6 +88,16 @@ def encode_png(array: np.ndarray, palette: Sequence[tuple[int, int, int]] | None
     return buffer.getvalue()
 
 
+def write_png(path: str | Path, array: np.ndarray) -> None:
+    """Write :func:`encode_png` of ``array`` to ``path`` (inside a folder being built; the
+    folder, not the file, is what appears atomically). A failed write is a HumanParseError
+    naming the file."""
+    try:
+        Path(path).write_bytes(encode_png(array))
+    except OSError as exc:
+        raise HumanParseError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     """JPEG file contents of (H, W, 3) uint8 RGB."""
     ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])

@@ -156,7 +156,7 @@ class _VideoWriters:
         self._video.write(overlay(frame.image, frame.result))
         record = _frame_record(frame.index, frame.time, frame.result)
         self._tracks.write(("," if count else "") + "\n" + json.dumps(record, separators=(",", ":")))
-        self._mots.handle.writelines(frame_lines(frame.index + 1, frame.result.persons))
+        self._mots.write("".join(frame_lines(frame.index + 1, frame.result.persons)))
         if self.save_frames:
             write_outputs(self.out / "frames", f"{frame.index + 1:06d}", frame.image, frame.result, ("parts", "persons"))
         self.seconds += time.perf_counter() - tick

@@ -54,3 +54,10 @@ def test_unreadable_image(tmp_path) -> None:
     (tmp_path / "bad.jpg").write_bytes(b"nope")
     with pytest.raises(HumanParseError, match="bad.jpg: cannot read"):
         read_image(tmp_path / "bad.jpg")
+
+
+def test_a_png_that_cannot_be_written_is_a_one_line_error_naming_it(tmp_path) -> None:
+    from humanparse.io.images import write_png
+
+    with pytest.raises(HumanParseError, match="cannot write .*a.png"):
+        write_png(tmp_path / "missing" / "a.png", np.zeros((2, 2), np.uint8))
