@@ -86,6 +86,11 @@ def info(checkpoint: str | None, device: str) -> None:
         for key in ("trained_on", "recipe", "results"):
             if about.get(key):
                 table.add_row(key.replace("_", " "), str(about[key]))
+    from .pretrained.registry import MODELS_DIR, NETWORKS
+
+    for name, network in NETWORKS.items():
+        shipped = (MODELS_DIR / network.file).is_file()
+        table.add_row(f"pretrained {name}", f"{network.what}; {network.license} ({network.upstream})" + ("" if shipped else "; MISSING from this installation"))
     Console().print(table)
 
 
@@ -296,9 +301,14 @@ def _model_options(function):
 
     options = [
         click.option("--checkpoint", type=click.Path(dir_okay=False), help="The model (default: the one shipped with humanparse)."),
-        click.option("--detector", default="builtin", show_default=True, help="builtin, torchvision:NAME, file:PATH (COCO .json or MOT .txt), gt or sim[:SEED[:TRUNCATION]]."),
+        click.option("--detector", default="builtin", show_default=True, help="builtin, nanodet, movenet, torchvision:NAME, file:PATH (COCO .json or MOT .txt), gt or sim[:SEED[:TRUNCATION]]."),
         click.option("--det-threshold", default=ParseOptions.det_threshold, show_default=True, type=click.FloatRange(0, 1), help="Minimum detection score."),
         click.option("--max-people", default=ParseOptions.max_people, show_default=True, type=click.IntRange(min=1), help="At most this many detections per image."),
+        click.option("--nms-iou", default=ParseOptions.nms_iou, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Of two detections overlapping by more than this IoU, the lower-scoring goes."),
+        click.option(
+            "--pose", default="auto", show_default=True, type=click.Choice(["auto", "movenet", "blazepose", "none"]),
+            help="Top-down keypoints per person: movenet (MoveNet Thunder), blazepose, none; auto: movenet with a real-photo detector (nanodet, movenet, torchvision), else none.",
+        ),
         click.option("--crf-iterations", type=click.IntRange(min=0), help="Mean-field iterations (default: the model's)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--scale", default=ParseOptions.input_scale, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the segmenter and the built-in detector on the image scaled by this, for speed."),
@@ -309,16 +319,25 @@ def _model_options(function):
     return function
 
 
-def _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale, data_root=None):
+def _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, data_root=None):
     """The predictor the model options describe; the detector spec is checked before the
     model loads."""
     from .detectors import DetectorSpec
     from .predictor import Predictor
 
     spec = DetectorSpec.parse(detector)
-    external = spec.build(data_root=data_root, threshold=det_threshold, max_people=max_people, device=str(resolve_device(device)))
+    dev = str(resolve_device(device))
+    external = spec.build(data_root=data_root, threshold=det_threshold, max_people=max_people, nms_iou=nms_iou, device=dev)
+    if pose == "auto":
+        pose = "movenet" if spec.real else "none"
+    estimator = None
+    if pose != "none":
+        from .pretrained import build_pose
+
+        estimator = build_pose(pose, dev)
     return Predictor.from_checkpoint(
-        checkpoint, device, external, det_threshold=det_threshold, max_people=max_people, crf_iterations=crf_iterations, crf_scale=crf_scale, input_scale=scale
+        checkpoint, device, external, estimator,
+        det_threshold=det_threshold, max_people=max_people, nms_iou=nms_iou, crf_iterations=crf_iterations, crf_scale=crf_scale, input_scale=scale,
     )
 
 
@@ -328,7 +347,7 @@ def _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, 
 @_model_options
 @click.option("--save", default=",".join(("parts", "persons", "cihp", "overlay", "json")), show_default=True, help="Which files to write, comma-separated.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def images_command(inputs, out, checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale, save, quiet) -> None:
+def images_command(inputs, out, checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, save, quiet) -> None:
     """Parse images: files, folders (recursively), .txt lists or globs.
 
     \b
@@ -352,7 +371,7 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
     if unknown or not kinds:
         raise click.BadParameter(f"unknown kind {unknown[0]!r}; choose from {', '.join(OUTPUT_KINDS)}" if unknown else "nothing to save", param_hint="--save")
     paths = list_images(inputs)
-    predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale)
+    predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale)
     with _progress(quiet or os.environ.get("RANK", "0") != "0", "parsing") as bar:
         task = bar.add_task("parsing", total=None)
         summary = parse_images(predictor, paths, Path(out), kinds, progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -378,7 +397,7 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
 @click.option("--save-frames", is_flag=True, help="Also write per-frame part and track-id PNGs to frames/.")
 @click.option("--overwrite", is_flag=True, help="Replace the results of an earlier run in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def video_command(source, out, checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale, stride, start, end, max_age, min_iou, batch, workers, save_frames, overwrite, quiet) -> None:
+def video_command(source, out, checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, stride, start, end, max_age, min_iou, batch, workers, save_frames, overwrite, quiet) -> None:
     """Parse a video and track every person: overlay MP4, tracks.json, MOTS text, summary.
 
     \b
@@ -397,7 +416,7 @@ def video_command(source, out, checkpoint, detector, det_threshold, max_people, 
 
     if end is not None and end <= start:
         raise click.BadParameter(f"--end {end} must come after --start {start}", param_hint="--end")
-    predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale)
+    predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale)
     gpu = predictor.device.type != "cpu"
     batch = batch or (4 if gpu else 1)
     workers = workers or (1 if gpu or torch.get_num_threads() < 2 else 2)
@@ -433,7 +452,7 @@ def video_command(source, out, checkpoint, detector, det_threshold, max_people, 
 @click.option("--out", "report_path", type=click.Path(dir_okay=False), help="Write the report as JSON here.")
 @click.option("--heatmap", type=click.Path(dir_okay=False), help="Write per-class AP^r by IoU threshold as a PNG (the paper's Fig. 5).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def eval_command(data_root, split, predictions, checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale, report_path, heatmap, quiet) -> None:
+def eval_command(data_root, split, predictions, checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, report_path, heatmap, quiet) -> None:
     """AP^r of part instances and persons at IoU 0.1..0.9, AP^r_vol, AP^p, PCP, mIoU, box AP.
 
     \b
@@ -456,7 +475,7 @@ def eval_command(data_root, split, predictions, checkpoint, detector, det_thresh
             report = evaluate_predictions(predictions, data_root, labels, split, progress=update)
             source = predictions
         else:
-            predictor = _predictor(checkpoint, detector, det_threshold, max_people, crf_iterations, device, scale, crf_scale, data_root)
+            predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, data_root)
             labels = predictor.labels
             report = evaluate(predictor, data_root, split, progress=update)
             source = checkpoint or "the default model"

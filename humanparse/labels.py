@@ -19,6 +19,8 @@ COCO_KEYPOINTS = (
     "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
     "left_knee", "right_knee", "left_ankle", "right_ankle",
 )
+# A keypoint scoring at least this counts as found: drawn, and visible (v = 2) in the JSON.
+MIN_KEYPOINT_SCORE = 0.3
 # COCO's skeleton: pairs of 0-based keypoint indices joined when drawn.
 COCO_SKELETON = (
     (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),

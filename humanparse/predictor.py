@@ -2,7 +2,8 @@
 in, tracked results out, frame by frame.
 
 :class:`Predictor` holds a :class:`~humanparse.modeling.parser.Parser` on its device, an
-optional external person detector and the :class:`~humanparse.modeling.parser.ParseOptions`.
+optional external person detector, an optional top-down pose network (keypoints per person)
+and the :class:`~humanparse.modeling.parser.ParseOptions`.
 It groups images of one size into one call of the parser, parses video frames in several
 threads at once, and keeps the time of each stage. What happens to an image — scaling,
 padding, the CRF and the readout — is the parser's, the same for every caller.
@@ -15,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
@@ -27,7 +29,7 @@ from .errors import HumanParseError
 from .io.video import VideoInfo, VideoReader
 from .modeling.checkpoints import default_checkpoint, load_checkpoint
 from .modeling.parser import ParseOptions, Parser
-from .structures import Detector, ParsingResult
+from .structures import Detector, ParsingResult, PoseEstimator
 from .tracking import Tracker, TrackerOptions
 
 __all__ = ["ParseOptions", "Predictor", "StreamedFrame", "Timings", "VideoStream"]
@@ -67,6 +69,9 @@ class Predictor:
         result = predictor(image)                         # (H, W, 3) uint8 RGB
         result.parts, result.persons, result.boxes, result.scores
 
+        predictor = Predictor.from_checkpoint(detector=NanoDet(), pose=MoveNetThunder())
+        result.keypoints                                  # (N, 17, 3) x, y, score
+
         for frame in predictor.stream("clip.mp4"):        # tracked, in order
             frame.index, frame.result.persons             # person ids are track ids
 
@@ -74,23 +79,33 @@ class Predictor:
     own tensors.
     """
 
-    def __init__(self, parser: Parser, device: str | torch.device = "auto", detector: Detector | None = None, options: ParseOptions = ParseOptions()) -> None:
+    def __init__(
+        self,
+        parser: Parser,
+        device: str | torch.device = "auto",
+        detector: Detector | None = None,
+        options: ParseOptions = ParseOptions(),
+        pose: PoseEstimator | None = None,
+    ) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.parser = parser.to(self.device).eval()
         self.labels = parser.labels
         self.detector = detector
+        self.pose = pose
         self.options = options
         self.timings = Timings()
         if detector is None and not parser.finds_people:
             raise HumanParseError("this model has no built-in detector: give one (--detector)")
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto", detector: Detector | None = None, **options) -> "Predictor":
+    def from_checkpoint(
+        cls, path: str | Path | None = None, device: str = "auto", detector: Detector | None = None, pose: PoseEstimator | None = None, **options
+    ) -> "Predictor":
         """Load a checkpoint (None: the shipped default) onto ``device`` (auto, cpu, cuda[:N]);
         ``options`` are :class:`ParseOptions` fields."""
         dev = resolve_device(device)
         parser = load_checkpoint(default_checkpoint() if path is None else path, map_location=dev)
-        return cls(parser, dev, detector, ParseOptions(**options))
+        return cls(parser, dev, detector, ParseOptions(**options), pose)
 
     def __call__(self, image: np.ndarray, key: str | int | None = None) -> ParsingResult:
         """Parse one (H, W, 3) uint8 RGB image; ``key`` names it for file-based detectors."""
@@ -114,6 +129,10 @@ class Predictor:
                 detections = [self.detector(images[k], key=None if keys is None else keys[k]) for k in indices]
                 self.timings.add("detect", time.perf_counter() - started)
             for k, result in zip(indices, self.parser.parse(batch, detections, self.options, self.timings.add)):
+                if self.pose is not None:
+                    started = time.perf_counter()
+                    result = replace(result, keypoints=self.pose(images[k], result.boxes).keypoints)
+                    self.timings.add("pose", time.perf_counter() - started)
                 results[k] = result
             self.timings.count(len(indices))
         return results  # type: ignore[return-value]

@@ -142,7 +142,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[StepRep
     if config.optim.batch_size > 1 and config.data.crop == 0:
         raise ConfigError("optim.batch_size > 1 needs data.crop > 0: images of a batch must have one size")
     spec = DetectorSpec.parse(config.data.detector)
-    if spec.kind == "torchvision":
+    if spec.real:
         raise ConfigError(f"data.detector must be gt, sim[:SEED[:TRUNCATION]], file:PATH or builtin, got {config.data.detector!r}")
     ids = read_split(config.data.root, config.data.split)
     if config.data.val_split:
@@ -413,7 +413,7 @@ def _load_item(
         boxes, scores = sim.boxes, sim.scores
     elif spec.kind == "file":
         boxes, scores = boxes_in, file_boxes.scores
-    else:  # builtin, as train() refuses torchvision
+    else:  # builtin, as train() refuses the real-photo detectors
         boxes, scores = np.zeros((0, 4), np.float32), np.zeros(0, np.float32)  # decoded in _loss
     return _Item(
         torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float(),

@@ -62,3 +62,43 @@ def test_export_writes_a_half_precision_model_that_info_describes(tmp_path) -> N
     bad.write_text("[1, 2]")
     refused = CliRunner().invoke(main, ["export", str(full), str(tmp_path / "x.pt"), "--about", str(bad)])
     assert refused.exit_code == 1 and "JSON object" in refused.output
+
+
+def test_images_on_real_photos_with_nanodet_find_each_person_with_keypoints(tmp_path) -> None:
+    """The issue's user run: persons on real photos, each with 17 keypoints on the joints,
+    in the JSON (COCO's flat keypoints) and on the overlay."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from humanparse.io.images import read_image
+
+    photos = Path(__file__).resolve().parent / "fixtures" / "photos"
+    names = ["astronaut.jpg", "grace_hopper.jpg", "camera.jpg"]
+    result = CliRunner().invoke(main, ["images", *(str(photos / n) for n in names), "--detector", "nanodet", "--out", str(tmp_path), "--device", "cpu", "--save", "json,overlay"])
+    assert result.exit_code == 0, result.output
+    assert "parsed 3 images (3 persons)" in result.output
+    for name in names:
+        stem = Path(name).stem
+        record = json.loads((tmp_path / "json" / f"{stem}.json").read_text())
+        [person] = record["persons"]
+        keypoints = np.array(person["keypoints"], np.float32).reshape(17, 3)
+        assert person["num_keypoints"] == int((keypoints[:, 2] == 2).sum()) >= 5
+        x1, y1, x2, y2 = person["box"]
+        seen = keypoints[keypoints[:, 2] == 2]
+        assert ((seen[:, 0] >= x1 - 10) & (seen[:, 0] <= x2 + 10) & (seen[:, 1] >= y1 - 10) & (seen[:, 1] <= y2 + 10)).all()
+        overlay = read_image(tmp_path / "overlay" / f"{stem}.jpg")
+        assert overlay.shape == read_image(photos / name).shape
+
+
+def test_the_pose_stage_is_off_for_the_synthetic_detectors_and_can_be_chosen(tmp_path) -> None:
+    from pathlib import Path
+
+    photo = Path(__file__).resolve().parent / "fixtures" / "photos" / "astronaut.jpg"
+    result = CliRunner().invoke(main, ["images", str(photo), "--out", str(tmp_path / "a"), "--device", "cpu", "--save", "json"])
+    assert result.exit_code == 0, result.output
+    assert '"keypoints"' not in (tmp_path / "a" / "json" / "astronaut.json").read_text()
+    result = CliRunner().invoke(main, ["images", str(photo), "--detector", "movenet", "--pose", "none", "--out", str(tmp_path / "b"), "--device", "cpu", "--save", "json"])
+    assert result.exit_code == 0, result.output
+    assert '"keypoints"' not in (tmp_path / "b" / "json" / "astronaut.json").read_text()

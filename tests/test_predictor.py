@@ -11,7 +11,7 @@ from humanparse.errors import HumanParseError
 from humanparse.modeling.holistic import upsampled_max
 from humanparse.modeling.instances import instance_statistics, part_map, person_map
 from humanparse.predictor import ParseOptions, Predictor
-from humanparse.structures import Detections
+from humanparse.structures import Detections, Poses
 from tests.scenes import eager_parser, two_people
 
 
@@ -192,3 +192,24 @@ def test_stream_stopped_early_closes_and_untracked_streams_keep_frame_ids(model,
     assert first.result.ids.tolist() == list(range(1, len(first.result.ids) + 1))
     with pytest.raises(HumanParseError, match="batch and workers"):
         predictor.stream(clip, batch=0)
+
+
+def test_a_pose_stage_gives_each_person_its_keypoints_in_person_order(model) -> None:
+    image, detections = scene_image()
+    asked: list[np.ndarray] = []
+
+    def pose(im: np.ndarray, boxes: np.ndarray) -> Poses:
+        asked.append(boxes)
+        # a keypoint at each box's centre, its score the box's index, so the order shows
+        centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+        keypoints = np.concatenate([np.repeat(centre[:, None], 17, axis=1), np.arange(len(boxes), dtype=np.float32)[:, None, None].repeat(17, 1) / 10], axis=2)
+        return Poses(keypoints, boxes)
+
+    predictor = Predictor(model, "cpu", lambda im, key=None: detections, pose=pose)
+    result = predictor(image)
+    assert len(asked) == 1 and np.array_equal(asked[0], result.boxes)
+    assert result.keypoints.shape == (len(result.ids), 17, 3)
+    np.testing.assert_allclose(result.keypoints[:, 0, :2], (result.boxes[:, :2] + result.boxes[:, 2:]) / 2)
+    np.testing.assert_allclose(result.keypoints[:, 0, 2], np.arange(len(result.ids)) / 10)
+    assert "pose" in predictor.timings.seconds
+    assert Predictor(model, "cpu", lambda im, key=None: detections)(image).keypoints.shape == (len(result.ids), 0, 3)

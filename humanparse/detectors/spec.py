@@ -1,6 +1,8 @@
 """The ``--detector`` text, parsed and checked once: :class:`DetectorSpec`.
 
     builtin                   the model's own detector head
+    nanodet                   NanoDet, shipped, pretrained on COCO (real photos)
+    movenet                   MoveNet MultiPose, shipped (real photos; at most 6 people)
     torchvision:NAME          a torchvision COCO detector, NAME a key of TORCHVISION_MODELS
     file:PATH                 detections written by any detector: COCO results (.json) or a
                               MOT det.txt (any other name)
@@ -21,9 +23,11 @@ from .files import CocoResultsDetector, MotDetector
 from .simulated import DetectionNoise, GroundTruthDetector, SimulatedDetector
 from .torchvision import TORCHVISION_MODELS, TorchvisionDetector
 
-DetectorKind = Literal["builtin", "torchvision", "file", "gt", "sim"]
-KINDS: tuple[DetectorKind, ...] = ("builtin", "torchvision", "file", "gt", "sim")
-GRAMMAR = "builtin, torchvision:NAME, file:PATH, gt or sim[:SEED[:TRUNCATION]]"
+DetectorKind = Literal["builtin", "nanodet", "movenet", "torchvision", "file", "gt", "sim"]
+KINDS: tuple[DetectorKind, ...] = ("builtin", "nanodet", "movenet", "torchvision", "file", "gt", "sim")
+GRAMMAR = "builtin, nanodet, movenet, torchvision:NAME, file:PATH, gt or sim[:SEED[:TRUNCATION]]"
+# The kinds whose networks were trained on real photos: a pose stage suits their people.
+REAL_KINDS: tuple[DetectorKind, ...] = ("nanodet", "movenet", "torchvision")
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ class DetectorSpec:
         if kind == "sim":
             seed_text, _, rate_text = arg.partition(":")
             return cls("sim", seed=_seed(seed_text), noise=_noise(rate_text))
-        if kind in ("builtin", "gt"):
+        if kind in ("builtin", "nanodet", "movenet", "gt"):
             if colon:
                 raise HumanParseError(f"--detector {kind} takes no argument, got {text!r}")
             return cls(kind)
@@ -102,6 +106,11 @@ class DetectorSpec:
         return self.kind
 
     @property
+    def real(self) -> bool:
+        """Whether the detector was trained on real photos (nanodet, movenet, torchvision)."""
+        return self.kind in REAL_KINDS
+
+    @property
     def needs_data(self) -> bool:
         """Whether the detector reads an annotated data set's ground truth (gt, sim)."""
         return self.kind in ("gt", "sim")
@@ -113,16 +122,28 @@ class DetectorSpec:
         max_people: int = 20,
         device: str = "cpu",
         weights: str | Path | None = "default",
+        nms_iou: float = 0.7,
     ) -> Detector | None:
         """The detector; None for builtin, the model's own head, which the model resolves.
 
         Args:
             data_root: the annotated data set (CIHP layout) of gt and sim.
-            threshold, max_people, device, weights: of a torchvision detector, see
+            threshold, max_people: the least score and the most persons kept (nanodet,
+                movenet, torchvision); nms_iou: the overlap above which the lower-scoring
+                of two boxes goes (nanodet, movenet; torchvision's models do their own).
+            device: where a network runs; weights: a torchvision detector's, see
                 :class:`TorchvisionDetector`.
         """
         if self.kind == "builtin":
             return None
+        if self.kind == "nanodet":
+            from ..pretrained.nanodet import NanoDet
+
+            return NanoDet(threshold=threshold, max_people=max_people, nms_iou=nms_iou, device=device)
+        if self.kind == "movenet":
+            from ..pretrained.movenet import MoveNetMultiPose
+
+            return MoveNetMultiPose(threshold=threshold, max_people=max_people, nms_iou=nms_iou, device=device)
         if self.kind == "torchvision":
             return TorchvisionDetector(self.name, weights=weights, threshold=threshold, max_people=max_people, device=device)
         if self.kind == "file":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..labels import COCO_SKELETON, LabelSet
+from ..labels import COCO_SKELETON, MIN_KEYPOINT_SCORE, LabelSet
 from ..structures import ParsingResult
 
 
@@ -19,7 +19,7 @@ def person_colours(count: int) -> np.ndarray:
     return np.concatenate([np.zeros((1, 3), np.uint8), rgb])
 
 
-def overlay(image: np.ndarray, result: ParsingResult, alpha: float = 0.55, min_keypoint_score: float = 0.3) -> np.ndarray:
+def overlay(image: np.ndarray, result: ParsingResult, alpha: float = 0.55, min_keypoint_score: float = MIN_KEYPOINT_SCORE) -> np.ndarray:
     """(H, W, 3) uint8 RGB: part colours blended over the image, each person outlined in
     its own colour with its id, and its skeleton (the keypoints scoring at least
     ``min_keypoint_score`` and the COCO bones between them) where the result has keypoints."""

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import HumanParseError
-from ..labels import COCO_KEYPOINTS, LabelSet
+from ..labels import COCO_KEYPOINTS, MIN_KEYPOINT_SCORE, LabelSet
 from ..structures import ParsingResult, PartScore
 from . import rle
 from .drawing import overlay
@@ -57,8 +57,8 @@ def person_record(result: ParsingResult, k: int) -> dict[str, Any]:
     """The record of the result's k-th person: id, box, score (exact float32 values), mask
     as COCO RLE and, where
     the result has keypoints, COCO's flat ``keypoints`` [x, y, v, ...] (v = 2 for a
-    keypoint found, 0 with x = y = 0 for one not found), ``num_keypoints`` and
-    ``keypoint_scores``."""
+    keypoint found, scoring at least ``MIN_KEYPOINT_SCORE``, else 0; x and y are the
+    network's estimate either way), ``num_keypoints`` (those found) and ``keypoint_scores``."""
     pid = int(result.ids[k])
     record: dict[str, Any] = {
         "id": pid,
@@ -68,10 +68,10 @@ def person_record(result: ParsingResult, k: int) -> dict[str, Any]:
     }
     points = result.keypoints[k]
     if len(points):
-        found = points[:, 2] > 0
+        found = points[:, 2] >= MIN_KEYPOINT_SCORE
         flat: list[float] = []
         for (x, y, _), seen in zip(points.tolist(), found):
-            flat += [_exact(x), _exact(y), 2] if seen else [0, 0, 0]
+            flat += [_exact(x), _exact(y), 2 if seen else 0]
         record["keypoints"] = flat
         record["num_keypoints"] = int(found.sum())
         record["keypoint_scores"] = [_exact(s) for s in points[:, 2]]

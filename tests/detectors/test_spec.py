@@ -11,9 +11,12 @@ import pytest
 from humanparse.data.synth import write_image_dataset
 from humanparse.detectors import TORCHVISION_MODELS, CocoResultsDetector, DetectionNoise, DetectorSpec, GroundTruthDetector, MotDetector, SimulatedDetector, TorchvisionDetector
 from humanparse.errors import HumanParseError
+from humanparse.pretrained import MoveNetMultiPose, NanoDet
 
 VALID = [
     ("builtin", DetectorSpec("builtin"), "builtin"),
+    ("nanodet", DetectorSpec("nanodet"), "nanodet"),
+    ("movenet", DetectorSpec("movenet"), "movenet"),
     ("gt", DetectorSpec("gt"), "gt"),
     ("sim", DetectorSpec("sim"), "sim"),
     ("sim:", DetectorSpec("sim"), "sim"),
@@ -38,15 +41,17 @@ def test_valid_specs_parse_and_round_trip(text: str, spec: DetectorSpec, canonic
     assert str(parsed) == canonical
     assert DetectorSpec.parse(str(parsed)) == parsed
     assert parsed.needs_data == (parsed.kind in ("gt", "sim"))
+    assert parsed.real == (parsed.kind in ("nanodet", "movenet", "torchvision"))
 
 
 INVALID = [
     ("", "unknown detector ''"),
-    ("magic", "unknown detector 'magic'; use builtin, torchvision:NAME, file:PATH, gt or sim"),
+    ("magic", "unknown detector 'magic'; use builtin, nanodet, movenet, torchvision:NAME, file:PATH, gt or sim"),
     ("Builtin", "unknown detector 'Builtin'"),
     ("simx", "unknown detector 'simx'"),
     (" gt", "unknown detector ' gt'"),
     ("builtin:x", "builtin takes no argument"),
+    ("nanodet:fast", "nanodet takes no argument"),
     ("gt:", "gt takes no argument"),
     ("file:", "file:PATH needs a path"),
     ("file", "file:PATH needs a path"),
@@ -94,6 +99,10 @@ def test_specs_build_their_detectors(tmp_path) -> None:
     mot = tmp_path / "det.txt"
     mot.write_text("")
     assert DetectorSpec.parse("builtin").build(data_root=root) is None
+    nanodet = DetectorSpec.parse("nanodet").build(threshold=0.4, max_people=3, nms_iou=0.5)
+    assert isinstance(nanodet, NanoDet) and (nanodet.threshold, nanodet.max_people, nanodet.nms_iou) == (0.4, 3, 0.5)
+    movenet = DetectorSpec.parse("movenet").build(threshold=0.2, max_people=2, nms_iou=0.6)
+    assert isinstance(movenet, MoveNetMultiPose) and (movenet.threshold, movenet.max_people, movenet.nms_iou) == (0.2, 2, 0.6)
     assert isinstance(DetectorSpec.parse("gt").build(data_root=root), GroundTruthDetector)
     assert isinstance(DetectorSpec.parse("sim:5").build(data_root=root), SimulatedDetector)
     assert isinstance(DetectorSpec.parse(f"file:{coco}").build(), CocoResultsDetector)

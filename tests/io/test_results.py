@@ -114,12 +114,13 @@ def test_write_outputs_writes_each_kind_and_nothing_else(tmp_path, parsed) -> No
 
 def with_keypoints(result):
     """The result with a made-up pose: keypoint j of person k at (2j + k, 3k + 1), the
-    last one not found."""
+    second-to-last one found unsure (score 0.1), the last one not at all."""
     points = np.zeros((len(result.ids), 17, 3), np.float32)
     for k in range(len(result.ids)):
         points[k, :, 0] = 2 * np.arange(17) + k
         points[k, :, 1] = 3 * k + 1
         points[k, :, 2] = 0.9
+        points[k, -2, 2] = 0.1
         points[k, -1] = 0
     return replace(result, keypoints=points)
 
@@ -129,14 +130,13 @@ def test_keypoints_are_written_as_coco_and_read_back(tmp_path, parsed) -> None:
     posed = with_keypoints(result)
     record = result_dict(posed, "a")
     first = record["persons"][0]
-    assert len(first["keypoints"]) == 51 and first["num_keypoints"] == 16
-    assert first["keypoints"][:3] == [0.0, 1.0, 2] and first["keypoints"][-3:] == [0, 0, 0]
-    assert first["keypoint_scores"][0] == 0.9 and first["keypoint_scores"][-1] == 0
+    # found: scoring at least MIN_KEYPOINT_SCORE (0.3), visible (v = 2); the unsure one keeps its place
+    assert len(first["keypoints"]) == 51 and first["num_keypoints"] == 15
+    assert first["keypoints"][:3] == [0.0, 1.0, 2] and first["keypoints"][-6:] == [30.0, 1.0, 0, 0, 0, 0]
+    assert first["keypoint_scores"][0] == np.float32(0.9) and first["keypoint_scores"][-1] == 0
     write_outputs(tmp_path, "a", image, posed, ("json",))
     back = read_result_json(tmp_path / "json" / "a.json", PASCAL_PERSON_PART)
-    found = posed.keypoints[:, :, 2] > 0
-    assert np.allclose(back.keypoints[found], posed.keypoints[found], atol=0.01)
-    assert (back.keypoints[~found] == 0).all()
+    assert np.array_equal(back.keypoints, posed.keypoints)  # exact, every keypoint
     # A result without a pose writes no keypoint fields at all.
     assert "keypoints" not in result_dict(result, "a")["persons"][0]
 
