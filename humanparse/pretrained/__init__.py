@@ -8,6 +8,7 @@
 * ``movenet`` — :class:`MoveNetMultiPose` (persons and keypoints) and :class:`MoveNetThunder`
   (keypoints per person crop);
 * ``blazepose`` — :class:`BlazePose` (keypoints and a person mask per crop);
+* ``mobilenet`` — :func:`movenet_backbone`: MoveNet's backbone as torchvision's MobileNetV2;
 * ``crops`` — the square crops top-down networks see, and back.
 """
 
