@@ -57,7 +57,7 @@ def info(checkpoint: str | None, device: str) -> None:
     Example:
       humanparse info --checkpoint model.pt
     """
-    from .modeling.checkpoints import default_checkpoint, read_checkpoint
+    from .modeling.checkpoints import POSE_GUIDED, default_checkpoint, read_checkpoint
 
     dev = resolve_device(device)
     table = Table(show_header=False, box=None)
@@ -73,7 +73,10 @@ def info(checkpoint: str | None, device: str) -> None:
         path = checkpoint or default_checkpoint()
     except HumanParseError:
         path = None
-    if path is None:
+    if checkpoint == POSE_GUIDED:
+        table.add_row("model", "pose-guided: NanoDet persons, MoveNet Thunder keypoints, BlazePose and selfie masks, parts from the skeleton, Instance CRF with the mask term")
+        table.add_row("labels", "pascal-person-part: head, torso, upper-arms, lower-arms, upper-legs, lower-legs")
+    elif path is None:
         table.add_row("model", "none shipped with this installation: pass --checkpoint")
     else:
         payload = read_checkpoint(path)
@@ -300,7 +303,7 @@ def _model_options(function):
     from .modeling.parser import ParseOptions
 
     options = [
-        click.option("--checkpoint", type=click.Path(dir_okay=False), help="The model (default: the one shipped with humanparse)."),
+        click.option("--checkpoint", help="The model: a checkpoint file, or pose-guided (real photos: pretrained detector, pose and masks) (default: the synthetic model shipped with humanparse)."),
         click.option("--detector", default="builtin", show_default=True, help="builtin, nanodet, movenet, torchvision:NAME, file:PATH (COCO .json or MOT .txt), gt or sim[:SEED[:TRUNCATION]]."),
         click.option("--det-threshold", default=ParseOptions.det_threshold, show_default=True, type=click.FloatRange(0, 1), help="Minimum detection score."),
         click.option("--max-people", default=ParseOptions.max_people, show_default=True, type=click.IntRange(min=1), help="At most this many detections per image."),
@@ -323,13 +326,14 @@ def _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, c
     """The predictor the model options describe; the detector spec is checked before the
     model loads."""
     from .detectors import DetectorSpec
+    from .modeling.checkpoints import POSE_GUIDED
     from .predictor import Predictor
 
     spec = DetectorSpec.parse(detector)
     dev = str(resolve_device(device))
     external = spec.build(data_root=data_root, threshold=det_threshold, max_people=max_people, nms_iou=nms_iou, device=dev)
-    if pose == "auto":
-        pose = "movenet" if spec.real else "none"
+    if pose == "auto":  # the pose-guided parser finds keypoints itself
+        pose = "movenet" if spec.real and checkpoint != POSE_GUIDED else "none"
     estimator = None
     if pose != "none":
         from .pretrained import build_pose

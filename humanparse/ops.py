@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from .errors import HumanParseError
 
-__all__ = ["mask_boxes", "mask_iou", "person_boxes"]
+__all__ = ["mask_boxes", "mask_iou", "person_boxes", "scaled_size"]
 
 
 def person_boxes(id_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,3 +83,8 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                 inter = np.count_nonzero(a[i, y0:y1, x0:x1] & b[j, y0:y1, x0:x1])
                 iou[i, j] = inter / (area_a[i] + area_b[j] - inter)
     return iou
+
+
+def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """(height, width) times ``scale``, rounded, at least one pixel each."""
+    return (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))

@@ -27,7 +27,7 @@ import torch
 from .device import resolve_device
 from .errors import HumanParseError
 from .io.video import VideoInfo, VideoReader
-from .modeling.checkpoints import default_checkpoint, load_checkpoint
+from .modeling.checkpoints import default_checkpoint, load_parser
 from .modeling.parser import ParseOptions, Parser
 from .structures import Detector, ParsingResult, PoseEstimator
 from .tracking import Tracker, TrackerOptions
@@ -101,10 +101,11 @@ class Predictor:
     def from_checkpoint(
         cls, path: str | Path | None = None, device: str = "auto", detector: Detector | None = None, pose: PoseEstimator | None = None, **options
     ) -> "Predictor":
-        """Load a checkpoint (None: the shipped default) onto ``device`` (auto, cpu, cuda[:N]);
-        ``options`` are :class:`ParseOptions` fields."""
+        """Load a checkpoint (None: the shipped default; ``"pose-guided"``: the parser for
+        real photos) onto ``device`` (auto, cpu, cuda[:N]); ``options`` are
+        :class:`ParseOptions` fields."""
         dev = resolve_device(device)
-        parser = load_checkpoint(default_checkpoint() if path is None else path, map_location=dev)
+        parser = load_parser(default_checkpoint() if path is None else path, map_location=dev)
         return cls(parser, dev, detector, ParseOptions(**options), pose)
 
     def __call__(self, image: np.ndarray, key: str | int | None = None) -> ParsingResult:

@@ -102,3 +102,18 @@ def test_the_pose_stage_is_off_for_the_synthetic_detectors_and_can_be_chosen(tmp
     result = CliRunner().invoke(main, ["images", str(photo), "--detector", "movenet", "--pose", "none", "--out", str(tmp_path / "b"), "--device", "cpu", "--save", "json"])
     assert result.exit_code == 0, result.output
     assert '"keypoints"' not in (tmp_path / "b" / "json" / "astronaut.json").read_text()
+
+
+def test_images_with_the_pose_guided_parser_write_parts_and_keypoints(tmp_path) -> None:
+    import json
+    from pathlib import Path
+
+    photo = Path(__file__).resolve().parent / "fixtures" / "photos" / "camera.jpg"
+    result = CliRunner().invoke(main, ["images", str(photo), "--checkpoint", "pose-guided", "--out", str(tmp_path), "--device", "cpu", "--save", "json,parts"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "json" / "camera.json").read_text())
+    [person] = record["persons"]
+    assert person["num_keypoints"] >= 8
+    assert {p["name"] for p in record["parts"]} >= {"head", "torso"}
+    info = CliRunner().invoke(main, ["info", "--checkpoint", "pose-guided"])
+    assert info.exit_code == 0 and "pose-guided: NanoDet" in info.output and "Thunder" in info.output

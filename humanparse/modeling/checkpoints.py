@@ -18,6 +18,7 @@ from ..io.files import write_bytes_atomic
 from ..labels import LabelSet
 from ..version import __version__
 from .holistic import HolisticParser, build_model
+from .parser import Parser
 
 CHECKPOINT_FORMAT = "humanparse-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -29,6 +30,21 @@ def default_checkpoint() -> Path:
     if not path.is_file():
         raise HumanParseError("this installation has no default model (humanparse/models/default.pt); give --checkpoint")
     return path
+
+
+# Parsers built from the shipped pretrained networks, named where a checkpoint path may go.
+POSE_GUIDED = "pose-guided"
+
+
+def load_parser(path_or_name: str | os.PathLike, map_location: str | torch.device = "cpu") -> Parser:
+    """The parser a ``--checkpoint`` value names: ``"pose-guided"`` (real photos: the
+    pretrained detector, pose and masks with the Instance CRF's mask term), or a checkpoint
+    file of the holistic network."""
+    if str(path_or_name) == POSE_GUIDED:
+        from .pose_guided import PoseGuidedParser  # builds its networks: only when asked
+
+        return PoseGuidedParser().to(map_location)
+    return load_checkpoint(path_or_name, map_location)
 
 
 def save_checkpoint(model: HolisticParser, path: str | os.PathLike, extra: dict[str, Any] | None = None, half: bool = False) -> Path:

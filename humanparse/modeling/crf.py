@@ -115,6 +115,8 @@ class InstanceCRF(nn.Module):
         boxes: Tensor,
         scores: Tensor,
         iterations: int | None = None,
+        masks: Tensor | None = None,
+        person_q: Tensor | None = None,
     ) -> Tensor:
         """Instance-level part probabilities.
 
@@ -124,6 +126,12 @@ class InstanceCRF(nn.Module):
             boxes: (D, 4) float x1 y1 x2 y2 in pixels; may lie partly or wholly outside.
             scores: (D,) float detection scores in [0, 1].
             iterations: mean-field iterations; defaults to the module's ``iterations``.
+            masks: (D, H, W) float soft person masks in [0, 1]: the **mask term**
+                ``w1 · s_i · M_i(k) · Q_ik(j)`` takes them in place of the box indicator
+                (None: the boxes, the paper's box term).
+            person_q: (D, P, H, W) float part probabilities of each person, Q_ik(j), for the
+                mask or box term (None: Q's parts for every person, as in the paper). The
+                global term ``w2 · Q_k(j)`` always takes ``q``.
 
         Returns:
             (P·D+1, H, W) probabilities, channel ``(i-1)·P + j`` = part j of detection i.
@@ -131,15 +139,23 @@ class InstanceCRF(nn.Module):
         p1, h, w = self._check(q, image, boxes, scores)
         t_max = self.iterations if iterations is None else iterations
         n, d, p = h * w, boxes.shape[0], p1 - 1
+        if masks is not None and tuple(masks.shape) != (d, h, w):
+            raise HumanParseError(f"masks must be ({d}, {h}, {w}) for {d} detections, got {tuple(masks.shape)}")
+        if person_q is not None and tuple(person_q.shape) != (d, p, h, w):
+            raise HumanParseError(f"person_q must be ({d}, {p}, {h}, {w}), got {tuple(person_q.shape)}")
         if d == 0:
             return q.new_ones((1, h, w))
 
         qn = q.reshape(p1, n).t().contiguous()  # pixel-major (N, P+1): the lattice filters rows
-        inside = box_masks(boxes, h, w).reshape(d, n).t().to(q.dtype)  # (N, D)
+        inside = (box_masks(boxes, h, w) if masks is None else masks).reshape(d, n).t().to(q.dtype)  # (N, D)
         w1 = self.log_box_weight.exp()
         w2 = self.log_global_weight.exp() if self.log_global_weight is not None else q.new_zeros(())
         eps = self.log_epsilon.exp()
-        person = qn[:, None, 1:] * (w1 * scores[None, :, None] * inside[:, :, None] + w2)  # (N, D, P)
+        if person_q is None:
+            person = qn[:, None, 1:] * (w1 * scores[None, :, None] * inside[:, :, None] + w2)  # (N, D, P)
+        else:
+            own = person_q.reshape(d, p, n).permute(2, 0, 1)  # (N, D, P)
+            person = w1 * scores[None, :, None] * inside[:, :, None] * own + w2 * qn[:, None, 1:]
         background = (w1 + w2) * qn[:, :1]
         logits = torch.log(torch.cat((background, person.reshape(n, d * p)), 1) + eps)
         probs = _softmax_rows(logits)

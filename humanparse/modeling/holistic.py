@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from ..config import ModelConfig
 from ..errors import HumanParseError
 from ..labels import LabelSet, get_label_set
+from ..ops import scaled_size
 from ..structures import Detections, ParsingResult
 from .crf import InstanceCRF
 from .detection_head import CenterNetHead, HeadOutput, decode
@@ -141,7 +142,7 @@ class HolisticParser(nn.Module):
         if any(image.shape[:2] != (height, width) for image in images):
             raise HumanParseError("parse takes images of one size; group them first")
         x = torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float()
-        small = _scaled((height, width), options.input_scale)
+        small = scaled_size((height, width), options.input_scale)
         seen = x if small == (height, width) else F.interpolate(x, small, mode="area")
         padded = F.pad(seen, (0, max(_MIN_SIDE - small[1], 0), 0, max(_MIN_SIDE - small[0], 0)))
         with torch.autocast(device.type, enabled=options.amp and device.type == "cuda"):
@@ -174,7 +175,7 @@ class HolisticParser(nn.Module):
         resolution. ``q`` (P+1, h, w) is the segmenter's output at its input size, ``image``
         (3, H, W) and ``boxes`` are at full size; the CRF runs at ``options.crf_scale``."""
         height, width = image.shape[-2:]
-        grid = _scaled((height, width), options.crf_scale)
+        grid = scaled_size((height, width), options.crf_scale)
         if tuple(q.shape[-2:]) != grid:
             q = F.interpolate(q[None], grid, mode="bilinear", align_corners=False)[0]
         if grid == (height, width):
@@ -204,10 +205,6 @@ def build_model(config: ModelConfig, labels: LabelSet | None = None, pretrained:
     crf = InstanceCRF(labels.num_parts, **dataclasses.asdict(config.crf))
     detector = CenterNetHead(segmenter.backbone.out_channels) if config.detection_head else None
     return HolisticParser(segmenter, crf, labels, config, detector)
-
-
-def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
-    return (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
 
 
 def upsampled_max(probs: Tensor, size: tuple[int, int], chunk: int = 16) -> tuple[Tensor, Tensor]:

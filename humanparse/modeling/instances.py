@@ -96,7 +96,7 @@ def instance_statistics(confidence: Tensor, labels: Tensor, scores: Tensor, num_
     )
 
 
-def parsing_result(confidence: Tensor, labels: Tensor, boxes: Tensor, scores: Tensor, label_set: LabelSet) -> ParsingResult:
+def parsing_result(confidence: Tensor, labels: Tensor, boxes: Tensor, scores: Tensor, label_set: LabelSet, keypoints: np.ndarray | None = None) -> ParsingResult:
     """Read a CRF labelling out as a result: the persons that got pixels are numbered 1..N
     by decreasing score (see :class:`InstanceStatistics`), each with its detection box.
 
@@ -105,6 +105,7 @@ def parsing_result(confidence: Tensor, labels: Tensor, boxes: Tensor, scores: Te
         labels: (H, W) integer argmax labels of the (P·D+1)-channel Instance CRF output.
         boxes: (D, 4) float x1 y1 x2 y2 pixels and scores: (D,) float, the detections.
         label_set: the P part labels.
+        keypoints: (D, K, 3) float per detection, kept with their persons (None: K = 0).
     """
     p = label_set.num_parts
     if boxes.dim() != 2 or boxes.shape[1] != 4 or tuple(scores.shape) != (boxes.shape[0],):
@@ -136,4 +137,5 @@ def parsing_result(confidence: Tensor, labels: Tensor, boxes: Tensor, scores: Te
         person_scores[kept].astype(np.float32),
         part_instances,
         label_set,
+        None if keypoints is None else np.asarray(keypoints, np.float32)[kept],
     )

@@ -8,6 +8,7 @@
 * ``movenet`` — :class:`MoveNetMultiPose` (persons and keypoints) and :class:`MoveNetThunder`
   (keypoints per person crop);
 * ``blazepose`` — :class:`BlazePose` (keypoints and a person mask per crop);
+* ``selfie`` — :class:`SelfieMasks` (the selfie model's person mask per crop);
 * ``mobilenet`` — :func:`movenet_backbone`: MoveNet's backbone as torchvision's MobileNetV2;
 * ``crops`` — the square crops top-down networks see, and back.
 """
@@ -23,7 +24,8 @@ from ..structures import PoseEstimator
 from .blazepose import BlazePose
 from .movenet import MoveNetMultiPose, MoveNetThunder
 from .nanodet import NanoDet
-from .registry import NETWORKS, load_network, network_path
+from .registry import NETWORKS, PretrainedNetwork, load_network, network_path
+from .selfie import SelfieMasks
 
 PoseName = Literal["movenet", "blazepose"]
 POSE_NETWORKS: dict[str, str] = {

@@ -16,7 +16,7 @@ import torch
 
 from ..structures import Poses
 from .crops import crop_square, square_regions, to_image_coordinates
-from .registry import load_network
+from .registry import PretrainedNetwork
 
 INPUT_SIZE = 256
 LANDMARKS = 39  # 33 body landmarks and 6 auxiliary points
@@ -26,7 +26,7 @@ VALUES = 5  # x, y, z, visibility, presence
 BLAZEPOSE_TO_COCO = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 
 
-class BlazePose:
+class BlazePose(PretrainedNetwork):
     """COCO-17 keypoints and a soft person mask per box: ``estimator(image, boxes) -> Poses``.
 
     A keypoint's score is its visibility (a probability) times the crop's pose-presence
@@ -40,13 +40,12 @@ class BlazePose:
     """
 
     def __init__(self, device: str | torch.device = "cpu", weights: str | Path = "blazepose-full", crop_scale: float = 1.25, batch: int = 8) -> None:
-        self.network = load_network(weights, device)
-        self.device = torch.device(device)
+        super().__init__(weights, device)
         self.crop_scale = crop_scale
         self.batch = batch
 
     @torch.inference_mode()
-    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> Poses:
+    def forward(self, image: np.ndarray, boxes: np.ndarray) -> Poses:
         regions = square_regions(boxes, self.crop_scale)
         d = len(regions)
         keypoints = np.zeros((d, len(BLAZEPOSE_TO_COCO), 3), np.float32)

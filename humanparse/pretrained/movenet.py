@@ -16,7 +16,7 @@ import torchvision
 
 from ..structures import Detections, Poses
 from .crops import crop_square, resize_image, square_regions, to_image_coordinates
-from .registry import load_network
+from .registry import PretrainedNetwork
 
 # Input sides (square, multiples of 32). 256 is MoveNet's own for MultiPose and finds people
 # who fill the picture; it misses the 80-px pedestrians of vtest.avi (768 x 576; scores
@@ -26,7 +26,7 @@ SCALES = (256, 512)
 KEYPOINTS = 17
 
 
-class MoveNetMultiPose:
+class MoveNetMultiPose(PretrainedNetwork):
     """Persons and their keypoints by MoveNet MultiPose: ``detector(image) -> Detections``
     (the Detector protocol); :meth:`detect_with_poses` also gives the keypoints.
 
@@ -39,11 +39,10 @@ class MoveNetMultiPose:
     """
 
     def __init__(self, threshold: float = 0.3, max_people: int = 20, nms_iou: float = 0.7, device: str | torch.device = "cpu", weights: str | Path = "movenet-multipose") -> None:
-        self.network = load_network(weights, device)
-        self.device = torch.device(device)
+        super().__init__(weights, device)
         self.threshold, self.max_people, self.nms_iou = threshold, max_people, nms_iou
 
-    def __call__(self, image: np.ndarray, key: str | int | None = None) -> Detections:
+    def forward(self, image: np.ndarray, key: str | int | None = None) -> Detections:
         return self.detect_with_poses(image)[0]
 
     @torch.inference_mode()
@@ -68,7 +67,7 @@ class MoveNetMultiPose:
         return detections, Poses(keypoints, detections.boxes)
 
 
-class MoveNetThunder:
+class MoveNetThunder(PretrainedNetwork):
     """17 COCO keypoints per box by MoveNet SinglePose Thunder on a square crop:
     ``estimator(image, boxes) -> Poses`` (no masks).
 
@@ -80,12 +79,11 @@ class MoveNetThunder:
     input_size = 256
 
     def __init__(self, device: str | torch.device = "cpu", weights: str | Path = "movenet-thunder", crop_scale: float = 1.25) -> None:
-        self.network = load_network(weights, device)
-        self.device = torch.device(device)
+        super().__init__(weights, device)
         self.crop_scale = crop_scale
 
     @torch.inference_mode()
-    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> Poses:
+    def forward(self, image: np.ndarray, boxes: np.ndarray) -> Poses:
         regions = square_regions(boxes, self.crop_scale)
         keypoints = np.zeros((len(regions), KEYPOINTS, 3), np.float32)
         for k, region in enumerate(regions):  # the graph takes one crop at a time

@@ -18,7 +18,7 @@ import torchvision
 
 from ..structures import Detections
 from .crops import resize_image
-from .registry import load_network
+from .registry import PretrainedNetwork
 
 INPUT_SIZE = 416
 REG_MAX = 10
@@ -30,7 +30,7 @@ PERSON = 0  # COCO's person, first of NanoDet's 80 classes
 LEVELS = (("Identity:0", "Identity_3:0"), ("Identity_1:0", "Identity_4:0"), ("Identity_2:0", "Identity_5:0"))
 
 
-class NanoDet:
+class NanoDet(PretrainedNetwork):
     """Persons by NanoDet: ``detector(image) -> Detections`` (the Detector protocol).
 
     Args:
@@ -40,18 +40,17 @@ class NanoDet:
     """
 
     def __init__(self, threshold: float = 0.3, max_people: int = 20, nms_iou: float = 0.7, device: str | torch.device = "cpu", weights: str | Path = "nanodet") -> None:
-        self.network = load_network(weights, device)
-        self.device = torch.device(device)
+        super().__init__(weights, device)
         self.threshold, self.max_people, self.nms_iou = threshold, max_people, nms_iou
-        self._mean = torch.tensor(BGR_MEAN, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(BGR_STD, device=self.device).view(1, 3, 1, 1)
+        self.register_buffer("mean", torch.tensor(BGR_MEAN, device=device).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(BGR_STD, device=device).view(1, 3, 1, 1), persistent=False)
 
     @torch.inference_mode()
-    def __call__(self, image: np.ndarray, key: str | int | None = None) -> Detections:
+    def forward(self, image: np.ndarray, key: str | int | None = None) -> Detections:
         height, width = image.shape[:2]
         small = resize_image(image, INPUT_SIZE, INPUT_SIZE)
         x = torch.from_numpy(np.ascontiguousarray(small[..., ::-1].transpose(2, 0, 1)))[None].to(self.device).float()
-        outputs = self.network.run((x - self._mean) / self._std)
+        outputs = self.network.run((x - self.mean) / self.std)
         boxes, scores = decode(outputs, self.threshold)
         keep = torchvision.ops.nms(boxes, scores, self.nms_iou)[: self.max_people]
         boxes = boxes[keep] * torch.tensor([width, height, width, height], device=boxes.device) / INPUT_SIZE

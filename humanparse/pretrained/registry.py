@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ..errors import CheckpointError
 from .graph import TFGraph
@@ -53,3 +54,20 @@ def load_network(name_or_path: str | Path, device: str | torch.device = "cpu") -
     path = network_path(str(name_or_path)) if str(name_or_path) in NETWORKS else Path(name_or_path)
     spec, _ = load_graph_checkpoint(path)
     return TFGraph(spec).eval().to(device)
+
+
+class PretrainedNetwork(nn.Module):
+    """A shipped network with its pre- and post-processing: the base of the wrappers.
+
+    ``network`` is the converted graph (a :class:`TFGraph` submodule, so ``.to()`` moves it);
+    ``device`` is where it runs.
+    """
+
+    def __init__(self, weights: str | Path, device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        self.network = load_network(weights, device)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+

@@ -173,3 +173,44 @@ def test_cuda_matches_cpu() -> None:
     gpu.log().sum().backward()
     assert q_cuda.grad is not None and bool(torch.isfinite(q_cuda.grad).all())
     assert all(p.grad is not None for p in crf_cuda.parameters())
+
+
+def test_the_mask_term_with_box_masks_and_shared_q_is_the_box_term() -> None:
+    q, image, boxes, scores = scene(p=2, d=3)
+    crf = InstanceCRF(num_parts=2, iterations=3)
+    masks = box_masks(boxes, 12, 16).float()
+    person_q = q[1:][None].expand(3, -1, -1, -1)
+    torch.testing.assert_close(crf(q, image, boxes, scores, masks=masks, person_q=person_q), crf(q, image, boxes, scores))
+
+
+def test_the_mask_term_at_zero_iterations() -> None:
+    """U_k(i, j) = -ln(w1 · s_i · M_i(k) · Q_ik(j) + w2 · Q_k(j) + ε), pixel by pixel."""
+    q, image, boxes, scores = scene(p=2, d=2, seed=3)
+    gen = torch.Generator().manual_seed(4)
+    masks = torch.rand(2, 12, 16, generator=gen)
+    person_q = torch.softmax(torch.randn(2, 3, 12, 16, generator=gen), 1)[:, 1:]
+    crf = InstanceCRF(num_parts=2, box_weight=1.0, global_weight=0.5, epsilon=1e-3)
+    out = crf(q, image, boxes, scores, iterations=0, masks=masks, person_q=person_q)
+    y, x = 6, 3
+    unary = [(1.0 + 0.5) * q[0, y, x] + 1e-3]
+    for i, j in itertools.product(range(2), range(2)):
+        unary.append(scores[i] * masks[i, y, x] * person_q[i, j, y, x] + 0.5 * q[j + 1, y, x] + 1e-3)
+    torch.testing.assert_close(out[:, y, x], torch.softmax(torch.log(torch.stack(unary)), 0))
+
+
+def test_gradcheck_through_the_mask_term() -> None:
+    crf = InstanceCRF(num_parts=2, iterations=2).double()
+    q, image, boxes, scores = scene(p=2, h=4, w=5, d=2, seed=5, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(6)
+    masks = torch.rand(2, 4, 5, generator=gen, dtype=torch.float64).requires_grad_()
+    person_q = torch.rand(2, 2, 4, 5, generator=gen, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(lambda m, pq: crf(q, image, boxes, scores, masks=m, person_q=pq), (masks, person_q), eps=1e-6, atol=1e-5)
+
+
+def test_mask_and_person_q_shapes_are_checked() -> None:
+    q, image, boxes, scores = scene(p=2, d=2)
+    crf = InstanceCRF(num_parts=2)
+    with pytest.raises(HumanParseError, match="masks must be"):
+        crf(q, image, boxes, scores, masks=torch.ones(3, 12, 16))
+    with pytest.raises(HumanParseError, match="person_q must be"):
+        crf(q, image, boxes, scores, person_q=torch.ones(2, 3, 12, 16))

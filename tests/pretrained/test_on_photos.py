@@ -16,7 +16,7 @@ import pytest
 
 from humanparse.io.images import read_image
 from humanparse.ops import mask_iou
-from humanparse.pretrained import BlazePose, MoveNetMultiPose, MoveNetThunder, NanoDet
+from humanparse.pretrained import BlazePose, MoveNetMultiPose, MoveNetThunder, NanoDet, SelfieMasks
 from humanparse.pretrained.crops import paste_masks
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
@@ -80,6 +80,21 @@ def test_thunder_keypoints_lie_on_the_person(nanodet, thunder, photo):
     if photo in NOSES:
         nose = poses.keypoints[0, 0]
         assert nose[2] >= 0.3 and np.hypot(*(nose[:2] - NOSES[photo])) <= 0.05 * (boxes[0, 3] - boxes[0, 1])
+
+
+@pytest.mark.parametrize("photo", ["grace_hopper.jpg", "vtest_frame0.jpg"])
+def test_selfie_masks_cover_each_person_and_little_else(photo):
+    image = read_image(PHOTOS / photo)
+    boxes = np.array(PEOPLE[photo], np.float32)
+    crops = SelfieMasks()(image, boxes)
+    assert crops.keypoints.shape == (len(boxes), 0, 3)
+    for box, mask in zip(boxes, paste_masks(crops.masks, crops.regions, *image.shape[:2])):
+        x1, y1, x2, y2 = box.astype(int)
+        inside = np.zeros(mask.shape, bool)
+        inside[y1:y2, x1:x2] = True
+        assert mask[inside].mean() > 0.3
+        if photo == "vtest_frame0.jpg":  # Grace Hopper's jacket runs out of her box, to the image's edge
+            assert mask[~inside].mean() < 0.01
 
 
 def test_blazepose_keypoints_and_masks_cover_the_pedestrians():

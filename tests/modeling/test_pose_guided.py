@@ -1,0 +1,80 @@
+"""The pose-guided parser on real photos: each visible person found, with keypoints, and a
+mask split into head, torso, arms and legs in the right places and order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from humanparse.io.images import read_image
+from humanparse.labels import PASCAL_PERSON_PART
+from humanparse.modeling.parser import ParseOptions
+from humanparse.modeling.pose_guided import PoseGuidedParser, plausible
+from humanparse.modeling.skeleton import HEAD, TORSO
+from humanparse.predictor import Predictor
+from humanparse.structures import Detections
+
+PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
+PEOPLE = json.loads((PHOTOS / "people.json").read_text())["boxes"]
+
+
+def box_iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return ix * iy / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy)
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor.from_checkpoint("pose-guided", device="cpu")
+
+
+@pytest.mark.parametrize("photo", sorted(PEOPLE))
+def test_each_person_gets_a_mask_split_into_parts_in_the_right_order(predictor, photo) -> None:
+    image = read_image(PHOTOS / photo)
+    result = predictor(image)
+    assert result.labels == PASCAL_PERSON_PART
+    assert len(result.ids) == len(PEOPLE[photo])  # the pose drops NanoDet's cones, post and flag
+    assert result.keypoints.shape == (len(result.ids), 17, 3)
+    rows = np.arange(image.shape[0])[:, None]
+    for person in PEOPLE[photo]:
+        k = int(np.argmax([box_iou(person, box) for box in result.boxes]))
+        assert box_iou(person, result.boxes[k]) >= 0.5
+        mask = result.persons == result.ids[k]
+        x1, y1, x2, y2 = person
+        inside = mask[int(y1) : int(y2), int(x1) : int(x2)].sum() / mask.sum()
+        assert mask.sum() > 0.2 * (x2 - x1) * (y2 - y1) and inside > 0.9
+        head, torso = mask & (result.parts == HEAD), mask & (result.parts == TORSO)
+        assert head.sum() and torso.sum()
+        assert np.broadcast_to(rows, mask.shape)[head].mean() < np.broadcast_to(rows, mask.shape)[torso].mean()
+
+
+def test_whole_bodies_get_legs_below_the_torso(predictor) -> None:
+    result = predictor(read_image(PHOTOS / "vtest_frame0.jpg"))
+    rows = np.arange(result.size[0])[:, None]
+    for pid in result.ids:
+        mask = result.persons == pid
+        centres = {part: np.broadcast_to(rows, mask.shape)[mask & (result.parts == part)].mean() for part in (1, 2, 5, 6) if (mask & (result.parts == part)).any()}
+        assert set(centres) == {1, 2, 5, 6}
+        assert centres[1] < centres[2] < centres[5] < centres[6]
+
+
+def test_given_detections_are_parsed_and_unconfirmed_ones_dropped() -> None:
+    parser = PoseGuidedParser()
+    image = read_image(PHOTOS / "astronaut.jpg")
+    person, sky = [20, 15, 365, 512], [400, 0, 500, 60]  # the sky above the rocket: no pose there
+    [result] = parser.parse([image], [Detections(np.array([person, sky], np.float32), np.array([0.9, 0.9], np.float32))], ParseOptions())
+    assert len(result.ids) == 1 and box_iou(person, result.boxes[0]) > 0.99
+
+
+def test_plausible_keeps_confirmed_and_sure_detections() -> None:
+    keypoints = np.zeros((4, 17, 3), np.float32)
+    keypoints[0, :8, 2] = 0.9  # 8 keypoints: kept whatever the score
+    keypoints[1, :4, 2] = 0.9  # 4 keypoints and a sure detector: kept
+    keypoints[2, :4, 2] = 0.9  # 4 keypoints, an unsure detector: dropped
+    keypoints[3, :, 2] = 0.1  # nothing seen: dropped
+    assert plausible(np.array([0.3, 0.6, 0.3, 0.9], np.float32), keypoints).tolist() == [True, True, False, False]
+    assert plausible(np.zeros(0, np.float32), np.zeros((0, 17, 3), np.float32)).tolist() == []
