@@ -47,6 +47,8 @@ from .skeleton import category_q, part_evidence
 # the CRF beats its unaries and the differences are within the noise of 40 images.
 BILATERAL_WEIGHT = 0.5
 SPATIAL_WEIGHT = 0.5
+# The least share of their own mask a person must win in the CRF to stay a person.
+MIN_SHARE = 0.2
 
 
 def plausible(scores: np.ndarray, keypoints: np.ndarray, min_score: float = 0.3) -> np.ndarray:
@@ -59,6 +61,24 @@ def plausible(scores: np.ndarray, keypoints: np.ndarray, min_score: float = 0.3)
     """
     seen = (keypoints[..., 2] >= min_score).sum(-1) if keypoints.size else np.zeros(len(scores), int)
     return (seen >= 8) | ((scores >= 0.5) & (seen >= 4))
+
+
+def distinct(masks: torch.Tensor, scores: np.ndarray, max_overlap: float = 0.6) -> np.ndarray:
+    """Which detections are persons of their own: (D,) bool. Of two whose soft masks
+    (D, H, W) overlap by more than ``max_overlap`` (soft IoU: Σ min / Σ max) the lower-scoring
+    goes: box NMS lets such duplicates through (two boxes on one pedestrian, one cut short),
+    and the CRF would leave the second a few stray pixels and a track of its own."""
+    keep = np.ones(len(scores), bool)
+    flat = masks.flatten(1)
+    for i in np.argsort(-scores, kind="stable"):
+        if not keep[i]:
+            continue
+        for j in np.flatnonzero(keep):
+            if j != i and scores[j] <= scores[i]:
+                union = torch.maximum(flat[i], flat[j]).sum()
+                if float(torch.minimum(flat[i], flat[j]).sum()) > max_overlap * float(union):
+                    keep[j] = False
+    return keep
 
 
 class PoseGuidedParser(nn.Module):
@@ -134,6 +154,8 @@ class PoseGuidedParser(nn.Module):
             crops = masker(image, found.boxes)
             pasted.append(paste_masks(crops.masks, crops.regions * np.array([fx, fy, fx, fy], np.float32), *grid))
         masks = torch.from_numpy(np.mean(pasted, axis=0)).to(device)
+        keep = distinct(masks, found.scores)
+        found, keypoints, masks = Detections(found.boxes[keep], found.scores[keep]), keypoints[keep], masks[torch.from_numpy(keep).to(device)]
         tick = lap("mask", tick)
         small = keypoints.copy()
         small[..., 0] *= fx
@@ -148,6 +170,15 @@ class PoseGuidedParser(nn.Module):
         boxes, scores = found.tensors(device)
         probs = self.crf(q, picture, boxes * boxes.new_tensor([fx, fy, fx, fy]), scores, iterations=options.crf_iterations, masks=masks, person_q=person_q)
         confidence, labels = probs.max(0) if grid == (height, width) else upsampled_max(probs, (height, width))
+        # A person the CRF leaves a sliver of their mask (crowded out by the others, a mask
+        # on the wrong person) is no person of its own: its scraps go to background.
+        parts = self.labels.num_parts
+        person = torch.where(labels > 0, (labels - 1) // parts, torch.full_like(labels, -1))
+        won = torch.bincount(person[person >= 0], minlength=len(scores)).float()
+        area = masks.flatten(1).sum(1) * (height * width) / (grid[0] * grid[1])
+        crowded = torch.nonzero(won < MIN_SHARE * area).flatten()
+        if len(crowded):
+            labels = torch.where(torch.isin(person, crowded), torch.zeros_like(labels), labels)
         result = parsing_result(confidence, labels, boxes, scores, self.labels, keypoints)
         lap("crf", tick)
         return result

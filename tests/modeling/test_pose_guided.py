@@ -78,3 +78,32 @@ def test_plausible_keeps_confirmed_and_sure_detections() -> None:
     keypoints[3, :, 2] = 0.1  # nothing seen: dropped
     assert plausible(np.array([0.3, 0.6, 0.3, 0.9], np.float32), keypoints).tolist() == [True, True, False, False]
     assert plausible(np.zeros(0, np.float32), np.zeros((0, 17, 3), np.float32)).tolist() == []
+
+
+def test_distinct_drops_the_lower_scoring_of_two_masks_of_one_person() -> None:
+    import torch
+
+    from humanparse.modeling.pose_guided import distinct
+
+    masks = torch.zeros(4, 10, 10)
+    masks[0, 2:8, 2:8] = 1.0
+    masks[1, 2:8, 3:8] = 0.9  # the same person again, a box cut short
+    masks[2, 0:4, 6:10] = 1.0  # someone else, touching the first
+    masks[3, 2:8, 2:8] = 1.0  # the first once more, but with the better score
+    assert distinct(masks, np.array([0.8, 0.7, 0.9, 0.85], np.float32)).tolist() == [False, False, True, True]
+    assert distinct(torch.zeros(0, 10, 10), np.zeros(0, np.float32)).tolist() == []
+
+
+def test_the_real_clip_streams_with_parts_and_keypoints_on_every_pedestrian(predictor) -> None:
+    """examples/pedestrians.mp4 (OpenCV's vtest.avi, cut by tools/make_demo_clip.py): its
+    first second, tracked, every frame with the three pedestrians it shows, each with a head,
+    a torso and keypoints."""
+    clip = Path(__file__).resolve().parents[2] / "examples" / "pedestrians.mp4"
+    with predictor.stream(clip, end=1.0) as frames:
+        seen = [frame.result for frame in frames]
+    assert len(seen) == 10
+    for result in seen:
+        assert len(result.ids) >= 3 and result.keypoints.shape == (len(result.ids), 17, 3)
+        for pid in result.ids:
+            parts = {p.part for p in result.part_instances if p.person == pid}
+            assert {HEAD, TORSO} <= parts
