@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
 from ..errors import HumanParseError
@@ -27,13 +25,14 @@ from .nanodet import NanoDet
 from .registry import NETWORKS, PretrainedNetwork, load_network, network_path
 from .selfie import SelfieMasks
 
-PoseName = Literal["movenet", "blazepose"]
 POSE_NETWORKS: dict[str, str] = {
     "movenet": "MoveNet SinglePose Thunder: 17 keypoints per person crop (the default: right on portraits and full bodies alike)",
     "blazepose": "BlazePose full: keypoints and a person mask per crop (wants the whole body in the crop)",
 }
 
-__all__ = ["NETWORKS", "POSE_NETWORKS", "BlazePose", "MoveNetMultiPose", "MoveNetThunder", "NanoDet", "build_pose", "load_network", "network_path"]
+__all__ = [
+    "NETWORKS", "POSE_NETWORKS", "BlazePose", "MoveNetMultiPose", "MoveNetThunder", "NanoDet", "PretrainedNetwork", "SelfieMasks", "build_pose", "load_network", "network_path",
+]
 
 
 def build_pose(name: str, device: str | torch.device = "cpu") -> PoseEstimator:
