@@ -384,3 +384,45 @@ def test_results_in_results_out_with_track_ids() -> None:
                                                      np.zeros((0, 4), np.float32), np.zeros(0, np.float32), (), labels))
     assert len(empty.ids) == 0
     assert [s.frames for s in tracker.summaries()] == [2, 2]
+
+
+def test_keypoint_similarity_tolerates_a_walk_and_tells_neighbours_apart() -> None:
+    from humanparse.tracking import keypoint_similarity
+
+    pose = np.zeros((17, 3), np.float32)
+    pose[:, 0] = np.linspace(100, 120, 17)
+    pose[:, 1] = np.linspace(50, 120, 17)
+    pose[:, 2] = 0.9
+    walked, neighbour, unseen = pose.copy(), pose.copy(), pose.copy()
+    walked[:, 0] += 12  # a 70-px walker's step between frames at 10 frames/s
+    neighbour[:, 0] += 40
+    unseen[:, 2] = 0.1
+    assert keypoint_similarity(pose, pose, 70) == 1.0
+    assert keypoint_similarity(pose, walked, 70) > 0.75
+    assert keypoint_similarity(pose, neighbour, 70) < 0.1
+    assert keypoint_similarity(pose, unseen, 70) == 0.0
+
+
+def test_keypoints_keep_ids_where_small_masks_change_shape_too_much() -> None:
+    """Two small people whose masks overlap little from frame to frame (IoU < min_iou) but
+    whose skeletons move a little: ids by keypoints, new ids without them."""
+    def frame(shift: int, narrow: bool):
+        masks = np.zeros((2, 100, 200), bool)
+        keypoints = np.zeros((2, 17, 3), np.float32)
+        for k, x0 in enumerate((40, 120)):
+            x = x0 + shift
+            width = 6 if narrow else 14  # the mask flickers between a thin and a wide shape
+            masks[k, 20:90, x : x + width] = True
+            keypoints[k, :, 0] = x + 7
+            keypoints[k, :, 1] = np.linspace(22, 88, 17)
+            keypoints[k, :, 2] = 0.9
+        return masks, keypoints
+
+    with_pose, without = Tracker(), Tracker()
+    ids_pose, ids_plain = [], []
+    for t in range(4):
+        masks, keypoints = frame(shift=5 * t, narrow=t % 2 == 1)
+        ids_pose.append(with_pose.update(masks, keypoints=keypoints).tolist())
+        ids_plain.append(without.update(masks).tolist())
+    assert ids_pose == [[1, 2]] * 4
+    assert len({i for ids in ids_plain for i in ids}) > 2

@@ -94,16 +94,22 @@ def test_distinct_drops_the_lower_scoring_of_two_masks_of_one_person() -> None:
     assert distinct(torch.zeros(0, 10, 10), np.zeros(0, np.float32)).tolist() == []
 
 
-def test_the_real_clip_streams_with_parts_and_keypoints_on_every_pedestrian(predictor) -> None:
-    """examples/pedestrians.mp4 (OpenCV's vtest.avi, cut by tools/make_demo_clip.py): its
-    first second, tracked, every frame with the three pedestrians it shows, each with a head,
-    a torso and keypoints."""
+def test_pedestrians_keep_their_ids_through_the_real_clip(predictor) -> None:
+    """examples/pedestrians.mp4 (OpenCV's vtest.avi, cut by tools/make_demo_clip.py): over its
+    first two seconds the three pedestrians of the first frame keep their ids, each with a
+    head, a torso and keypoints, although their small masks overlap by as little as 0.11
+    between frames (the tracker links them by their skeletons)."""
     clip = Path(__file__).resolve().parents[2] / "examples" / "pedestrians.mp4"
-    with predictor.stream(clip, end=1.0) as frames:
+    with predictor.stream(clip, end=2.0) as frames:
         seen = [frame.result for frame in frames]
-    assert len(seen) == 10
+    assert len(seen) == 20
+    first = set(seen[0].ids.tolist())
+    assert len(first) == 3
+    for pid in first:  # found in nearly every frame (NanoDet misses one now and then), never renamed
+        assert sum(pid in result.ids for result in seen) >= 18
+    assert len({pid for result in seen for pid in result.ids.tolist()}) <= 4  # one newcomer walks in
+    whole = []
     for result in seen:
-        assert len(result.ids) >= 3 and result.keypoints.shape == (len(result.ids), 17, 3)
-        for pid in result.ids:
-            parts = {p.part for p in result.part_instances if p.person == pid}
-            assert {HEAD, TORSO} <= parts
+        assert result.keypoints.shape == (len(result.ids), 17, 3)
+        whole += [{HEAD, TORSO} <= {p.part for p in result.part_instances if p.person == pid} for pid in first & set(result.ids.tolist())]
+    assert np.mean(whole) >= 0.9  # a head and a torso on nearly every pedestrian in every frame
