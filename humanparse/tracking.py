@@ -38,7 +38,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .errors import ConfigError, HumanParseError
-from .labels import COCO_KEYPOINTS, LabelSet
+from .labels import COCO_KEYPOINTS, MIN_KEYPOINT_SCORE, LabelSet
 from .ops import mask_boxes, mask_iou
 from .structures import ParsingResult
 
@@ -75,7 +75,7 @@ _REGIONS = (
 )
 
 
-def keypoint_similarity(a: np.ndarray, b: np.ndarray, height: float, reach: float = 0.25, min_score: float = 0.3) -> float:
+def keypoint_similarity(a: np.ndarray, b: np.ndarray, height: float, reach: float = 0.25, min_score: float = MIN_KEYPOINT_SCORE) -> float:
     """How alike two poses (17, 3) of one frame size are, in [0, 1]: the mean over keypoints
     both see (score >= ``min_score``) of exp(-½ (d / (reach · height))²), with d the keypoint's
     displacement and ``height`` the person's in pixels; 0 when no keypoint is seen by both.
@@ -303,6 +303,8 @@ class Tracker:
         descriptors = self._checked_descriptors(descriptors, n)
         if parts is not None and len(parts) != n:
             raise HumanParseError(f"got part labels for {len(parts)} persons but {n} masks")
+        if keypoints is not None and (keypoints.ndim != 3 or keypoints.shape[0] != n or keypoints.shape[2] != 3):
+            raise HumanParseError(f"{n} masks need (N, K, 3) keypoints, got {keypoints.shape}")
         frame = self._frame
         self._frame += 1
         alive = [t for t in self._alive if frame - t.last_frame - 1 <= self.options.max_age]
@@ -313,10 +315,9 @@ class Tracker:
                 # keeps memory flat however many people come and go in a long video.
                 track.mask = np.zeros((0, 0), bool)
                 track.appearance = None
+                track.keypoints = None
         self._alive = alive
 
-        if keypoints is not None and (keypoints.ndim != 3 or keypoints.shape[0] != n or keypoints.shape[2] != 3):
-            raise HumanParseError(f"{n} masks need (N, K, 3) keypoints, got {keypoints.shape}")
         assigned = dict(self._match_by_iou(masks, descriptors, self._alive, keypoints))
         if descriptors is not None:
             taken = set(assigned.values())

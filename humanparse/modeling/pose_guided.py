@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import HumanParseError
-from ..labels import PASCAL_PERSON_PART
+from ..labels import MIN_KEYPOINT_SCORE, PASCAL_PERSON_PART
 from ..ops import scaled_size
 from ..pretrained.blazepose import BlazePose
 from ..pretrained.crops import paste_masks
@@ -35,7 +35,7 @@ from ..pretrained.selfie import SelfieMasks
 from ..structures import Detections, ParsingResult
 from .crf import InstanceCRF
 from .holistic import upsampled_max
-from .instances import parsing_result
+from .instances import parsing_result, person_map
 from .parser import ParseOptions, StageTimer
 from .skeleton import category_q, part_evidence
 
@@ -51,7 +51,7 @@ SPATIAL_WEIGHT = 0.5
 MIN_SHARE = 0.2
 
 
-def plausible(scores: np.ndarray, keypoints: np.ndarray, min_score: float = 0.3) -> np.ndarray:
+def plausible(scores: np.ndarray, keypoints: np.ndarray, min_score: float = MIN_KEYPOINT_SCORE) -> np.ndarray:
     """Which detections the pose confirms as persons: (D,) bool.
 
     A detection stays with 8 or more keypoints scoring ``min_score``, or with 4 if the
@@ -172,11 +172,10 @@ class PoseGuidedParser(nn.Module):
         confidence, labels = probs.max(0) if grid == (height, width) else upsampled_max(probs, (height, width))
         # A person the CRF leaves a sliver of their mask (crowded out by the others, a mask
         # on the wrong person) is no person of its own: its scraps go to background.
-        parts = self.labels.num_parts
-        person = torch.where(labels > 0, (labels - 1) // parts, torch.full_like(labels, -1))
-        won = torch.bincount(person[person >= 0], minlength=len(scores)).float()
+        person = person_map(labels, self.labels.num_parts)  # 1-based, 0 = background
+        won = torch.bincount(person.flatten(), minlength=len(scores) + 1)[1:].float()
         area = masks.flatten(1).sum(1) * (height * width) / (grid[0] * grid[1])
-        crowded = torch.nonzero(won < MIN_SHARE * area).flatten()
+        crowded = torch.nonzero(won < MIN_SHARE * area).flatten() + 1
         if len(crowded):
             labels = torch.where(torch.isin(person, crowded), torch.zeros_like(labels), labels)
         result = parsing_result(confidence, labels, boxes, scores, self.labels, keypoints)

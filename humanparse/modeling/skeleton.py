@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..labels import MIN_KEYPOINT_SCORE
+
 HEAD, TORSO, UPPER_ARMS, LOWER_ARMS, UPPER_LEGS, LOWER_LEGS = 1, 2, 3, 4, 5, 6
 FACE = (0, 1, 2, 3, 4)
-SHOULDERS, HIPS = (5, 6), (11, 12)
 # part -> its segments (keypoint a, keypoint b, how far past b it reaches, as a share of a-b)
 SEGMENTS: dict[int, tuple[tuple[int, int, float], ...]] = {
     UPPER_ARMS: ((5, 7, 0.0), (6, 8, 0.0)),
@@ -43,12 +44,10 @@ def _segment_distance(px: Tensor, py: Tensor, a: Tensor, b: Tensor) -> Tensor:
 
 def _polygon_distance(px: Tensor, py: Tensor, corners: Tensor) -> Tensor:
     """Distance to a convex polygon (K, 2) in order: 0 inside, else to its nearest edge."""
-    edges = torch.stack([_segment_distance(px, py, corners[k], corners[(k + 1) % len(corners)]) for k in range(len(corners))]).amin(0)
+    sides = list(zip(corners, corners.roll(-1, 0)))
+    edges = torch.stack([_segment_distance(px, py, a, b) for a, b in sides]).amin(0)
     # inside: the same side of every edge (either winding)
-    crosses = torch.stack([
-        (corners[(k + 1) % len(corners), 0] - corners[k, 0]) * (py - corners[k, 1]) - (corners[(k + 1) % len(corners), 1] - corners[k, 1]) * (px - corners[k, 0])
-        for k in range(len(corners))
-    ])
+    crosses = torch.stack([(b[0] - a[0]) * (py - a[1]) - (b[1] - a[1]) * (px - a[0]) for a, b in sides])
     inside = (crosses >= 0).all(0) | (crosses <= 0).all(0)
     return torch.where(inside, torch.zeros_like(edges), edges)
 
@@ -57,7 +56,7 @@ def part_evidence(
     keypoints: np.ndarray,
     masks: Tensor,
     sizes: np.ndarray,
-    min_score: float = 0.3,
+    min_score: float = MIN_KEYPOINT_SCORE,
     falloff: float = 0.08,
     uncertain: float = 0.1,
 ) -> Tensor:

@@ -89,7 +89,8 @@ def _nhwc_pair(values: Sequence[int]) -> tuple[int, int]:
     return int(values[1]), int(values[2])
 
 
-# Fused activations, applied in place to a convolution's fresh output.
+# Activations applied in place: fused into a convolution, to its fresh output; standalone,
+# where the input is a fresh tensor nothing else reads (:func:`_inplace_activations`).
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "Relu": torch.relu_,
     "Relu6": lambda y: y.clamp_(0, 6),
@@ -385,7 +386,6 @@ OPS: dict[str, Callable[..., Value]] = {
     "Select": lambda a, c, x, y: _select(c, x, y),
     "SparseToDense": lambda a, i, s, v, d: _sparse_to_dense(i, s, v, d),
 }
-IN_PLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"Relu": torch.relu_, "Relu6": lambda x: x.clamp_(0, 6), "Sigmoid": torch.sigmoid_}
 CONVOLUTIONS = {"Conv2D": False, "_FusedConv2D": False, "DepthwiseConv2dNative": True, "FusedDepthwiseConv2dNative": True}
 # ops whose result is a new tensor of the full broadcast shape, never a view of an input
 FRESH = frozenset({"Add", "AddV2", "AddN", "Sub", "Mul", "RealDiv", "Conv2DBackpropInput"}) | frozenset(CONVOLUTIONS)
@@ -490,7 +490,7 @@ class TFGraph(nn.Module):
             if op in CONVOLUTIONS or op == "Conv2DBackpropInput":
                 values[name] = self.convs[name.replace(".", "_")](args[0])
             elif name in self._inplace:
-                values[name] = IN_PLACE[op](args[0])
+                values[name] = ACTIVATIONS[op](args[0])
             else:
                 values[name] = OPS[op](attrs, *args)
         return {key: _pick(values[_source(ref)[0]], _source(ref)[1]) for key, ref in self.outputs.items()}
@@ -506,7 +506,7 @@ def _inplace_activations(steps: list[tuple[str, str, list[tuple[str, int]], dict
             uses[src] = uses.get(src, 0) + 1
     for ref in outputs.values():
         uses[_source(ref)[0]] = uses.get(_source(ref)[0], 0) + 1
-    return {name for name, op, refs, _ in steps if op in IN_PLACE and len(refs) == 1 and uses.get(refs[0][0]) == 1 and nodes[refs[0][0]]["op"] in FRESH}
+    return {name for name, op, refs, _ in steps if op in ACTIVATIONS and len(refs) == 1 and uses.get(refs[0][0]) == 1 and nodes[refs[0][0]]["op"] in FRESH}
 
 
 def _constant(consts: dict[str, torch.Tensor], nodes: dict[str, NodeSpec], ref: tuple[str, int]) -> torch.Tensor:

@@ -27,8 +27,7 @@ from torchvision.models import mobilenet_v2
 
 from ..errors import CheckpointError
 from .graph import same_padding
-from .registry import network_path
-from .tfjs import load_graph_checkpoint
+from .registry import network_spec
 
 PREFIX = "StatefulPartitionedCall/center_net_mobile_net_v2fpn_feature_extractor/model_1/model/"
 # The graph node of the last feature block (block 16's projection), and of the normalised image.
@@ -79,21 +78,20 @@ def movenet_backbone(weights: str | Path = "movenet-thunder") -> nn.Sequential:
     (N, C, H/32, W/32) float, block 16's projection (C = 320 × width, rounded to 8).
     ``weights``: a shipped MoveNet's name or a converted checkpoint.
     """
-    path = network_path(str(weights)) if not Path(weights).suffix else Path(weights)
-    spec, _ = load_graph_checkpoint(path)
+    spec = network_spec(weights)
     layers = _graph_layers(spec)
     if not layers or layers[0][0] != "Conv1_relu":
-        raise CheckpointError(f"{path}: no MobileNetV2 backbone (MoveNet's layer names) in this graph")
+        raise CheckpointError(f"{weights}: no MobileNetV2 backbone (MoveNet's layer names) in this graph")
     width = layers[0][1].shape[3] / 32
     features = mobilenet_v2(weights=None, width_mult=width).features[:18]
     convs = [(m, bn) for block in features for m, bn in _conv_bn_pairs(block)]
     if len(convs) != len(layers):
-        raise CheckpointError(f"{path}: {len(layers)} backbone layers, torchvision's MobileNetV2 at width {width} has {len(convs)}")
+        raise CheckpointError(f"{weights}: {len(layers)} backbone layers, torchvision's MobileNetV2 at width {width} has {len(convs)}")
     for (conv, bn), (name, filt, bias) in zip(convs, layers):
         depthwise = conv.groups > 1
         weight = filt.permute(2, 3, 0, 1) if depthwise else filt.permute(3, 2, 0, 1)  # TF [H, W, I|C, O|1]
         if tuple(weight.shape) != tuple(conv.weight.shape):
-            raise CheckpointError(f"{path}: {name} is {tuple(weight.shape)}, torchvision's layer {tuple(conv.weight.shape)}")
+            raise CheckpointError(f"{weights}: {name} is {tuple(weight.shape)}, torchvision's layer {tuple(conv.weight.shape)}")
         with torch.no_grad():
             conv.weight.copy_(weight.float())
             # batch norm folded by TF's export: an identity that adds the bias

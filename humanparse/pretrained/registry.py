@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from .graph import TFGraph
+from .graph import GraphSpec, TFGraph
 from .tfjs import load_graph_checkpoint
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -49,11 +49,16 @@ def network_path(name: str) -> Path:
     return path
 
 
-def load_network(name_or_path: str | Path, device: str | torch.device = "cpu") -> TFGraph:
-    """A shipped network by name, or a converted checkpoint by path, in eval mode on ``device``."""
+def network_spec(name_or_path: str | Path) -> GraphSpec:
+    """The graph of a shipped network by name, or of a converted checkpoint by path."""
     path = network_path(str(name_or_path)) if str(name_or_path) in NETWORKS else Path(name_or_path)
     spec, _ = load_graph_checkpoint(path)
-    return TFGraph(spec).eval().to(device)
+    return spec
+
+
+def load_network(name_or_path: str | Path, device: str | torch.device = "cpu") -> TFGraph:
+    """A shipped network by name, or a converted checkpoint by path, in eval mode on ``device``."""
+    return TFGraph(network_spec(name_or_path)).eval().to(device)
 
 
 class PretrainedNetwork(nn.Module):

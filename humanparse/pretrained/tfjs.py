@@ -62,7 +62,7 @@ def _attr(value: dict[str, Any]) -> Any:
     return None
 
 
-def _dequantise(raw: bytes, entry: dict[str, Any]) -> tuple[torch.Tensor, int]:
+def _dequantise(raw: memoryview, entry: dict[str, Any]) -> tuple[torch.Tensor, int]:
     """One constant from the start of ``raw``; returns it and the bytes it took."""
     shape = [int(d) for d in entry["shape"]]
     count = int(np.prod(shape)) if shape else 1
@@ -98,7 +98,7 @@ def read_tfjs(model_json: str | Path) -> tuple[GraphSpec, dict[str, Any]]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: not a TF.js graph model ({type(exc).__name__}: {exc})") from None
     files = {path.name: hashlib.sha256(text).hexdigest()}
-    raw = b""
+    shards: list[bytes] = []
     for group in manifest:
         for name in group["paths"]:
             try:
@@ -106,7 +106,8 @@ def read_tfjs(model_json: str | Path) -> tuple[GraphSpec, dict[str, Any]]:
             except OSError as exc:
                 raise CheckpointError(f"{path}: cannot read its weight file {name} ({exc.strerror})") from None
             files[name] = hashlib.sha256(data).hexdigest()
-            raw += data
+            shards.append(data)
+    raw = memoryview(b"".join(shards))  # slices of a memoryview share its bytes
     constants: dict[str, torch.Tensor] = {}
     offset = 0
     for group in manifest:
