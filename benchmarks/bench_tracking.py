@@ -73,11 +73,11 @@ def accumulate(mm, truth: list[np.ndarray], hypothesis: list[np.ndarray]):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, help="default: the shipped model")
+    parser.add_argument("--checkpoint", help="pose-guided (the default), synthetic, or a checkpoint file")
     parser.add_argument("--videos", type=int, default=3)
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--crf-scale", type=float, default=1.0)
+    parser.add_argument("--crf-scale", type=float, help="default: the model's")
     args = parser.parse_args()
     try:
         import motmetrics as mm

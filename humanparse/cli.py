@@ -48,16 +48,19 @@ def _version(package: str) -> str:
 
 
 @main.command()
-@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Describe this checkpoint.")
+@click.option("--checkpoint", default=None, help="Describe this model: pose-guided (the default), synthetic, or a checkpoint file.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 def info(checkpoint: str | None, device: str) -> None:
-    """Versions, the device that would be used, and the model.
+    """Versions, the device that would be used, and the model, with its licenses.
 
     \b
-    Example:
+    Examples:
+      humanparse info
+      humanparse info --checkpoint synthetic
       humanparse info --checkpoint model.pt
     """
-    from .modeling.checkpoints import POSE_GUIDED, default_checkpoint, read_checkpoint
+    from .modeling.checkpoints import DEFAULT_PARSER, PARSERS, POSE_GUIDED, SYNTHETIC, read_checkpoint, synthetic_checkpoint
+    from .pretrained.registry import MODELS_DIR, NETWORKS
 
     dev = resolve_device(device)
     table = Table(show_header=False, box=None)
@@ -69,19 +72,23 @@ def info(checkpoint: str | None, device: str) -> None:
         table.add_row("device", f"{dev} ({torch.cuda.get_device_name(dev)}, mixed precision)")
     else:
         table.add_row("device", f"cpu ({torch.get_num_threads()} threads)")
-    try:
-        path = checkpoint or default_checkpoint()
-    except HumanParseError:
-        path = None
-    if checkpoint == POSE_GUIDED:
-        table.add_row("model", "pose-guided: NanoDet persons, MoveNet Thunder keypoints, BlazePose and selfie masks, parts from the skeleton, Instance CRF with the mask term")
+    name = checkpoint or DEFAULT_PARSER
+    default = "" if checkpoint else " (the default)"
+    if name == POSE_GUIDED:
+        table.add_row("model", f"pose-guided{default}: {PARSERS[POSE_GUIDED]}")
+        table.add_row("images", "NanoDet persons confirmed by MoveNet Thunder keypoints; BlazePose and selfie masks averaged; CRF at half scale")
+        table.add_row("video", "NanoDet every 8th frame, crops following the keypoints between; BlazePose keypoints and mask in one pass, selfie mask; tracking by mask and skeleton")
         table.add_row("labels", "pascal-person-part: head, torso, upper-arms, lower-arms, upper-legs, lower-legs")
-    elif path is None:
-        table.add_row("model", "none shipped with this installation: pass --checkpoint")
+        licenses = sorted({NETWORKS[n].license for n in ("nanodet", "movenet-thunder", "blazepose-full", "selfie")})
+        table.add_row("licenses", f"{', '.join(licenses)} (the pretrained networks below; humanparse/models/NOTICE)")
     else:
+        try:
+            path = synthetic_checkpoint() if name == SYNTHETIC else name
+        except HumanParseError as error:
+            raise click.ClickException(str(error)) from None
         payload = read_checkpoint(path)
         config, labels, about = payload["config"], payload["labels"], payload["extra"].get("about", {})
-        table.add_row("model", f"{path}" + ("" if checkpoint else " (the default, shipped with humanparse)"))
+        table.add_row("model", f"{path}" + (f" ({SYNTHETIC}: {PARSERS[SYNTHETIC]})" if name == SYNTHETIC else ""))
         table.add_row("backbone", f"{config['backbone']} (output stride {config['output_stride']}), built-in detector {'yes' if config.get('detection_head') else 'no'}")
         table.add_row("labels", f"{labels['name']}: {', '.join(labels['names'][1:])}")
         table.add_row("crf", f"{config['crf']['iterations']} mean-field iterations, global term {'on' if config['crf']['global_term'] else 'off'}")
@@ -89,11 +96,9 @@ def info(checkpoint: str | None, device: str) -> None:
         for key in ("trained_on", "recipe", "results"):
             if about.get(key):
                 table.add_row(key.replace("_", " "), str(about[key]))
-    from .pretrained.registry import MODELS_DIR, NETWORKS
-
-    for name, network in NETWORKS.items():
+    for network_name, network in NETWORKS.items():
         shipped = (MODELS_DIR / network.file).is_file()
-        table.add_row(f"pretrained {name}", f"{network.what}; {network.license} ({network.upstream})" + ("" if shipped else "; MISSING from this installation"))
+        table.add_row(f"pretrained {network_name}", f"{network.what}; {network.license} ({network.upstream})" + ("" if shipped else "; MISSING from this installation"))
     Console().print(table)
 
 
@@ -300,31 +305,35 @@ def train_command(config_path: str, overrides: tuple[str, ...], resume: bool, qu
 
 def _model_options(function):
     """Options shared by the commands that run a model: images, video and eval."""
+    from .modeling.checkpoints import DEFAULT_PARSER
     from .modeling.parser import ParseOptions
 
     options = [
-        click.option("--checkpoint", help="The model: a checkpoint file, or pose-guided (real photos: pretrained detector, pose and masks) (default: the synthetic model shipped with humanparse)."),
+        click.option(
+            "--checkpoint", default=DEFAULT_PARSER, show_default=True,
+            help="The model: pose-guided (real people: pretrained detector, pose and masks, parts from the skeleton, the Instance CRF), synthetic (the holistic model trained on the synthetic world, shipped), or a checkpoint file.",
+        ),
         click.option("--detector", default="builtin", show_default=True, help="builtin, nanodet, movenet, torchvision:NAME, file:PATH (COCO .json or MOT .txt), gt or sim[:SEED[:TRUNCATION]]."),
         click.option("--det-threshold", default=ParseOptions.det_threshold, show_default=True, type=click.FloatRange(0, 1), help="Minimum detection score."),
         click.option("--max-people", default=ParseOptions.max_people, show_default=True, type=click.IntRange(min=1), help="At most this many detections per image."),
         click.option("--nms-iou", default=ParseOptions.nms_iou, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Of two detections overlapping by more than this IoU, the lower-scoring goes."),
         click.option(
             "--pose", default="auto", show_default=True, type=click.Choice(["auto", "movenet", "blazepose", "none"]),
-            help="Top-down keypoints per person: movenet (MoveNet Thunder), blazepose, none; auto: movenet with a real-photo detector (nanodet, movenet, torchvision), else none.",
+            help="Keypoints per person: movenet (MoveNet Thunder), blazepose (keypoints and a mask in one pass), none. auto: for pose-guided, movenet on images and blazepose in video (3x faster; for close-ups and upper bodies give movenet); for a holistic model, movenet with a real-photo detector (nanodet, movenet, torchvision), else none.",
         ),
         click.option("--crf-iterations", type=click.IntRange(min=0), help="Mean-field iterations (default: the model's)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--scale", default=ParseOptions.input_scale, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the segmenter and the built-in detector on the image scaled by this, for speed."),
-        click.option("--crf-scale", default=ParseOptions.crf_scale, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the CRF on the image scaled by this, for speed."),
+        click.option("--crf-scale", type=click.FloatRange(0, 1, min_open=True), help="Run the CRF on the image scaled by this, for speed  [default: the model's: 0.5 pose-guided, 1 holistic]"),
     ]
     for option in reversed(options):
         function = option(function)
     return function
 
 
-def _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, data_root=None):
-    """The predictor the model options describe; the detector spec is checked before the
-    model loads."""
+def _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, data_root=None, job="images"):
+    """The predictor the model options describe for ``job`` (images, video or eval); the
+    detector spec is checked before the model loads."""
     from .detectors import DetectorSpec
     from .modeling.checkpoints import POSE_GUIDED
     from .predictor import Predictor
@@ -332,8 +341,14 @@ def _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, c
     spec = DetectorSpec.parse(detector)
     dev = str(resolve_device(device))
     external = spec.build(data_root=data_root, threshold=det_threshold, max_people=max_people, nms_iou=nms_iou, device=dev)
-    if pose == "auto":  # the pose-guided parser finds keypoints itself
-        pose = "movenet" if spec.real and checkpoint != POSE_GUIDED else "none"
+    pose_guided = checkpoint == POSE_GUIDED
+    if pose_guided and pose == "none":
+        raise click.BadParameter("the pose-guided parser finds its parts from keypoints: choose movenet or blazepose (none is for a holistic --checkpoint)", param_hint="--pose")
+    if pose == "auto":
+        # Measured (docs/pretrained.md): Thunder is right on portraits and whole bodies
+        # alike; in video BlazePose's one pass (keypoints and mask) on the followed crop is
+        # MediaPipe's own scheme and a third of the cost.
+        pose = ("blazepose" if job == "video" else "movenet") if pose_guided else ("movenet" if spec.real else "none")
     estimator = None
     if pose != "none":
         from .pretrained import build_pose
@@ -396,12 +411,13 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
 @click.option("--end", type=click.FloatRange(min=0), help="Stop before this time, seconds.")
 @click.option("--max-age", default=30, show_default=True, type=click.IntRange(min=0), help="Frames a lost track waits to be found again.")
 @click.option("--min-iou", default=0.2, show_default=True, type=click.FloatRange(0, 1), help="Least mask IoU to continue a track.")
+@click.option("--detect-every", default=8, show_default=True, type=click.IntRange(min=1), help="With the pose-guided parser: detect persons on every n-th frame (and after one is lost); in between each person's crop follows their keypoints. 1: detect on every frame.")
 @click.option("--batch", type=click.IntRange(min=1), help="Frames per segmenter batch  [default: 4 on a GPU, 1 on the CPU]")
 @click.option("--workers", type=click.IntRange(min=1), help="Frames parsed at once, sharing the CPU threads  [default: 2 on a CPU with two or more threads, else 1]")
 @click.option("--save-frames", is_flag=True, help="Also write per-frame part and track-id PNGs to frames/.")
 @click.option("--overwrite", is_flag=True, help="Replace the results of an earlier run in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def video_command(source, out, checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, stride, start, end, max_age, min_iou, batch, workers, save_frames, overwrite, quiet) -> None:
+def video_command(source, out, checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, stride, start, end, max_age, min_iou, detect_every, batch, workers, save_frames, overwrite, quiet) -> None:
     """Parse a video and track every person: overlay MP4, tracks.json, MOTS text, summary.
 
     \b
@@ -420,11 +436,11 @@ def video_command(source, out, checkpoint, detector, det_threshold, max_people, 
 
     if end is not None and end <= start:
         raise click.BadParameter(f"--end {end} must come after --start {start}", param_hint="--end")
-    predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale)
+    predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, job="video")
     gpu = predictor.device.type != "cpu"
     batch = batch or (4 if gpu else 1)
     workers = workers or (1 if gpu or torch.get_num_threads() < 2 else 2)
-    options = VideoOptions(stride, start, end, TrackerOptions(max_age=max_age, min_iou=min_iou), save_frames, overwrite, batch, workers)
+    options = VideoOptions(stride, start, end, TrackerOptions(max_age=max_age, min_iou=min_iou), save_frames, overwrite, batch, workers, detect_every)
     with _progress(quiet, "parsing") as bar:
         task = bar.add_task("parsing", total=None)
         summary = parse_video(predictor, source, out, options, progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -479,7 +495,7 @@ def eval_command(data_root, split, predictions, checkpoint, detector, det_thresh
             report = evaluate_predictions(predictions, data_root, labels, split, progress=update)
             source = predictions
         else:
-            predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, data_root)
+            predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, data_root, job="eval")
             labels = predictor.labels
             report = evaluate(predictor, data_root, split, progress=update)
             source = checkpoint or "the default model"

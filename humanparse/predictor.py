@@ -26,10 +26,11 @@ import torch
 
 from .device import resolve_device
 from .errors import HumanParseError
+from .follow import CropFollower
 from .io.video import VideoInfo, VideoReader
-from .modeling.checkpoints import default_checkpoint, load_parser
+from .modeling.checkpoints import POSE_GUIDED, load_parser
 from .modeling.parser import ParseOptions, Parser
-from .structures import Detector, ParsingResult, PoseEstimator
+from .structures import Detections, Detector, ParsingResult, PoseEstimator
 from .tracking import Tracker, TrackerOptions
 
 __all__ = ["ParseOptions", "Predictor", "StreamedFrame", "Timings", "VideoStream"]
@@ -65,12 +66,12 @@ class Predictor:
 
     Example::
 
-        predictor = Predictor.from_checkpoint()           # the shipped default model
+        predictor = Predictor.from_checkpoint()           # the pose-guided parser
         result = predictor(image)                         # (H, W, 3) uint8 RGB
         result.parts, result.persons, result.boxes, result.scores
-
-        predictor = Predictor.from_checkpoint(detector=NanoDet(), pose=MoveNetThunder())
         result.keypoints                                  # (N, 17, 3) x, y, score
+
+        predictor = Predictor.from_checkpoint("synthetic")  # the synthetic-world model
 
         for frame in predictor.stream("clip.mp4"):        # tracked, in order
             frame.index, frame.result.persons             # person ids are track ids
@@ -101,21 +102,29 @@ class Predictor:
     def from_checkpoint(
         cls, path: str | Path | None = None, device: str = "auto", detector: Detector | None = None, pose: PoseEstimator | None = None, **options
     ) -> "Predictor":
-        """Load a checkpoint (None: the shipped default; ``"pose-guided"``: the parser for
-        real photos) onto ``device`` (auto, cpu, cuda[:N]); ``options`` are
+        """Load a parser onto ``device`` (auto, cpu, cuda[:N]): ``path`` None or
+        ``"pose-guided"`` the parser for real people, ``"synthetic"`` the shipped holistic
+        model, or a checkpoint file. ``pose`` is the pose-guided parser's keypoint network,
+        or for a holistic model a pose stage run on its persons. ``options`` are
         :class:`ParseOptions` fields."""
         dev = resolve_device(device)
-        parser = load_parser(default_checkpoint() if path is None else path, map_location=dev)
-        return cls(parser, dev, detector, ParseOptions(**options), pose)
+        if path is None or str(path) == POSE_GUIDED:
+            return cls(load_parser(POSE_GUIDED, dev, pose=pose), dev, detector, ParseOptions(**options))
+        return cls(load_parser(path, map_location=dev), dev, detector, ParseOptions(**options), pose)
 
     def __call__(self, image: np.ndarray, key: str | int | None = None) -> ParsingResult:
         """Parse one (H, W, 3) uint8 RGB image; ``key`` names it for file-based detectors."""
         return self.predict([image], None if key is None else [key])[0]
 
-    def predict(self, images: Sequence[np.ndarray], keys: Sequence[str | int] | None = None) -> list[ParsingResult]:
-        """Parse images; those of one size share one call of the parser (one batch)."""
+    def predict(
+        self, images: Sequence[np.ndarray], keys: Sequence[str | int] | None = None, detections: Sequence[Detections] | None = None
+    ) -> list[ParsingResult]:
+        """Parse images; those of one size share one call of the parser (one batch).
+        ``detections``: per image, the persons to parse, in place of any detector's."""
         if keys is not None and len(keys) != len(images):
             raise HumanParseError(f"{len(images)} images but {len(keys)} keys")
+        if detections is not None and len(detections) != len(images):
+            raise HumanParseError(f"{len(images)} images but {len(detections)} detection sets")
         for image in images:
             _check_image(image)
         results: list[ParsingResult | None] = [None] * len(images)
@@ -124,12 +133,12 @@ class Predictor:
             by_size.setdefault(image.shape[:2], []).append(k)
         for indices in by_size.values():
             batch = [images[k] for k in indices]
-            detections = None
-            if self.detector is not None:
+            given = None if detections is None else [detections[k] for k in indices]
+            if given is None and self.detector is not None:
                 started = time.perf_counter()
-                detections = [self.detector(images[k], key=None if keys is None else keys[k]) for k in indices]
+                given = [self.detector(images[k], key=None if keys is None else keys[k]) for k in indices]
                 self.timings.add("detect", time.perf_counter() - started)
-            for k, result in zip(indices, self.parser.parse(batch, detections, self.options, self.timings.add)):
+            for k, result in zip(indices, self.parser.parse(batch, given, self.options, self.timings.add)):
                 if self.pose is not None:
                     started = time.perf_counter()
                     result = replace(result, keypoints=self.pose(images[k], result.boxes).keypoints)
@@ -147,14 +156,20 @@ class Predictor:
         tracker: TrackerOptions | None = TrackerOptions(),
         batch: int = 1,
         workers: int = 1,
+        detect_every: int | None = 8,
     ) -> "VideoStream":
         """Parse a video (any file or stream URL FFmpeg reads) frame by frame, tracking the
         people: iterate the returned :class:`VideoStream` for a :class:`StreamedFrame` per
         parsed frame, in order. ``stride``, ``start`` and ``end`` (seconds, exclusive) pick
         the frames; ``tracker`` None keeps each frame's own ids; ``batch`` frames share one
         parser call (pays on a GPU); ``workers`` calls run at once, each on its share of the
-        CPU threads. Raises HumanParseError for a source that is not a readable video."""
-        return VideoStream(self, source, stride, start, end, tracker, batch, workers)
+        CPU threads. ``detect_every``: for a parser that follows people by their keypoints
+        (the pose-guided one, with its own detector), detect on every this many frames and
+        after a person is lost, and follow each person's crop in between
+        (:class:`~humanparse.follow.CropFollower`; frames are then parsed one after another,
+        ``batch`` and ``workers`` 1); None: detect on every frame. Raises HumanParseError
+        for a source that is not a readable video."""
+        return VideoStream(self, source, stride, start, end, tracker, batch, workers, detect_every)
 
 
 class StreamedFrame(NamedTuple):
@@ -180,11 +195,20 @@ class VideoStream:
     """
 
     def __init__(self, predictor: Predictor, source: str | Path, stride: int, start: float, end: float | None,
-                 tracker: TrackerOptions | None, batch: int, workers: int) -> None:
+                 tracker: TrackerOptions | None, batch: int, workers: int, detect_every: int | None = None) -> None:
         if batch < 1 or workers < 1:
             raise HumanParseError(f"batch and workers must be at least 1, got {batch} and {workers}")
+        if detect_every is not None and detect_every < 1:
+            raise HumanParseError(f"detect_every must be at least 1, got {detect_every}")
         self.predictor = predictor
         self.batch, self.workers = batch, workers
+        parser = predictor.parser
+        self.follower = None
+        if detect_every is not None and predictor.detector is None and getattr(parser, "follows_people", False):
+            # Each frame's crops come from the last frame's keypoints: one frame at a time,
+            # in order, on the one parsing thread.
+            self.follower = CropFollower(detect_every)
+            self.batch = self.workers = 1
         self.tracker = None if tracker is None else Tracker(tracker)
         self._reader = VideoReader(source, stride=stride, start=start, end=end)
         self.info: VideoInfo = self._reader.info
@@ -216,19 +240,44 @@ class VideoStream:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
+    def _follow(self, images: list[np.ndarray], keys: list[int]) -> list[ParsingResult]:
+        """Parse one frame for the persons the follower gives (on the parsing thread)."""
+        predictor, follower = self.predictor, self.follower
+        assert follower is not None and len(images) == 1
+
+        def detect() -> Detections:
+            started = time.perf_counter()
+            found = predictor.parser.detect(images[0], predictor.options)  # type: ignore[attr-defined]
+            predictor.timings.add("detect", time.perf_counter() - started)
+            return found
+
+        results = predictor.predict(images, keys, [follower.persons(detect)])
+        follower.update(results[0])
+        return results
+
     def _run(self) -> Iterator[StreamedFrame]:
         predictor, fps = self.predictor, self.info.fps
         predictor.timings.reset()
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, threads // self.workers))
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="humanparse-parse")
+        # One worker parses on this thread: torch's CPU kernels run up to 2.5x slower called
+        # from a second Python thread than from the one that first set up its thread pool
+        # (BlazePose 12.4 ms a crop here, 31 on a pool thread; benchmarks/bench_video.py).
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="humanparse-parse") if self.workers > 1 else None
+        queued = self.workers if pool is not None else 0  # one batch queued beyond the busy workers
         parsing: deque[tuple[list[tuple[int, np.ndarray]], Future]] = deque()
         yielded = False
 
         def submit(chunk: list[tuple[int, np.ndarray]]) -> None:
             # File detectors know video frames by their number from 1 (MOT).
             images, keys = [image for _, image in chunk], [index + 1 for index, _ in chunk]
-            parsing.append((chunk, pool.submit(predictor.predict, images, keys)))
+            task = self._follow if self.follower is not None else predictor.predict
+            if pool is None:
+                done: Future = Future()
+                done.set_result(task(images, keys))
+                parsing.append((chunk, done))
+            else:
+                parsing.append((chunk, pool.submit(task, images, keys)))
 
         def finish_oldest() -> Iterator[StreamedFrame]:
             chunk, future = parsing.popleft()
@@ -257,7 +306,7 @@ class VideoStream:
                     if len(chunk) == self.batch:
                         submit(chunk)
                         chunk = []
-                    while len(parsing) > self.workers:  # one batch queued beyond the busy workers
+                    while len(parsing) > queued:
                         yield from finish_oldest()
                         yielded = True
                 if chunk:
@@ -265,7 +314,8 @@ class VideoStream:
             while parsing:
                 yield from finish_oldest()
         finally:
-            pool.shutdown(cancel_futures=True)
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
             torch.set_num_threads(threads)
 
 

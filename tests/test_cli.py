@@ -11,10 +11,18 @@ from humanparse.modeling.checkpoints import save_checkpoint
 from humanparse.modeling.holistic import build_model
 
 
-def test_info_prints_versions_and_device() -> None:
-    result = CliRunner().invoke(main, ["info", "--device", "cpu"])
+def test_info_prints_versions_device_and_the_default_parser_with_its_licenses() -> None:
+    result = CliRunner().invoke(main, ["info", "--device", "cpu"], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert __version__ in result.output and "torch" in result.output and "cpu" in result.output
+    assert "pose-guided (the default)" in result.output and "MoveNet Thunder" in result.output and "BlazePose keypoints and mask" in result.output
+    assert "licenses" in result.output and "Apache-2.0" in result.output
+
+
+def test_info_describes_the_synthetic_model_by_name() -> None:
+    result = CliRunner().invoke(main, ["info", "--checkpoint", "synthetic"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "default.pt (synthetic" in result.output and "mobilenet_v3_large" in result.output
 
 
 def test_info_describes_a_checkpoint(tmp_path) -> None:
@@ -76,7 +84,7 @@ def test_images_on_real_photos_with_nanodet_find_each_person_with_keypoints(tmp_
 
     photos = Path(__file__).resolve().parent / "fixtures" / "photos"
     names = ["astronaut.jpg", "grace_hopper.jpg", "camera.jpg"]
-    result = CliRunner().invoke(main, ["images", *(str(photos / n) for n in names), "--detector", "nanodet", "--out", str(tmp_path), "--device", "cpu", "--save", "json,overlay"])
+    result = CliRunner().invoke(main, ["images", *(str(photos / n) for n in names), "--checkpoint", "synthetic", "--detector", "nanodet", "--out", str(tmp_path), "--device", "cpu", "--save", "json,overlay"])
     assert result.exit_code == 0, result.output
     assert "parsed 3 images (3 persons)" in result.output
     for name in names:
@@ -96,24 +104,24 @@ def test_the_pose_stage_is_off_for_the_synthetic_detectors_and_can_be_chosen(tmp
     from pathlib import Path
 
     photo = Path(__file__).resolve().parent / "fixtures" / "photos" / "astronaut.jpg"
-    result = CliRunner().invoke(main, ["images", str(photo), "--out", str(tmp_path / "a"), "--device", "cpu", "--save", "json"])
+    result = CliRunner().invoke(main, ["images", str(photo), "--checkpoint", "synthetic", "--out", str(tmp_path / "a"), "--device", "cpu", "--save", "json"])
     assert result.exit_code == 0, result.output
     assert '"keypoints"' not in (tmp_path / "a" / "json" / "astronaut.json").read_text()
-    result = CliRunner().invoke(main, ["images", str(photo), "--detector", "movenet", "--pose", "none", "--out", str(tmp_path / "b"), "--device", "cpu", "--save", "json"])
+    result = CliRunner().invoke(main, ["images", str(photo), "--checkpoint", "synthetic", "--detector", "movenet", "--pose", "none", "--out", str(tmp_path / "b"), "--device", "cpu", "--save", "json"])
     assert result.exit_code == 0, result.output
     assert '"keypoints"' not in (tmp_path / "b" / "json" / "astronaut.json").read_text()
 
 
-def test_images_with_the_pose_guided_parser_write_parts_and_keypoints(tmp_path) -> None:
+def test_images_by_default_write_parts_and_keypoints_of_real_people(tmp_path) -> None:
     import json
     from pathlib import Path
 
     photo = Path(__file__).resolve().parent / "fixtures" / "photos" / "camera.jpg"
-    result = CliRunner().invoke(main, ["images", str(photo), "--checkpoint", "pose-guided", "--out", str(tmp_path), "--device", "cpu", "--save", "json,parts"])
+    result = CliRunner().invoke(main, ["images", str(photo), "--out", str(tmp_path), "--device", "cpu", "--save", "json,parts"])
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "json" / "camera.json").read_text())
     [person] = record["persons"]
     assert person["num_keypoints"] >= 8
     assert {p["name"] for p in record["parts"]} >= {"head", "torso"}
-    info = CliRunner().invoke(main, ["info", "--checkpoint", "pose-guided"])
-    assert info.exit_code == 0 and "pose-guided: NanoDet" in info.output and "Thunder" in info.output
+    no_pose = CliRunner().invoke(main, ["images", str(photo), "--pose", "none", "--out", str(tmp_path / "x"), "--device", "cpu"])
+    assert no_pose.exit_code == 2 and "--pose" in no_pose.output and "Traceback" not in no_pose.output

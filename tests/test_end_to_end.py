@@ -53,9 +53,10 @@ def test_synth_train_semantic_then_joint_then_eval(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_the_readme_demo_parses_the_whole_clip_with_the_shipped_model(tmp_path) -> None:
-    """README command 1 as a user runs it: a new process, the shipped model, the demo clip."""
-    demo = Path(__file__).resolve().parents[1] / "examples" / "crossing.mp4"
+def test_the_readme_demo_parses_the_whole_real_clip_with_the_default_parser(tmp_path) -> None:
+    """README command 1 as a user runs it: a new process, the default (pose-guided) parser,
+    the real demo clip; the walkers keep their ids, with parts and keypoints."""
+    demo = Path(__file__).resolve().parents[1] / "examples" / "pedestrians.mp4"
     out = tmp_path / "demo"
     done = subprocess.run([sys.executable, "-m", "humanparse", "video", str(demo), "--out", str(out)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
@@ -67,6 +68,9 @@ def test_the_readme_demo_parses_the_whole_clip_with_the_shipped_model(tmp_path) 
         assert sum(1 for _ in overlay.decode(video=0)) == frames
     summary = json.loads((out / "summary.json").read_text())
     long_tracks = [t for t in summary["tracks"] if t["frames"] >= frames // 3]
-    assert len(long_tracks) >= 3  # the walkers keep their ids through the clip
+    assert len(long_tracks) >= 4  # the walkers keep their ids through the clip
+    assert all({"head", "torso", "upper-legs", "lower-legs"} <= set(t["parts"]) for t in long_tracks)
+    first = tracks["frames"][0]["tracks"]
+    assert first and all(person["num_keypoints"] >= 8 for person in first)
     objects = read_mots(out / "tracks.mots.txt")
     assert {o.track_id for o in objects} == {t["id"] for t in summary["tracks"]}

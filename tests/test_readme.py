@@ -16,9 +16,9 @@ def readme_commands() -> list[str]:
 def test_readme_has_exactly_two_setup_commands() -> None:
     commands = readme_commands()
     assert len(commands) == 2
-    # The first runs the main job on the shipped model and the demo clip in examples/.
-    assert commands[0].endswith("humanparse video examples/crossing.mp4 --out runs/demo")
-    assert (ROOT / "examples" / "crossing.mp4").is_file() and (ROOT / "humanparse" / "models" / "default.pt").is_file()
+    # The first runs the main job with the default parser on the real demo clip in examples/.
+    assert commands[0].endswith("humanparse video examples/pedestrians.mp4 --out runs/demo")
+    assert (ROOT / "examples" / "pedestrians.mp4").is_file()
     assert "[test]" in commands[1] and "pytest" in commands[1]
 
 

@@ -34,12 +34,15 @@ def overlay(image: np.ndarray, result: ParsingResult, alpha: float = 0.55, min_k
     thickness = max(1, round(min(image.shape[:2]) / 300))
     for k, pid in enumerate(result.ids.tolist()):
         mask = (result.persons == pid).astype(np.uint8)
+        ys, xs = np.nonzero(mask)
+        # Outlines, joints and bones in proportion to the person, so that a small walker's
+        # parts stay visible under them.
+        line = max(1, min(thickness, (int(ys.max() - ys.min() + 1) if len(ys) else 0) // 80))
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         rgb = tuple(int(c) for c in colours[pid])
-        cv2.drawContours(out, contours, -1, rgb, thickness, cv2.LINE_AA)
+        cv2.drawContours(out, contours, -1, rgb, line, cv2.LINE_AA)
         if result.keypoints.shape[1]:
-            _skeleton(out, result.keypoints[k], rgb, thickness, min_keypoint_score)
-        ys, xs = np.nonzero(mask)
+            _skeleton(out, result.keypoints[k], rgb, line, min_keypoint_score)
         if len(ys):
             x, y = int(xs.min()), max(int(ys.min()) - 4, 10)
             cv2.putText(out, str(pid), (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, (0, 0, 0), thickness + 2, cv2.LINE_AA)
@@ -53,11 +56,11 @@ def _skeleton(out: np.ndarray, keypoints: np.ndarray, rgb: tuple[int, int, int],
     points = [(int(round(x)), int(round(y))) for x, y in keypoints[:, :2]]
     for a, b in COCO_SKELETON:
         if a < len(points) and b < len(points) and visible[a] and visible[b]:
-            cv2.line(out, points[a], points[b], rgb, thickness + 1, cv2.LINE_AA)
+            cv2.line(out, points[a], points[b], rgb, thickness, cv2.LINE_AA)
     for point, shown in zip(points, visible):
         if shown:
-            cv2.circle(out, point, thickness + 2, rgb, -1, cv2.LINE_AA)
-            cv2.circle(out, point, thickness + 1, (255, 255, 255), -1, cv2.LINE_AA)
+            cv2.circle(out, point, thickness + 1, rgb, -1, cv2.LINE_AA)
+            cv2.circle(out, point, thickness, (255, 255, 255), -1, cv2.LINE_AA)
 
 
 def ground_truth_panel(image: np.ndarray, parts: np.ndarray, persons: np.ndarray, labels: LabelSet) -> np.ndarray:

@@ -56,6 +56,7 @@ class VideoOptions:
     overwrite: bool = False  # replace earlier results in the output folder (when done, never before)
     batch: int = 1  # frames per predictor call (one segmenter batch; pays on a GPU)
     workers: int = 1  # predictor calls in flight at once, each on its share of the CPU threads
+    detect_every: int | None = 8  # a parser that follows people detects on every n-th frame (None: every frame)
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.workers < 1:
@@ -97,7 +98,7 @@ def parse_video(
     """
     started = time.perf_counter()
     out = Path(out)
-    stream = predictor.stream(source, options.stride, options.start, options.end, options.tracker, options.batch, options.workers)
+    stream = predictor.stream(source, options.stride, options.start, options.end, options.tracker, options.batch, options.workers, options.detect_every)
     interrupted = False
     with stream:
         info = stream.info

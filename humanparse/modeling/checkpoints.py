@@ -1,6 +1,7 @@
 """Checkpoints: one file holding the weights, the model configuration and the label set,
 loaded with ``weights_only=True`` (never unpickling arbitrary objects) and written
-atomically; and the model shipped inside the package."""
+atomically; and the parsers a name gives: the pose-guided one (the default) and the synthetic model
+shipped inside the package."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..config import ModelConfig
 from ..errors import CheckpointError, ConfigError, HumanParseError
@@ -24,27 +26,38 @@ CHECKPOINT_FORMAT = "humanparse-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-def default_checkpoint() -> Path:
-    """The model shipped inside the package (``humanparse/models/default.pt``)."""
+def synthetic_checkpoint() -> Path:
+    """The holistic model shipped inside the package, trained on the synthetic world
+    (``humanparse/models/default.pt``)."""
     path = Path(str(resources.files("humanparse") / "models" / "default.pt"))
     if not path.is_file():
-        raise HumanParseError("this installation has no default model (humanparse/models/default.pt); give --checkpoint")
+        raise HumanParseError("this installation has no synthetic model (humanparse/models/default.pt); give --checkpoint")
     return path
 
 
-# Parsers built from the shipped pretrained networks, named where a checkpoint path may go.
+# Parsers named where a checkpoint path may go: the pose-guided parser for real people (the
+# default; built from the shipped pretrained networks) and the holistic network trained on
+# the synthetic world (for the synthetic benchmarks, training and Table 1).
 POSE_GUIDED = "pose-guided"
+SYNTHETIC = "synthetic"
+DEFAULT_PARSER = POSE_GUIDED
+PARSERS = {
+    POSE_GUIDED: "real people: NanoDet persons, top-down keypoints and masks, parts from the skeleton, the Instance CRF with the mask term",
+    SYNTHETIC: "the holistic network of the paper trained on humanparse's synthetic world (MobileNetV3, built-in detector)",
+}
 
 
-def load_parser(path_or_name: str | os.PathLike, map_location: str | torch.device = "cpu") -> Parser:
-    """The parser a ``--checkpoint`` value names: ``"pose-guided"`` (real photos: the
-    pretrained detector, pose and masks with the Instance CRF's mask term), or a checkpoint
-    file of the holistic network."""
-    if str(path_or_name) == POSE_GUIDED:
+def load_parser(path_or_name: str | os.PathLike | None = None, map_location: str | torch.device = "cpu", pose: nn.Module | None = None) -> Parser:
+    """The parser a ``--checkpoint`` value names: ``"pose-guided"`` (the default: real
+    photos and video, from the pretrained detector, pose and masks with the Instance CRF's
+    mask term; ``pose`` is its keypoint network, default MoveNet Thunder), ``"synthetic"``
+    (the shipped holistic model), or a checkpoint file of the holistic network."""
+    name = DEFAULT_PARSER if path_or_name is None else str(path_or_name)
+    if name == POSE_GUIDED:
         from .pose_guided import PoseGuidedParser  # builds its networks: only when asked
 
-        return PoseGuidedParser().to(map_location)
-    return load_checkpoint(path_or_name, map_location)
+        return PoseGuidedParser(pose=pose).to(map_location)
+    return load_checkpoint(synthetic_checkpoint() if name == SYNTHETIC else name, map_location)
 
 
 def save_checkpoint(model: HolisticParser, path: str | os.PathLike, extra: dict[str, Any] | None = None, half: bool = False) -> Path:

@@ -69,6 +69,9 @@ class HolisticParser(nn.Module):
         self.labels = labels
         self.config = config
 
+    follows_people = False  # video: detections on every frame (the head costs nothing extra)
+    default_crf_scale = 1.0
+
     @property
     def finds_people(self) -> bool:
         """Whether the built-in detection head is there to find persons."""
@@ -175,7 +178,7 @@ class HolisticParser(nn.Module):
         resolution. ``q`` (P+1, h, w) is the segmenter's output at its input size, ``image``
         (3, H, W) and ``boxes`` are at full size; the CRF runs at ``options.crf_scale``."""
         height, width = image.shape[-2:]
-        grid = scaled_size((height, width), options.crf_scale)
+        grid = scaled_size((height, width), options.crf_scale or self.default_crf_scale)
         if tuple(q.shape[-2:]) != grid:
             q = F.interpolate(q[None], grid, mode="bilinear", align_corners=False)[0]
         if grid == (height, width):

@@ -32,7 +32,8 @@ class ParseOptions:
         least score, at most this many, non-maximum suppression at this box IoU; None: no
         suppression). Detections given from outside are used as they are.
     input_scale: the network sees the image scaled by this, in (0, 1], for speed.
-    crf_scale: the Instance CRF runs on the image scaled by this, in (0, 1].
+    crf_scale: the Instance CRF runs on the image scaled by this, in (0, 1]; None: the
+        model's own (the holistic network 1, the pose-guided parser 0.5).
     crf_iterations: mean-field iterations; None: the model's own.
     amp: half precision for the network on CUDA (never on the CPU, never for the CRF).
     """
@@ -41,7 +42,7 @@ class ParseOptions:
     max_people: int = 20
     nms_iou: float | None = 0.7
     input_scale: float = 1.0
-    crf_scale: float = 1.0
+    crf_scale: float | None = None
     crf_iterations: int | None = None
     amp: bool = True
 
@@ -53,8 +54,9 @@ class ParseOptions:
         if self.nms_iou is not None and not 0 < self.nms_iou <= 1:
             raise HumanParseError(f"nms_iou must be in (0, 1] or None, got {self.nms_iou}")
         for name in ("input_scale", "crf_scale"):
-            if not 0 < getattr(self, name) <= 1:
-                raise HumanParseError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1:
+                raise HumanParseError(f"{name} must be in (0, 1], got {value}")
         if self.crf_iterations is not None and self.crf_iterations < 0:
             raise HumanParseError(f"crf_iterations must be >= 0, got {self.crf_iterations}")
 
@@ -65,10 +67,16 @@ class Parser(Protocol):
     labels: the label set of the results' part maps.
     finds_people: whether the parser detects persons itself; when False, ``parse`` needs
         detections.
+    follows_people: whether, in a video, the parser's persons can be followed from frame to
+        frame by their keypoints (:class:`~humanparse.follow.CropFollower`); such a parser
+        has ``detect(image, options) -> Detections``, its own detector.
+    default_crf_scale: the CRF's scale when the options' ``crf_scale`` is None.
     """
 
     labels: LabelSet
     finds_people: bool
+    follows_people: bool
+    default_crf_scale: float
 
     def to(self, device: torch.device) -> "Parser": ...
 

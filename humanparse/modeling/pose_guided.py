@@ -47,6 +47,8 @@ from .skeleton import category_q, part_evidence
 # the CRF beats its unaries and the differences are within the noise of 40 images.
 BILATERAL_WEIGHT = 0.5
 SPATIAL_WEIGHT = 0.5
+# The CRF's window reaches this many pixels of its grid beyond the persons' masks.
+CRF_MARGIN = 16
 # The least share of their own mask a person must win in the CRF to stay a person.
 MIN_SHARE = 0.2
 
@@ -81,6 +83,18 @@ def distinct(masks: torch.Tensor, scores: np.ndarray, max_overlap: float = 0.6) 
     return keep
 
 
+def people_window(masks: torch.Tensor, margin: int, threshold: float = 0.01) -> tuple[int, int, int, int] | None:
+    """The rows and columns (y0, y1, x0, x1), end exclusive, of the box around every pixel
+    where a soft mask (D, H, W) exceeds ``threshold``, widened by ``margin`` pixels and cut
+    to the frame; None when no mask reaches ``threshold``."""
+    anywhere = (masks > threshold).any(0) if len(masks) else masks.new_zeros(masks.shape[1:], dtype=torch.bool)
+    rows, cols = torch.nonzero(anywhere.any(1)).flatten(), torch.nonzero(anywhere.any(0)).flatten()
+    if not len(rows):
+        return None
+    height, width = anywhere.shape
+    return (max(0, int(rows[0]) - margin), min(height, int(rows[-1]) + 1 + margin), max(0, int(cols[0]) - margin), min(width, int(cols[-1]) + 1 + margin))
+
+
 class PoseGuidedParser(nn.Module):
     """Persons, keypoints and masks from pretrained networks; parts from the skeleton; the
     Instance CRF with the mask term. Pascal-Person-Part labels.
@@ -88,25 +102,43 @@ class PoseGuidedParser(nn.Module):
     Args:
         detector: a person detector module (default: NanoDet) whose output is filtered by
             the options' ``det_threshold`` and ``max_people``.
-        pose: a top-down keypoint network (default: MoveNet Thunder).
-        maskers: top-down networks giving person masks, averaged (default: BlazePose and
-            the selfie model: BlazePose's masks are cleaner, but thin on dark clothes in
-            portraits, where the selfie model's are whole; the mean keeps the best of both
-            on the test photos).
+        pose: a top-down keypoint network (default: MoveNet Thunder); if it gives masks as
+            well (BlazePose), they are one of the mask sources.
+        maskers: more top-down networks giving person masks; all sources are averaged
+            (default: the selfie model, and BlazePose unless it is the pose network:
+            BlazePose's masks are cleaner, but thin on dark clothes in portraits, where the
+            selfie model's are whole; the mean keeps the best of both on the test photos).
         crf: the Instance CRF (default: 5 iterations, the weights above).
+        crf_margin: the CRF runs on the box around the persons' masks widened by this many
+            pixels of its grid (None: on the whole frame).
     """
 
     labels = PASCAL_PERSON_PART
     finds_people = True
+    follows_people = True
+    default_crf_scale = 0.5
 
     def __init__(
-        self, detector: nn.Module | None = None, pose: nn.Module | None = None, maskers: Sequence[nn.Module] | None = None, crf: InstanceCRF | None = None
+        self,
+        detector: nn.Module | None = None,
+        pose: nn.Module | None = None,
+        maskers: Sequence[nn.Module] | None = None,
+        crf: InstanceCRF | None = None,
+        crf_margin: int | None = CRF_MARGIN,
     ) -> None:
         super().__init__()
         self.detector = detector if detector is not None else NanoDet(threshold=0.05, max_people=100)
         self.pose = pose if pose is not None else MoveNetThunder()
-        self.maskers = nn.ModuleList(maskers if maskers is not None else [BlazePose(), SelfieMasks()])
+        if maskers is None:
+            maskers = [SelfieMasks()] if isinstance(self.pose, BlazePose) else [BlazePose(), SelfieMasks()]
+        self.maskers = nn.ModuleList(maskers)
         self.crf = crf if crf is not None else InstanceCRF(PASCAL_PERSON_PART.num_parts, 5, bilateral_weight=BILATERAL_WEIGHT, spatial_weight=SPATIAL_WEIGHT)
+        self.crf_margin = crf_margin
+
+    def detect(self, image: np.ndarray, options: ParseOptions = ParseOptions()) -> Detections:
+        """The detector's persons in ``image`` (H, W, 3) uint8 RGB, by the options'
+        ``det_threshold`` and ``max_people``, before the pose confirms them."""
+        return self.detector(image).top(options.det_threshold, options.max_people)
 
     @torch.inference_mode()
     def parse(
@@ -139,20 +171,23 @@ class PoseGuidedParser(nn.Module):
         tick = time.perf_counter()
         height, width = image.shape[:2]
         if found is None:
-            found = self.detector(image).top(options.det_threshold, options.max_people)
+            found = self.detect(image, options)
+            tick = lap("detect", tick)
         found = found.clipped(height, width)
-        tick = lap("detect", tick)
-        keypoints = self.pose(image, found.boxes).keypoints
-        keep = plausible(found.scores, keypoints)
-        found, keypoints = Detections(found.boxes[keep], found.scores[keep]), keypoints[keep]
+        poses = self.pose(image, found.boxes)
+        keep = plausible(found.scores, poses.keypoints)
+        found, keypoints = Detections(found.boxes[keep], found.scores[keep]), poses.keypoints[keep]
+        sources = [] if poses.masks is None else [(poses.masks[keep], poses.regions[keep])]
         tick = lap("pose", tick)
         device = self.crf.log_box_weight.device
-        grid = scaled_size((height, width), options.crf_scale)
+        grid = scaled_size((height, width), options.crf_scale or self.default_crf_scale)
         fy, fx = grid[0] / height, grid[1] / width
-        pasted = []
         for masker in self.maskers:
             crops = masker(image, found.boxes)
-            pasted.append(paste_masks(crops.masks, crops.regions * np.array([fx, fy, fx, fy], np.float32), *grid))
+            sources.append((crops.masks, crops.regions))
+        if not sources:
+            raise HumanParseError("the pose-guided parser needs a mask source: a pose network that gives masks, or a masker")
+        pasted = [paste_masks(crop_masks, regions * np.array([fx, fy, fx, fy], np.float32), *grid) for crop_masks, regions in sources]
         masks = torch.from_numpy(np.mean(pasted, axis=0)).to(device)
         keep = distinct(masks, found.scores)
         found, keypoints, masks = Detections(found.boxes[keep], found.scores[keep]), keypoints[keep], masks[torch.from_numpy(keep).to(device)]
@@ -168,7 +203,22 @@ class PoseGuidedParser(nn.Module):
         if grid != (height, width):
             picture = F.interpolate(picture[None], grid, mode="area")[0]
         boxes, scores = found.tensors(device)
-        probs = self.crf(q, picture, boxes * boxes.new_tensor([fx, fy, fx, fy]), scores, iterations=options.crf_iterations, masks=masks, person_q=person_q)
+        probs = q.new_zeros((len(scores) * self.labels.num_parts + 1, *grid))
+        probs[0] = 1  # background where no one's mask reaches
+        if self.crf_margin is None:
+            window = (0, grid[0], 0, grid[1]) if len(scores) else None
+        else:
+            window = people_window(masks, self.crf_margin)
+        if window is not None:
+            # The CRF runs where the people are: outside every mask (and the margin) the
+            # unaries are background's alone, and what the kernels carry in from there
+            # barely moves the labels inside (bench_pose_guided_crf.py measures it).
+            y0, y1, x0, x1 = window
+            offset = boxes.new_tensor([x0, y0, x0, y0])
+            probs[:, y0:y1, x0:x1] = self.crf(
+                q[:, y0:y1, x0:x1], picture[:, y0:y1, x0:x1], boxes * boxes.new_tensor([fx, fy, fx, fy]) - offset, scores,
+                iterations=options.crf_iterations, masks=masks[:, y0:y1, x0:x1], person_q=person_q[..., y0:y1, x0:x1],
+            )
         confidence, labels = probs.max(0) if grid == (height, width) else upsampled_max(probs, (height, width))
         # A person the CRF leaves a sliver of their mask (crowded out by the others, a mask
         # on the wrong person) is no person of its own: its scraps go to background.

@@ -36,13 +36,11 @@ class BlazePose(PretrainedNetwork):
         device: where the network runs. weights: a converted checkpoint (default: shipped).
         crop_scale: each crop's side over the box's longer side; BlazePose was trained on
             crops with the body well inside.
-        batch: crops per forward pass.
     """
 
-    def __init__(self, device: str | torch.device = "cpu", weights: str | Path = "blazepose-full", crop_scale: float = 1.25, batch: int = 8) -> None:
+    def __init__(self, device: str | torch.device = "cpu", weights: str | Path = "blazepose-full", crop_scale: float = 1.25) -> None:
         super().__init__(weights, device)
         self.crop_scale = crop_scale
-        self.batch = batch
 
     @torch.inference_mode()
     def forward(self, image: np.ndarray, boxes: np.ndarray) -> Poses:
@@ -50,15 +48,15 @@ class BlazePose(PretrainedNetwork):
         d = len(regions)
         keypoints = np.zeros((d, len(BLAZEPOSE_TO_COCO), 3), np.float32)
         masks = np.zeros((d, INPUT_SIZE, INPUT_SIZE), np.float32)
-        for start in range(0, d, self.batch):
-            chunk = regions[start : start + self.batch]
-            crops = np.stack([crop_square(image, region, INPUT_SIZE) for region in chunk])
-            outputs = self.network.run(torch.from_numpy(crops).to(self.device).float().div(255))
-            points = outputs["ld_3d"].float().reshape(-1, LANDMARKS, VALUES)[:, BLAZEPOSE_TO_COCO].cpu().numpy()
-            flag = outputs["output_poseflag"].float().reshape(-1, 1).cpu().numpy()
-            score = flag / (1 + np.exp(-points[..., 3]))
-            for k, region in enumerate(chunk):
-                keypoints[start + k, :, :2] = to_image_coordinates(points[k, :, :2], region, INPUT_SIZE)
-                keypoints[start + k, :, 2] = score[k]
-            masks[start : start + len(chunk)] = outputs["activation_segmentation"].float()[..., 0].cpu().numpy()
+        # One crop at a time: batching gains nothing on the CPU (13.0 ms a crop alone, 12.9
+        # in fours), and a batch size that varies from frame to frame retraces the graph
+        # (40 ms a person on the real clip in batches of up to 8, 19 one by one).
+        for k, region in enumerate(regions):
+            crop = torch.from_numpy(crop_square(image, region, INPUT_SIZE)).to(self.device)[None].float().div(255)
+            outputs = self.network.run(crop)
+            points = outputs["ld_3d"].float().reshape(LANDMARKS, VALUES)[list(BLAZEPOSE_TO_COCO)].cpu().numpy()
+            flag = float(outputs["output_poseflag"].float().reshape(()))
+            keypoints[k, :, :2] = to_image_coordinates(points[:, :2], region, INPUT_SIZE)
+            keypoints[k, :, 2] = flag / (1 + np.exp(-points[:, 3]))
+            masks[k] = outputs["activation_segmentation"].float()[0, ..., 0].cpu().numpy()
         return Poses(keypoints, regions, masks)
