@@ -13,6 +13,7 @@ from rich.table import Table
 
 from .device import resolve_device
 from .errors import HumanParseError
+from .follow import DETECT_EVERY
 from .runtime import tune_allocator
 from .version import __version__
 
@@ -77,7 +78,7 @@ def info(checkpoint: str | None, device: str) -> None:
     if name == POSE_GUIDED:
         table.add_row("model", f"pose-guided{default}: {PARSERS[POSE_GUIDED]}")
         table.add_row("images", "NanoDet persons confirmed by MoveNet Thunder keypoints; BlazePose and selfie masks averaged; CRF at half scale")
-        table.add_row("video", "NanoDet every 8th frame, crops following the keypoints between; BlazePose keypoints and mask in one pass, selfie mask; tracking by mask and skeleton")
+        table.add_row("video", f"NanoDet every {DETECT_EVERY}th frame, crops following the keypoints between; BlazePose keypoints and mask in one pass, selfie mask; tracking by mask and skeleton")
         table.add_row("labels", "pascal-person-part: head, torso, upper-arms, lower-arms, upper-legs, lower-legs")
         licenses = sorted({NETWORKS[n].license for n in ("nanodet", "movenet-thunder", "blazepose-full", "selfie")})
         table.add_row("licenses", f"{', '.join(licenses)} (the pretrained networks below; humanparse/models/NOTICE)")
@@ -411,7 +412,7 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
 @click.option("--end", type=click.FloatRange(min=0), help="Stop before this time, seconds.")
 @click.option("--max-age", default=30, show_default=True, type=click.IntRange(min=0), help="Frames a lost track waits to be found again.")
 @click.option("--min-iou", default=0.2, show_default=True, type=click.FloatRange(0, 1), help="Least mask IoU to continue a track.")
-@click.option("--detect-every", default=8, show_default=True, type=click.IntRange(min=1), help="With the pose-guided parser: detect persons on every n-th frame (and after one is lost); in between each person's crop follows their keypoints. 1: detect on every frame.")
+@click.option("--detect-every", default=DETECT_EVERY, show_default=True, type=click.IntRange(min=1), help="With the pose-guided parser: detect persons on every n-th frame (and after one is lost); in between each person's crop follows their keypoints. 1: detect on every frame.")
 @click.option("--batch", type=click.IntRange(min=1), help="Frames per segmenter batch  [default: 4 on a GPU, 1 on the CPU]")
 @click.option("--workers", type=click.IntRange(min=1), help="Frames parsed at once, sharing the CPU threads  [default: 2 on a CPU with two or more threads, else 1]")
 @click.option("--save-frames", is_flag=True, help="Also write per-frame part and track-id PNGs to frames/.")
@@ -498,7 +499,7 @@ def eval_command(data_root, split, predictions, checkpoint, detector, det_thresh
             predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, data_root, job="eval")
             labels = predictor.labels
             report = evaluate(predictor, data_root, split, progress=update)
-            source = checkpoint or "the default model"
+            source = checkpoint
     data = report_dict(report, labels)
     table = Table(title=f"{source} on {data_root} ({split}, {report.images} images)")
     table.add_column("metric")

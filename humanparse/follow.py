@@ -21,6 +21,8 @@ from .structures import Detections, ParsingResult
 # box's longer side): the top of the head lies above the eyes and ears, the soles below the
 # ankles, the hands beyond the wrists.
 MARGIN_TOP, MARGIN_BOTTOM, MARGIN_SIDE = 0.2, 0.1, 0.1
+# Frames from one detection to the next while everyone is followed (the default).
+DETECT_EVERY = 8
 # The fewest keypoints at MIN_KEYPOINT_SCORE that place a person's box.
 MIN_KEYPOINTS = 4
 # A detection overlapping a followed box by this IoU is the same person found again.

@@ -26,9 +26,9 @@ import torch
 
 from .device import resolve_device
 from .errors import HumanParseError
-from .follow import CropFollower
+from .follow import DETECT_EVERY, CropFollower
 from .io.video import VideoInfo, VideoReader
-from .modeling.checkpoints import POSE_GUIDED, load_parser
+from .modeling.checkpoints import DEFAULT_PARSER, POSE_GUIDED, load_parser
 from .modeling.parser import ParseOptions, Parser
 from .structures import Detections, Detector, ParsingResult, PoseEstimator
 from .tracking import Tracker, TrackerOptions
@@ -108,7 +108,7 @@ class Predictor:
         or for a holistic model a pose stage run on its persons. ``options`` are
         :class:`ParseOptions` fields."""
         dev = resolve_device(device)
-        if path is None or str(path) == POSE_GUIDED:
+        if (DEFAULT_PARSER if path is None else str(path)) == POSE_GUIDED:
             return cls(load_parser(POSE_GUIDED, dev, pose=pose), dev, detector, ParseOptions(**options))
         return cls(load_parser(path, map_location=dev), dev, detector, ParseOptions(**options), pose)
 
@@ -156,7 +156,7 @@ class Predictor:
         tracker: TrackerOptions | None = TrackerOptions(),
         batch: int = 1,
         workers: int = 1,
-        detect_every: int | None = 8,
+        detect_every: int | None = DETECT_EVERY,
     ) -> "VideoStream":
         """Parse a video (any file or stream URL FFmpeg reads) frame by frame, tracking the
         people: iterate the returned :class:`VideoStream` for a :class:`StreamedFrame` per
@@ -204,7 +204,7 @@ class VideoStream:
         self.batch, self.workers = batch, workers
         parser = predictor.parser
         self.follower = None
-        if detect_every is not None and predictor.detector is None and getattr(parser, "follows_people", False):
+        if detect_every is not None and predictor.detector is None and parser.follows_people:
             # Each frame's crops come from the last frame's keypoints: one frame at a time,
             # in order, on the one parsing thread.
             self.follower = CropFollower(detect_every)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HumanParseError
+from ..follow import DETECT_EVERY
 from ..io.drawing import overlay
 from ..io.files import AtomicFile, write_bytes_atomic
 from ..io.mots import frame_lines
@@ -56,7 +57,7 @@ class VideoOptions:
     overwrite: bool = False  # replace earlier results in the output folder (when done, never before)
     batch: int = 1  # frames per predictor call (one segmenter batch; pays on a GPU)
     workers: int = 1  # predictor calls in flight at once, each on its share of the CPU threads
-    detect_every: int | None = 8  # a parser that follows people detects on every n-th frame (None: every frame)
+    detect_every: int | None = DETECT_EVERY  # a parser that follows people detects on every n-th frame (None: every frame)
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.workers < 1:

@@ -60,7 +60,7 @@ class GraphSpec(TypedDict):
 
 
 Value = torch.Tensor | tuple[torch.Tensor, ...]
-TRACES = 8  # input signatures whose traces a graph keeps (BlazePose: one per crop count)
+TRACES = 8  # input signatures whose traces a graph keeps (one per input shape)
 
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
