@@ -299,7 +299,8 @@ def train_command(config_path: str, overrides: tuple[str, ...], resume: bool, qu
         try:
             final = train(config, resume=resume, progress=show)
         except KeyboardInterrupt:
-            raise click.ClickException(f"interrupted; resume with --resume (checkpoint in {config.out}/last.pt)") from None
+            console.print(f"interrupted; resume with --resume (checkpoint in {config.out}/last.pt)", highlight=False)
+            raise SystemExit(130) from None
     if main_rank:
         Console().print(f"wrote {final}")
 

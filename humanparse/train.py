@@ -8,8 +8,10 @@ network end to end through the CRF. Every stage adds the detector head's loss (w
 The loop reads top to bottom: sample a batch → augment → detections → forward → loss →
 accumulate → SGD step with the poly (or fixed) rate → log → validate → checkpoint. A run is
 resumable exactly: the checkpoint holds the weights, the optimiser, the iteration, the
-sampler's place and the random generators of every rank. Ctrl-C saves such a checkpoint
-before stopping. The library never prints; progress goes to a callback.
+sampler's place, the random generators of every rank and the thread count (float sums
+depend on it); oneDNN runs its deterministic kernels. Ctrl-C or SIGTERM lets the step in
+flight finish, then saves such a checkpoint and stops. The library never prints; progress
+goes to a callback.
 
 Under ``torchrun --nproc_per_node=N -m humanparse train ...`` the same loop runs on every
 rank: DistributedDataParallel averages the gradients, each rank draws its own share of the
@@ -38,6 +40,7 @@ from .detectors import CocoResultsDetector, DetectorSpec, simulate_detections
 from .device import resolve_device
 from .errors import CheckpointError, ConfigError, HumanParseError
 from .evaluate import evaluate
+from .interrupts import StopRequests
 from .io.drawing import line_chart
 from .io.files import write_bytes_atomic
 from .io.images import encode_png
@@ -148,9 +151,15 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[StepRep
     if config.data.val_split:
         read_split(config.data.root, config.data.val_split)  # fail now, not at the first validation
     ranks, device = _start_ranks(config.device)
+    threads, deterministic = torch.get_num_threads(), torch.backends.mkldnn.deterministic
     try:
+        # oneDNN may otherwise pick kernels whose sums vary run to run; a resumed run must
+        # repeat the uninterrupted one bit for bit.
+        torch.backends.mkldnn.deterministic = True
         return _run(config, spec, resume, progress, ids, ranks, device)
     finally:
+        torch.set_num_threads(threads)
+        torch.backends.mkldnn.deterministic = deterministic
         if ranks.started_group:
             dist.destroy_process_group()
 
@@ -192,6 +201,7 @@ def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: l
         torch.set_rng_state(torch.tensor(generators[ranks.rank]["torch"], dtype=torch.uint8))
         sampler = ResumableSampler(len(ids), config.seed, ranks, int(state["epoch"]), int(state["position"]))
         step, best = int(state["step"]), state.get("best")
+        torch.set_num_threads(int(state.get("threads", torch.get_num_threads())))  # the same sums as before the stop
     detections_file = CocoResultsDetector(spec.path) if spec.kind == "file" else None
 
     def checkpoint() -> None:
@@ -199,65 +209,78 @@ def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: l
 
     log = (out / "log.jsonl").open("a") if ranks.main else None
     started, seen = time.perf_counter(), 0
-    try:
-        while step < config.optim.iterations:
-            lr = _learning_rate(config, step)
-            for group in optimiser.param_groups:
-                group["lr"] = lr
-            optimiser.zero_grad(set_to_none=True)
-            total = 0.0
-            for micro in range(config.optim.accumulate):
-                batch = [
-                    _load_item(config, spec, model.labels, ids[sampler.next()], rng, detections_file).to(device)
-                    for _ in range(config.optim.batch_size)
-                ]
-                # Gradients are averaged across ranks once per optimiser step, not per micro-batch.
-                sync = micro == config.optim.accumulate - 1 or ranks.world == 1
-                with (nullcontext() if sync else objective.no_sync()), torch.autocast(device.type, amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                    loss = objective(batch) / config.optim.accumulate
-                scaler.scale(loss).backward()
-                total += loss.item()
-                seen += len(batch) * ranks.world
-            if config.optim.clip_grad_norm > 0:
-                scaler.unscale_(optimiser)
-                torch.nn.utils.clip_grad_norm_(trainable, config.optim.clip_grad_norm)
-            scaler.step(optimiser)
-            scaler.update()
-            step += 1
-            validation = None
-            if config.data.val_split and (step % config.validate_every == 0 or step == config.optim.iterations):
-                validation = _validate(config, spec, model, ranks)
-                if ranks.main and (best is None or validation["score"] > best):
-                    best = validation["score"]
-                    save_checkpoint(model, out / "best.pt", extra={"step": step, "validation": validation})
-                _set_stage(model, config.stage)
-            report = StepReport(step, config.optim.iterations, total, lr, seen / max(time.perf_counter() - started, 1e-9), validation)
-            if log is not None and (step % config.log_every == 0 or step == config.optim.iterations):
-                line = {"stage": config.stage, "step": step, "loss": total, "lr": lr, "images_per_s": report.images_per_second}
-                log.write(json.dumps(line) + "\n")
-            if log is not None and validation is not None:
-                log.write(json.dumps({"stage": config.stage, "step": step, "validation": validation}) + "\n")
+    with StopRequests() as stops:
+        try:
+            while step < config.optim.iterations:
+                lr = _learning_rate(config, step)
+                for group in optimiser.param_groups:
+                    group["lr"] = lr
+                optimiser.zero_grad(set_to_none=True)
+                total = 0.0
+                for micro in range(config.optim.accumulate):
+                    batch = [
+                        _load_item(config, spec, model.labels, ids[sampler.next()], rng, detections_file).to(device)
+                        for _ in range(config.optim.batch_size)
+                    ]
+                    # Gradients are averaged across ranks once per optimiser step, not per micro-batch.
+                    sync = micro == config.optim.accumulate - 1 or ranks.world == 1
+                    with (nullcontext() if sync else objective.no_sync()), torch.autocast(device.type, amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                        loss = objective(batch) / config.optim.accumulate
+                    scaler.scale(loss).backward()
+                    total += loss.item()
+                    seen += len(batch) * ranks.world
+                if config.optim.clip_grad_norm > 0:
+                    scaler.unscale_(optimiser)
+                    torch.nn.utils.clip_grad_norm_(trainable, config.optim.clip_grad_norm)
+                scaler.step(optimiser)
+                scaler.update()
+                step += 1
+                validation = None
+                if config.data.val_split and (step % config.validate_every == 0 or step == config.optim.iterations):
+                    validation = _validate(config, spec, model, ranks)
+                    if ranks.main and (best is None or validation["score"] > best):
+                        best = validation["score"]
+                        save_checkpoint(model, out / "best.pt", extra={"step": step, "validation": validation})
+                    _set_stage(model, config.stage)
+                report = StepReport(step, config.optim.iterations, total, lr, seen / max(time.perf_counter() - started, 1e-9), validation)
+                if log is not None and (step % config.log_every == 0 or step == config.optim.iterations):
+                    line = {"stage": config.stage, "step": step, "loss": total, "lr": lr, "images_per_s": report.images_per_second}
+                    log.write(json.dumps(line) + "\n")
+                if log is not None and validation is not None:
+                    log.write(json.dumps({"stage": config.stage, "step": step, "validation": validation}) + "\n")
+                if log is not None:
+                    log.flush()
+                if step % config.checkpoint_every == 0:
+                    checkpoint()
+                if progress is not None:
+                    progress(report)
+                if _stop_agreed(stops.requested, ranks, device) and step < config.optim.iterations:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            checkpoint()
             if log is not None:
-                log.flush()
-            if step % config.checkpoint_every == 0:
-                checkpoint()
-            if progress is not None:
-                progress(report)
-    except KeyboardInterrupt:
-        checkpoint()
+                log.close()
+                _write_curves(out)
+            raise
         if log is not None:
             log.close()
+        checkpoint()
+        _check_ranks_agree(model, ranks)
+        final = out / "final.pt"
+        if ranks.main:
+            save_checkpoint(model, final)
             _write_curves(out)
-        raise
-    if log is not None:
-        log.close()
-    checkpoint()
-    _check_ranks_agree(model, ranks)
-    final = out / "final.pt"
-    if ranks.main:
-        save_checkpoint(model, final)
-        _write_curves(out)
     return final
+
+
+def _stop_agreed(requested: bool, ranks: Ranks, device: torch.device) -> bool:
+    """Whether any rank was asked to stop: all ranks stop after the same step, or the others
+    would wait forever in the next step's gradient all-reduce."""
+    if ranks.world == 1:
+        return requested
+    flag = torch.tensor([int(requested)], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 def _start_ranks(device_spec: str) -> tuple[Ranks, torch.device]:
@@ -498,6 +521,7 @@ def _save(
         "optimiser": optimiser.state_dict(),
         # JSON keeps the 128-bit generator states exact and loadable with weights_only.
         "generators": json.dumps(generators),
+        "threads": torch.get_num_threads(),
     }
     try:
         save_checkpoint(model, path, extra=extra)

@@ -13,7 +13,7 @@ import torch
 from humanparse.config import load_train_config
 from humanparse.data.synth import write_image_dataset
 from humanparse.errors import ConfigError, HumanParseError
-from humanparse.modeling.checkpoints import load_checkpoint
+from humanparse.modeling.checkpoints import load_checkpoint, read_checkpoint
 from humanparse.train import Ranks, ResumableSampler, train
 
 
@@ -79,6 +79,37 @@ def test_stopped_and_resumed_run_ends_with_the_same_weights(tmp_path, data) -> N
         assert torch.equal(a, b), name
     steps = [json.loads(line)["step"] for line in (tmp_path / "parts" / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
+
+
+def test_signals_mid_step_stop_after_the_step_and_resume_exactly(tmp_path, data) -> None:
+    """A real SIGTERM (what timeout, docker stop and systemd send) and a second signal right
+    after it, delivered while a step is in flight: the step finishes, last.pt is saved, the
+    exit is 130 as for Ctrl-C, and the resumed run ends with the uninterrupted run's weights."""
+    import os
+    import signal
+    import time
+
+    whole = load_checkpoint(train(config(tmp_path, data, "whole", "optim.iterations=5", "checkpoint_every=100")))
+    sets = [f"out={tmp_path / 'killed'}", "log_every=1", "optim.iterations=5", "checkpoint_every=100"]
+    command = [sys.executable, "-m", "humanparse", "train", "--config", str(tmp_path / "base.toml"), "--quiet"]
+    process = subprocess.Popen([*command, *(arg for item in sets for arg in ("--set", item))], stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "killed" / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and log.read_text().count("\n") >= 1) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGTERM)  # step 2 has just begun
+    time.sleep(0.1)
+    os.kill(process.pid, signal.SIGINT)  # noted, changes nothing
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "resume with --resume" in stderr and "Traceback" not in stderr
+    stopped = read_checkpoint(tmp_path / "killed" / "last.pt")["extra"]["step"]
+    assert 2 <= stopped < 5  # stopped after a whole step, before the end
+    resumed = load_checkpoint(train(load_train_config(tmp_path / "killed" / "config.toml"), resume=True))
+    for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]
 
 
 def test_bad_requests(tmp_path, data) -> None:
