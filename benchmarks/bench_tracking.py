@@ -6,7 +6,10 @@ py-motmetrics (`pip install motmetrics`; a benchmark tool, not a dependency of h
 Held-out clips (seeds 1001, 1002, ...) of people walking, crossing, occluded and
 re-entering are parsed once per frame; the parsed persons are then tracked with the
 tracker's variants side by side: mask IoU only, and IoU with appearance re-linking (the
-default). A third row tracks the ground-truth person masks with their ids hidden, which
+default). For a parser that follows people (pose-guided), one more row is what
+`humanparse video` runs: its video pose network (BlazePose), the detector every
+``DETECT_EVERY`` frames and each person's crop followed by their keypoints in between,
+tracked with appearance. A last row tracks the ground-truth person masks with their ids hidden, which
 measures the tracker alone. A hypothesis matches a ground-truth person when their mask IoU
 is at least 0.5 (MOTS convention).
 """
@@ -23,9 +26,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from humanparse.data.synth_video import write_video  # noqa: E402
+from humanparse.follow import DETECT_EVERY  # noqa: E402
 from humanparse.io.video import VideoReader  # noqa: E402
 from humanparse.ops import mask_iou  # noqa: E402
 from humanparse.predictor import Predictor  # noqa: E402
+from humanparse.pretrained import build_pose  # noqa: E402
 from humanparse.runtime import tune_allocator  # noqa: E402
 from humanparse.structures import ParsingResult  # noqa: E402
 from humanparse.tracking import Tracker, TrackerOptions  # noqa: E402
@@ -87,7 +92,10 @@ def main() -> None:
     predictor = Predictor.from_checkpoint(args.checkpoint, "auto", input_scale=args.scale, crf_scale=args.crf_scale)
     options = TrackerOptions()
     work = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
-    rows: dict[str, list] = {"IoU only": [], "IoU + appearance (default)": [], "ground-truth masks, IoU only": []}
+    follows = predictor.parser.follows_people
+    video = Predictor.from_checkpoint(args.checkpoint, "auto", pose=build_pose("blazepose", predictor.device), input_scale=args.scale, crf_scale=args.crf_scale) if follows else None
+    follow_row = f"video: detect every {DETECT_EVERY}, follow"
+    rows: dict[str, list] = {"IoU only": [], "IoU + appearance (default)": [], **({follow_row: []} if follows else {}), "ground-truth masks, IoU only": []}
     names = []
     for k in range(args.videos):
         clip, gt_dir = write_video(work / f"test-{k}.mp4", args.frames, seed=1001 + k, size=(640, 360))
@@ -97,6 +105,9 @@ def main() -> None:
         truth = ground_truth(gt_dir, len(images))
         rows["IoU only"].append(accumulate(mm, truth, track(images, results, options, appearance=False)))
         rows["IoU + appearance (default)"].append(accumulate(mm, truth, track(images, results, options, appearance=True)))
+        if video is not None:
+            with video.stream(clip, tracker=options) as stream:
+                rows[follow_row].append(accumulate(mm, truth, [frame.result.persons for frame in stream]))
         rows["ground-truth masks, IoU only"].append(accumulate(mm, truth, oracle(truth, options)))
         names.append(clip.stem)
     metrics = mm.metrics.create()
