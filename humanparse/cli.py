@@ -14,18 +14,23 @@ from rich.table import Table
 from .device import resolve_device
 from .errors import HumanParseError
 from .follow import DETECT_EVERY
+from .interrupts import StopRequests
 from .runtime import tune_allocator
 from .version import __version__
 
 
 class _Group(click.Group):
-    """Turns the project's errors into one line on stderr and exit status 1."""
+    """Turns the project's errors into one line on stderr and exit status 1, and Ctrl-C
+    before a job has anything to finish (loading a model) into exit status 130."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except HumanParseError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            raise SystemExit(130) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -412,7 +417,7 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
 @click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Start at this time, seconds.")
 @click.option("--end", type=click.FloatRange(min=0), help="Stop before this time, seconds.")
 @click.option("--max-age", default=30, show_default=True, type=click.IntRange(min=0), help="Frames a lost track waits to be found again.")
-@click.option("--min-iou", default=0.2, show_default=True, type=click.FloatRange(0, 1), help="Least mask IoU to continue a track.")
+@click.option("--min-iou", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Least mask IoU to continue a track.")
 @click.option("--detect-every", default=DETECT_EVERY, show_default=True, type=click.IntRange(min=1), help="With the pose-guided parser: detect persons on every n-th frame (and after one is lost); in between each person's crop follows their keypoints. 1: detect on every frame.")
 @click.option("--batch", type=click.IntRange(min=1), help="Frames per segmenter batch  [default: 4 on a GPU, 1 on the CPU]")
 @click.option("--workers", type=click.IntRange(min=1), help="Frames parsed at once, sharing the CPU threads  [default: 2 on a CPU with two or more threads, else 1]")
@@ -431,21 +436,36 @@ def video_command(source, out, checkpoint, detector, det_threshold, max_people, 
       humanparse video clip.mp4 --out runs/clip
       humanparse video clip.mp4 --out runs/clip --stride 2 --start 10 --end 20 --crf-scale 0.5
     """
+    import math
+
     import torch
 
+    from .io.video import VideoReader
     from .jobs.video import VideoOptions, parse_video
     from .tracking import TrackerOptions
 
+    for name, value in (("--start", start), ("--end", end)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise click.BadParameter(f"{value} is not a time in seconds (0 or more)", param_hint=name)
     if end is not None and end <= start:
         raise click.BadParameter(f"--end {end} must come after --start {start}", param_hint="--end")
+    with VideoReader(source):  # a source that is no video fails now, not after the model loads
+        pass
     predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, job="video")
     gpu = predictor.device.type != "cpu"
     batch = batch or (4 if gpu else 1)
     workers = workers or (1 if gpu or torch.get_num_threads() < 2 else 2)
     options = VideoOptions(stride, start, end, TrackerOptions(max_age=max_age, min_iou=min_iou), save_frames, overwrite, batch, workers, detect_every)
-    with _progress(quiet, "parsing") as bar:
-        task = bar.add_task("parsing", total=None)
-        summary = parse_video(predictor, source, out, options, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    with StopRequests():  # a second signal, even while reporting, cannot undo a clean finish
+        with _progress(quiet, "parsing") as bar:
+            task = bar.add_task("parsing", total=None)
+            summary = parse_video(predictor, source, out, options, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        _report_video(summary, source, out)
+
+
+def _report_video(summary, source: str, out: str) -> None:
+    """The tracks table and speed line of a video run (a jobs.video.VideoSummary); exit 130
+    if it was interrupted, 1 if the video broke part-way."""
     table = Table(title=f"{summary.frames} frames of {source}, {len(summary.tracks)} tracks")
     for column in ("track", "frames", "first", "last", "mean area (px)", "parts seen"):
         table.add_column(column, justify="left" if column == "parts seen" else "right")
@@ -486,9 +506,13 @@ def eval_command(data_root, split, predictions, checkpoint, detector, det_thresh
     from pathlib import Path
 
     from .evaluate import ap_heatmap, evaluate, evaluate_predictions, report_dict
-    from .io.files import write_bytes_atomic
+    from .io.files import check_writable, write_bytes_atomic
     from .io.images import encode_png
 
+    for destination in filter(None, (report_path, heatmap)):  # before the evaluation, not after it
+        if Path(destination).is_dir():
+            raise click.BadParameter(f"{destination} is a folder; give a file name", param_hint="--out" if destination == report_path else "--heatmap")
+        check_writable(Path(destination).resolve().parent)
     with _progress(quiet, "evaluating") as bar:
         task = bar.add_task("evaluating", total=None)
         update = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731

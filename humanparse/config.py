@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import typing
 from collections.abc import Sequence
@@ -74,6 +75,10 @@ class DataConfig:
     detector: str = "sim"  # gt, sim[:SEED[:TRUNCATION]], file:PATH or builtin
     val_images: int = 0  # validate on the first this many images of val_split; 0: all
 
+    def __post_init__(self) -> None:
+        if self.crop < 0 or self.val_images < 0:
+            raise ConfigError(f"data.crop and data.val_images must be 0 or more, got {self.crop} and {self.val_images}")
+
 
 @dataclass(frozen=True)
 class OptimConfig:
@@ -99,6 +104,9 @@ class OptimConfig:
         for name in ("iterations", "batch_size", "accumulate"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"optim.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "momentum", "weight_decay", "poly_power", "clip_grad_norm"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"optim.{name} must be a finite number, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ConfigError(f"optim.lr must be positive, got {self.lr}")
 
@@ -138,6 +146,9 @@ class TrainConfig:
             raise ConfigError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
         if self.stage != "semantic" and not self.init:
             raise ConfigError(f"stage {self.stage!r} starts from the previous stage's checkpoint: set init")
+        for name in ("checkpoint_every", "validate_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:

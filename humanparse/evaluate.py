@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from .data.cihp import Sample, load_sample, read_split
+from .data.cihp import Sample, check_label_set, load_sample, read_split
+from .detectors.files import CocoResultsDetector
 from .errors import HumanParseError
 from .io.results import read_result_json
 from .labels import IGNORE, LabelSet
@@ -52,6 +53,9 @@ def evaluate(
     Box AP scores the boxes of the persons in the results (detections that won no pixel
     are not in a result)."""
     ids = read_split(root, split) if ids is None else ids
+    check_label_set(root, predictor.labels, "the model")
+    if isinstance(predictor.detector, CocoResultsDetector):
+        predictor.detector.check_known(ids)  # another split's detections would score zero
     scores = _Scores(len(predictor.labels.names))
     for k, sample_id in enumerate(ids):
         sample = _load(root, sample_id, predictor.labels)

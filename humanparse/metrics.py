@@ -124,10 +124,14 @@ def _all_point_ap(scores: np.ndarray, hits: np.ndarray, total_gt: int) -> float:
 
 
 def _mask_iou(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
+    """(len(a), len(b)) float64 IoUs. Pixel counts are exact in float64 (below 2**53), so
+    an IoU of exactly t equals float(t) and is no hit under a strict ``> t`` whatever
+    numpy's promotion rules; float32 counted wrong past 2**24 pixels and, under numpy 1.x,
+    float32(0.1) > 0.1 made IoUs of exactly 0.1, 0.2, ... count as hits."""
     if not a or not b:
         return np.zeros((len(a), len(b)))
-    fa = np.stack([m.reshape(-1) for m in a]).astype(np.float32)
-    fb = np.stack([m.reshape(-1) for m in b]).astype(np.float32)
+    fa = np.stack([m.reshape(-1) for m in a]).astype(np.float64)
+    fb = np.stack([m.reshape(-1) for m in b]).astype(np.float64)
     inter = fa @ fb.T
     union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .detectors.files import MotDetector
 from .device import resolve_device
 from .errors import HumanParseError
 from .follow import DETECT_EVERY, CropFollower
@@ -138,6 +139,9 @@ class Predictor:
                 started = time.perf_counter()
                 given = [self.detector(images[k], key=None if keys is None else keys[k]) for k in indices]
                 self.timings.add("detect", time.perf_counter() - started)
+            if given is not None:
+                height, width = batch[0].shape[:2]
+                given = [found.admitted(height, width, self.options.det_threshold, self.options.max_people) for found in given]
             for k, result in zip(indices, self.parser.parse(batch, given, self.options, self.timings.add)):
                 if self.pose is not None:
                     started = time.perf_counter()
@@ -212,6 +216,12 @@ class VideoStream:
         self.tracker = None if tracker is None else Tracker(tracker)
         self._reader = VideoReader(source, stride=stride, start=start, end=end)
         self.info: VideoInfo = self._reader.info
+        if isinstance(predictor.detector, MotDetector) and self.info.frames is not None:
+            try:  # rows past the last frame are another video's detections
+                predictor.detector.check_frames(self.info.frames)
+            except HumanParseError:
+                self._reader.close()
+                raise
         self._own_seconds = {"decode": 0.0, "track": 0.0}
         self._frames = self._run()
 

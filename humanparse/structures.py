@@ -65,6 +65,16 @@ class Detections:
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
         return Detections(boxes, self.scores)
 
+    def admitted(self, height: int, width: int, threshold: float = 0.0, max_count: int | None = None) -> "Detections":
+        """The detections a height × width image can hold: boxes clipped to it, those left
+        less than a pixel wide or high dropped (a box outside the image is no person), then
+        :meth:`top` by ``threshold`` and ``max_count``. Every outside source of boxes (a
+        file, a detector, the caller) passes through this before anything is made per box."""
+        clipped = self.clipped(height, width)
+        sides = clipped.boxes[:, 2:] - clipped.boxes[:, :2]
+        keep = (sides >= 1).all(axis=1)
+        return Detections(clipped.boxes[keep], clipped.scores[keep]).top(threshold, max_count)
+
     def tensors(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """(D, 4) and (D,) float32 tensors, as the Instance CRF takes them."""
         return torch.from_numpy(self.boxes).to(device), torch.from_numpy(self.scores).to(device)

@@ -21,6 +21,7 @@ data, and rank 0 alone logs, validates and writes files.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -35,14 +36,14 @@ import torch.nn.functional as F
 
 from .config import TrainConfig, to_toml
 from .data.augment import augment
-from .data.cihp import Sample, load_sample, read_split
+from .data.cihp import Sample, check_label_set, load_sample, read_split
 from .detectors import CocoResultsDetector, DetectorSpec, simulate_detections
 from .device import resolve_device
 from .errors import CheckpointError, ConfigError, HumanParseError
 from .evaluate import evaluate
 from .interrupts import StopRequests
 from .io.drawing import line_chart
-from .io.files import write_bytes_atomic
+from .io.files import check_writable, write_bytes_atomic
 from .io.images import encode_png
 from .labels import IGNORE, LabelSet
 from .matching import matched_instance_loss, ohem_cross_entropy, ohem_k
@@ -140,8 +141,12 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[StepRep
     last = out / "last.pt"
     if resume and not last.is_file():
         raise HumanParseError(f"nothing to resume: {last} does not exist")
-    if not resume and out.exists() and any(out.iterdir()):
+    if not resume and (last.is_file() or (out / "final.pt").is_file()):
         raise HumanParseError(f"{out} already holds a run; use --resume to continue it or choose another --out")
+    # A run that failed before its first checkpoint left only its config and log: a new run
+    # starts over them (there is nothing to resume).
+    if out.exists() and not out.is_dir():
+        raise HumanParseError(f"out={out} is a file; a run needs a folder")
     if config.optim.batch_size > 1 and config.data.crop == 0:
         raise ConfigError("optim.batch_size > 1 needs data.crop > 0: images of a batch must have one size")
     spec = DetectorSpec.parse(config.data.detector)
@@ -150,6 +155,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[StepRep
     ids = read_split(config.data.root, config.data.split)
     if config.data.val_split:
         read_split(config.data.root, config.data.val_split)  # fail now, not at the first validation
+    check_writable(out)  # after the checks above: a refused run leaves no empty folder behind
     ranks, device = _start_ranks(config.device)
     threads, deterministic = torch.get_num_threads(), torch.backends.mkldnn.deterministic
     try:
@@ -173,10 +179,11 @@ def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: l
     else:
         model = init_from_checkpoint(config.model, config.init) if config.init else build_model(config.model)
         state = None
-    _check_label_set(config.data.root, model.labels, config.init or "the model config")
+    check_label_set(config.data.root, model.labels, config.init or "the model config")
     if ranks.main and not resume:
         out.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(out / "config.toml", to_toml(config).encode())
+        (out / "log.jsonl").unlink(missing_ok=True)  # a failed start's
     model.to(device)
     trainable = _set_stage(model, config.stage)
     objective: torch.nn.Module = _Objective(config, spec, model)
@@ -207,6 +214,8 @@ def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: l
     def checkpoint() -> None:
         _save(model, optimiser, rng, sampler, step, best, last, ranks)
 
+    if ranks.main and resume:
+        _truncate_log(out / "log.jsonl", step)  # steps logged after last.pt was saved run again
     log = (out / "log.jsonl").open("a") if ranks.main else None
     started, seen = time.perf_counter(), 0
     with StopRequests() as stops:
@@ -229,6 +238,10 @@ def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: l
                     scaler.scale(loss).backward()
                     total += loss.item()
                     seen += len(batch) * ranks.world
+                if not math.isfinite(total) and not scaler.is_enabled():  # float16 scaling skips such steps itself
+                    # The weights are still the last step's; nothing is saved over last.pt.
+                    raise HumanParseError(f"the loss became {total} at step {step + 1}: training diverged (lower optim.lr?); {last} holds the last good step" if last.is_file()
+                                          else f"the loss became {total} at step {step + 1}: training diverged (lower optim.lr?)")
                 if config.optim.clip_grad_norm > 0:
                     scaler.unscale_(optimiser)
                     torch.nn.utils.clip_grad_norm_(trainable, config.optim.clip_grad_norm)
@@ -245,9 +258,9 @@ def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: l
                 report = StepReport(step, config.optim.iterations, total, lr, seen / max(time.perf_counter() - started, 1e-9), validation)
                 if log is not None and (step % config.log_every == 0 or step == config.optim.iterations):
                     line = {"stage": config.stage, "step": step, "loss": total, "lr": lr, "images_per_s": report.images_per_second}
-                    log.write(json.dumps(line) + "\n")
+                    log.write(_json_line(line))
                 if log is not None and validation is not None:
-                    log.write(json.dumps({"stage": config.stage, "step": step, "validation": validation}) + "\n")
+                    log.write(_json_line({"stage": config.stage, "step": step, "validation": validation}))
                 if log is not None:
                     log.flush()
                 if step % config.checkpoint_every == 0:
@@ -271,6 +284,26 @@ def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: l
             save_checkpoint(model, final)
             _write_curves(out)
     return final
+
+
+def _json_line(record: dict) -> str:
+    """One log.jsonl line; a non-finite number becomes null (NaN is no JSON token)."""
+    def finite(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        return value
+
+    return json.dumps(finite(record), allow_nan=False) + "\n"
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop the lines of steps after ``step`` from log.jsonl (atomically)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines(keepends=True) if line.strip() and json.loads(line).get("step", 0) <= step]
+    write_bytes_atomic(path, "".join(kept).encode())
 
 
 def _stop_agreed(requested: bool, ranks: Ranks, device: torch.device) -> bool:
@@ -304,19 +337,6 @@ def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     if not config.optim.amp or device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def _check_label_set(root: str, labels: LabelSet, source: str) -> None:
-    """A data set that names its label set (meta.json) must use the model's."""
-    meta = Path(root) / "meta.json"
-    if not meta.is_file():
-        return
-    try:
-        named = json.loads(meta.read_text()).get("label_set")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise HumanParseError(f"{meta}: cannot read ({exc})") from None
-    if named is not None and named != labels.name:
-        raise HumanParseError(f"{root} is labelled with {named!r} but {source} uses {labels.name!r} ({labels.num_parts} parts)")
 
 
 def _check_ranks_agree(model: HolisticParser, ranks: Ranks) -> None:

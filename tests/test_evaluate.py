@@ -59,3 +59,29 @@ def test_cli_writes_the_report_and_the_heatmap(tmp_path, data) -> None:
     assert cv2.imread(str(tmp_path / "ap.png")) is not None
     missing = CliRunner().invoke(main, ["eval", "--data", str(data), "--checkpoint", str(ckpt), "--split", "test", "--quiet"])
     assert missing.exit_code == 1 and "missing split file" in missing.output
+
+
+def test_eval_refuses_another_label_set_and_detections_of_other_images(tmp_path, data, eager_checkpoint) -> None:
+    import shutil
+
+    cihp_labelled = tmp_path / "cihp"
+    shutil.copytree(data, cihp_labelled)
+    meta = json.loads((cihp_labelled / "meta.json").read_text())
+    (cihp_labelled / "meta.json").write_text(json.dumps({**meta, "label_set": "cihp"}))
+    wrong = CliRunner().invoke(main, ["eval", "--data", str(cihp_labelled), "--checkpoint", str(eager_checkpoint), "--detector", "gt", "--quiet"])
+    assert wrong.exit_code == 1 and "labelled with 'cihp'" in wrong.output and "Traceback" not in wrong.output
+
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps([{"image_id": "not_in_this_split", "bbox": [1, 1, 20, 20], "score": 0.9, "category_id": 1}]))
+    unknown = CliRunner().invoke(main, ["eval", "--data", str(data), "--checkpoint", str(eager_checkpoint), "--detector", f"file:{other}", "--quiet"])
+    assert unknown.exit_code == 1 and "unknown images" in unknown.output and "not_in_this_split" in unknown.output
+
+
+def test_an_unwritable_report_destination_fails_before_the_evaluation(tmp_path, data, eager_checkpoint) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    # (root, as CI runs, writes through permissions: a file in the way and a read-only file system instead)
+    for flag, target in (("--out", blocker / "r.json"), ("--heatmap", blocker / "ap.png"), ("--out", tmp_path), ("--out", "/proc/humanparse-r.json")):
+        result = CliRunner().invoke(main, ["eval", "--data", str(data), "--checkpoint", str(eager_checkpoint), "--detector", "gt", flag, str(target), "--quiet"])
+        assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+        assert "part AP^r" not in result.output, target  # refused before evaluating

@@ -148,3 +148,16 @@ def test_parsing_ap_and_pcp() -> None:
     # A duplicate of p1 is a false positive; a missed person lowers recall and PCP.
     dup = parsing_ap([([(p1, 0.9), (p1, 0.85)], [p1, p2])], num_labels=3)
     assert dup.at(0.5) == pytest.approx(0.5) and dup.pcp50 == pytest.approx(0.5)
+
+
+def test_an_iou_of_exactly_the_threshold_is_no_hit() -> None:
+    """AP^r's hit is IoU strictly above t: IoUs of exactly 0.1 ... 0.9 (k of 10 pixels
+    shared) are hits at the thresholds below them only."""
+    truth = np.zeros((1, 10), bool)
+    truth[0, :10] = True
+    for k in range(1, 10):
+        guess = np.zeros((1, 10), bool)
+        guess[0, :k] = True  # IoU k / 10
+        ap = instance_ap([([(1, guess, 0.9)], [(1, truth)])])
+        expected = [1.0 if t < k / 10 - 1e-12 else 0.0 for t in ap.thresholds]
+        assert list(ap.per_class[1]) == expected, k

@@ -63,3 +63,14 @@ def test_detections_are_validated_and_ranked() -> None:
     for boxes, scores in (([[0, 0, -1, 5]], [0.5]), ([[0, 0, 1, 1]], [1.5]), ([[0, 0, np.nan, 1]], [0.5]), ([[0, 0, 1, 1]], [0.5, 0.5])):
         with pytest.raises(HumanParseError):
             Detections(np.array(boxes, float), np.array(scores))
+
+
+def test_admitted_detections_are_clipped_boxes_inside_the_image_best_first_and_capped() -> None:
+    boxes = np.array([[-50, -50, -10, -10], [10, 10, 30, 40], [60, 0, 90, 20], [5, 5, 5.5, 40], [0, 0, 20, 20]], np.float32)
+    found = Detections(boxes, np.array([0.99, 0.5, 0.9, 0.8, 0.2], np.float32))
+    kept = found.admitted(48, 64, threshold=0.3)
+    # outside the image, a half-pixel sliver and a score under the threshold are gone; x2 = 90 clipped to 64
+    assert kept.boxes.tolist() == [[60, 0, 64, 20], [10, 10, 30, 40]] and kept.scores.tolist() == pytest.approx([0.9, 0.5])
+    assert len(found.admitted(48, 64, max_count=1)) == 1
+    many = Detections(np.tile(np.array([[1, 1, 20, 20]], np.float32), (10_000, 1)), np.linspace(0, 1, 10_000, dtype=np.float32))
+    assert len(many.admitted(48, 64, 0.3, 20)) == 20

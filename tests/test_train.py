@@ -220,3 +220,52 @@ def test_a_full_disk_keeps_the_last_good_checkpoint(tmp_path, data) -> None:
     assert "cannot write checkpoint" in result.stderr and "intact" in result.stderr and "Traceback" not in result.stderr
     assert last.read_bytes() == good
     assert [p.name for p in (tmp_path / "disk").iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_bad_settings_are_one_line_config_errors(tmp_path, data) -> None:
+    for override, message in (("checkpoint_every=0", "checkpoint_every must be at least 1"), ("log_every=0", "log_every"),
+                              ("validate_every=-1", "validate_every"), ("data.crop=-5", "data.crop"), ("optim.lr=inf", "finite")):
+        with pytest.raises(ConfigError, match=message):
+            config(tmp_path, data, "bad", override)
+
+
+def test_a_diverging_run_stops_without_writing_nan_weights_and_can_be_started_again(tmp_path, data) -> None:
+    with pytest.raises(HumanParseError, match="training diverged"):
+        train(config(tmp_path, data, "diverged", "optim.lr=1e30", "optim.iterations=4", "optim.clip_grad_norm=0"))
+    run = tmp_path / "diverged"
+    assert not (run / "final.pt").exists() and not (run / "last.pt").exists()
+    for line in (run / "log.jsonl").read_text().splitlines():
+        assert "NaN" not in line and "Infinity" not in line
+        json.loads(line)
+    # Nothing to resume, and the folder holds no run: a fixed config starts over it.
+    final = train(config(tmp_path, data, "diverged", "optim.iterations=1"))
+    assert final.is_file()
+    assert [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] == [1]
+
+
+def test_an_out_that_is_a_file_is_refused(tmp_path, data) -> None:
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(HumanParseError, match="is a file"):
+        train(config(tmp_path, data, "taken", "optim.iterations=1"))
+
+
+def test_a_resume_after_sigkill_does_not_repeat_logged_steps(tmp_path, data) -> None:
+    import os
+    import signal
+    import time
+
+    config(tmp_path, data, "killed")  # writes base.toml
+    sets = [f"out={tmp_path / 'killed'}", "log_every=1", "optim.iterations=6", "checkpoint_every=2"]
+    command = [sys.executable, "-m", "humanparse", "train", "--config", str(tmp_path / "base.toml"), "--quiet"]
+    process = subprocess.Popen([*command, *(arg for item in sets for arg in ("--set", item))], stderr=subprocess.DEVNULL)
+    log = tmp_path / "killed" / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and log.read_text().count("\n") >= 3) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)  # step 3 logged, last.pt still of step 2
+    process.wait()
+    saved = read_checkpoint(tmp_path / "killed" / "last.pt")["extra"]["step"]
+    logged = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert saved < logged[-1]  # the kill fell between a logged step and its checkpoint
+    train(load_train_config(tmp_path / "killed" / "config.toml"), resume=True)
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3, 4, 5, 6]

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from PIL import Image
 
 from ..errors import HumanParseError
 from ..io.images import write_png
-from ..labels import IGNORE
+from ..labels import IGNORE, LabelSet
 from ..ops import person_boxes
 
 FOLDERS = ("images", "Category_ids", "Human_ids", "Instance_ids")
@@ -52,7 +53,21 @@ def write_sample(root: Path, sample_id: str, jpeg: bytes, parts: np.ndarray, per
 
 
 def write_split(root: Path, split: str, ids: list[str]) -> None:
-    (root / f"{split}_id.txt").write_text("".join(f"{i}\n" for i in ids))
+    """``<split>_id.txt`` in ``root``."""
+    (root / f"{check_split_name(split)}_id.txt").write_text("".join(f"{i}\n" for i in ids))
+
+
+def check_split_name(split: str) -> str:
+    """``split`` if it is a plain name (train, val, ...): never a path out of the data set."""
+    if not split or split in (".", "..") or any(c in split for c in "/\\\0"):
+        raise HumanParseError(f"a split is a plain name like train or val, got {split!r}")
+    return split
+
+
+def write_meta(root: Path, labels: LabelSet, **fields: object) -> None:
+    """``meta.json``: the data set's label set, which training and evaluation check the
+    model's against (:func:`check_label_set`), and any other facts worth keeping."""
+    (root / "meta.json").write_text(json.dumps({"label_set": labels.name, **fields}, indent=2) + "\n")
 
 
 @dataclass(frozen=True)
@@ -133,3 +148,16 @@ def read_label_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
             raise HumanParseError(f"{path}: label values outside 0..255")
         labels = labels.astype(np.uint8)
     return labels
+
+
+def check_label_set(root: str | Path, labels: LabelSet, source: str) -> None:
+    """A data set that names its label set (meta.json) must use the model's."""
+    meta = Path(root) / "meta.json"
+    if not meta.is_file():
+        return
+    try:
+        named = json.loads(meta.read_text()).get("label_set")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise HumanParseError(f"{meta}: cannot read ({exc})") from None
+    if named is not None and named != labels.name:
+        raise HumanParseError(f"{root} is labelled with {named!r} but {source} uses {labels.name!r} ({labels.num_parts} parts)")

@@ -39,8 +39,8 @@ import scipy.io
 from ..errors import HumanParseError
 from ..io.files import new_directory
 from ..io.images import write_png
-from ..labels import IGNORE
-from .cihp import read_label_png, write_sample, write_split
+from ..labels import IGNORE, PASCAL_PERSON_PART
+from .cihp import check_split_name, read_label_png, write_meta, write_sample, write_split
 
 PART_GROUPS: dict[str, int] = {
     **dict.fromkeys(("head", "hair", "leye", "reye", "lear", "rear", "lebrow", "rebrow", "nose", "mouth"), 1),
@@ -108,6 +108,7 @@ def convert_pascal_part(
     """Convert Pascal-Part MAT files (``annotations/*.mat``) with their JPEGs (``images/``)
     into a new CIHP-layout folder. ``ids`` restricts to those image names; images with no
     person are left out."""
+    check_split_name(split)
     mats = sorted(Path(annotations).glob("*.mat"))
     if ids is not None:
         wanted = set(ids)
@@ -122,6 +123,11 @@ def convert_pascal_part(
                 image = Path(images) / f"{name}.jpg"
                 if not image.is_file():
                     raise HumanParseError(f"{mat}: its image {image} is missing")
+                decoded = cv2.imread(str(image), cv2.IMREAD_COLOR)
+                if decoded is None:
+                    raise HumanParseError(f"{image}: cannot read the image")
+                if decoded.shape[:2] != parts.shape:
+                    raise HumanParseError(f"{mat}: masks of {parts.shape[1]}x{parts.shape[0]} for the {decoded.shape[1]}x{decoded.shape[0]} image {image}")
                 write_sample(root, name, image.read_bytes(), parts, persons)
                 written.append(name)
             if progress is not None:
@@ -129,6 +135,7 @@ def convert_pascal_part(
         if not written:
             raise HumanParseError(f"none of the {len(mats)} annotations in {annotations} has a person")
         write_split(root, split, written)
+        write_meta(root, PASCAL_PERSON_PART, source="Pascal-Part")
     return Path(out)
 
 
@@ -155,11 +162,16 @@ def convert_png_release(
 ) -> Path:
     """Category-level label PNGs (``labels/<name>.png``) with their JPEGs -> CIHP layout
     without person ids (``Human_ids/`` stays absent)."""
+    check_split_name(split)
     pngs = sorted(Path(labels).glob("*.png"))
     if not pngs:
         raise HumanParseError(f"no label PNGs in {labels}")
+    valid = np.zeros(256, bool)
+    valid[: len(PASCAL_PERSON_PART.names)] = valid[IGNORE] = True
     table = np.arange(256, dtype=np.uint8)
     for src, dst in (label_map or {}).items():
+        if not valid[dst]:
+            raise HumanParseError(f"label map {src}:{dst}: Pascal-Person-Part labels are 0..{len(PASCAL_PERSON_PART.names) - 1} and {IGNORE} (void)")
         table[src] = dst
     with new_directory(out) as root:
         (root / "images").mkdir()
@@ -172,7 +184,11 @@ def convert_png_release(
             if decoded is None:
                 raise HumanParseError(f"{image}: cannot read the image")
             values = table[read_label_png(png, decoded.shape[:2])]
+            outside = np.unique(values[~valid[values]])
+            if len(outside):
+                raise HumanParseError(f"{png}: value {outside[0]} is no Pascal-Person-Part label; map it with --label-map {outside[0]}:PART")
             shutil.copyfile(image, root / "images" / image.name)
             write_png(root / "Category_ids" / png.name, values.astype(np.uint8))
         write_split(root, split, [p.stem for p in pngs])
+        write_meta(root, PASCAL_PERSON_PART, source="category-level label PNGs")
     return Path(out)

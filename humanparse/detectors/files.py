@@ -65,14 +65,17 @@ class CocoResultsDetector:
         return set(self._by_key)
 
     def check_known(self, known: list[str]) -> None:
-        """Fail if the file lists images that are not among ``known`` (names or stems)."""
+        """Fail if the file lists images and none is among ``known`` (names or stems): the
+        detections are another set's, or name images another way (numeric ids for file
+        names), and every image would be parsed with no one in it. A file covering more
+        images than ``known`` (a whole data set, a subset parsed) is fine."""
         names = set()
         for k in known:
             path = Path(str(k))
             names |= {str(k), path.name, path.stem, _numeric(path.stem) or path.stem}
         unknown = sorted(k for k in self._by_key if k not in names and Path(k).stem not in names)
-        if unknown:
-            raise HumanParseError(f"{self.path}: detections for unknown images, e.g. {', '.join(unknown[:3])}")
+        if unknown and len(unknown) == len(self._by_key):
+            raise HumanParseError(f"{self.path}: detections for unknown images only, e.g. {', '.join(unknown[:3])}; none of the {len(known)} images is named")
 
     def __call__(self, image: np.ndarray, key: str | int | None = None) -> Detections:
         if key is None:

@@ -69,8 +69,12 @@ class AtomicFile:
             raise
 
     def discard(self) -> None:
-        self.handle.close()
-        Path(self._tmp).unlink(missing_ok=True)
+        try:
+            self.handle.close()  # flushes what is buffered: fails again on a full disk
+        except OSError:
+            pass
+        finally:
+            Path(self._tmp).unlink(missing_ok=True)
 
     def __enter__(self) -> "AtomicFile":
         return self
@@ -99,3 +103,34 @@ def publish_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     """Give a finished temporary file normal permissions and rename it into place."""
     os.chmod(tmp, _with_umask(0o666))
     os.replace(tmp, path)
+
+
+def check_writable(out: Path) -> None:
+    """Fail before any work when the folder ``out`` cannot hold our files (made if missing):
+    a file in its place, no permission, a read-only or full file system."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".humanparse-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise HumanParseError(f"cannot write to {out}: {exc.strerror or exc}") from None
+
+
+def write_files_atomic(files: dict[Path, bytes]) -> None:
+    """Write several files as one: every one into its temporary sibling first, then all
+    renamed into place. A failure while writing (a full disk) removes the temporaries and
+    leaves every earlier file as it was, never a mix of old and new."""
+    staged: list[AtomicFile] = []
+    try:
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staged.append(AtomicFile(path))
+            staged[-1].write(data)
+            staged[-1].handle.flush()
+    except BaseException:
+        for file in staged:
+            file.discard()
+        raise
+    for file in staged:
+        file.commit()

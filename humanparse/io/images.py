@@ -14,7 +14,7 @@ from PIL import Image
 
 from ..errors import HumanParseError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 
 def list_images(inputs: Sequence[str | Path]) -> list[Path]:
@@ -30,7 +30,10 @@ def list_images(inputs: Sequence[str | Path]) -> list[Path]:
         if path.is_dir():
             matches = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         elif path.is_file() and path.suffix.lower() == ".txt":
-            lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            try:
+                lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            except (OSError, UnicodeDecodeError) as exc:
+                raise HumanParseError(f"{item}: not a text list of image paths ({exc.__class__.__name__})") from None
             matches = [p if p.is_absolute() else path.parent / p for p in map(Path, lines)]
         elif path.is_file():
             matches = [path]
@@ -47,11 +50,12 @@ def list_images(inputs: Sequence[str | Path]) -> list[Path]:
 def read_image(path: str | Path) -> np.ndarray:
     """Any image OpenCV reads -> (H, W, 3) uint8 RGB.
 
-    Grey images are repeated into three channels, an alpha channel is dropped, and 16-bit
-    images are scaled to 8 bits.
+    Grey images are repeated into three channels, an alpha channel is dropped, 16-bit
+    images are scaled to 8 bits, and an EXIF orientation is applied: the array is the
+    picture as viewers display it (a phone's portrait photo comes out upright).
     """
     path = Path(path)
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # (UNCHANGED ignores EXIF: applied below)
     if image is None:
         raise HumanParseError(f"{path}: cannot read the image" if path.is_file() else f"{path}: no such file")
     if image.dtype == np.uint16:
@@ -64,7 +68,37 @@ def read_image(path: str | Path) -> np.ndarray:
         image = image[..., :3]
     elif image.shape[2] != 3:
         raise HumanParseError(f"{path}: unsupported number of channels {image.shape[2]}")
-    return np.ascontiguousarray(image[..., ::-1])
+    return np.ascontiguousarray(_oriented(image[..., ::-1], _exif_orientation(path)))
+
+
+def _exif_orientation(path: Path) -> int:
+    """The EXIF orientation tag (1-8; 1 = as stored) of an image file, 1 if it has none."""
+    try:
+        with Image.open(path) as image:
+            value = image.getexif().get(0x0112, 1)  # reads the header only
+    except Exception:  # noqa: BLE001 - a file PIL cannot parse has no orientation we can use
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _oriented(image: np.ndarray, orientation: int) -> np.ndarray:
+    """(H, W, C) as stored -> as displayed, for EXIF orientation 1-8 (TIFF 6.0 tag 274)."""
+    if orientation in (5, 6, 7, 8):
+        image = image.transpose(1, 0, 2)  # 5 is this alone
+        if orientation == 6:
+            image = image[:, ::-1]
+        elif orientation == 7:
+            image = image[::-1, ::-1]
+        elif orientation == 8:
+            image = image[::-1]
+        return image
+    if orientation == 2:
+        return image[:, ::-1]
+    if orientation == 3:
+        return image[::-1, ::-1]
+    if orientation == 4:
+        return image[::-1]
+    return image
 
 
 def encode_png(array: np.ndarray, palette: Sequence[tuple[int, int, int]] | None = None) -> bytes:

@@ -34,7 +34,7 @@ from ..labels import COCO_KEYPOINTS, MIN_KEYPOINT_SCORE, LabelSet
 from ..structures import ParsingResult, PartScore
 from . import rle
 from .drawing import overlay
-from .files import write_bytes_atomic
+from .files import write_files_atomic
 from .images import encode_jpeg, encode_png
 
 OUTPUT_KINDS = ("parts", "persons", "cihp", "overlay", "json")
@@ -206,13 +206,9 @@ def write_outputs(out: Path, name: str, image: np.ndarray, result: ParsingResult
         files[f"overlay/{name}.jpg"] = encode_jpeg(overlay(image, result))
     if "json" in kinds:
         files[f"json/{name}.json"] = (json.dumps(result_dict(result, name), separators=(",", ":")) + "\n").encode()
-    written = []
-    for relative, data in files.items():
-        path = out / relative
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(path, data)
-        except OSError as exc:
-            raise HumanParseError(f"cannot write {path}: {exc.strerror or exc}") from None
-        written.append(path)
-    return written
+    paths = {out / relative: data for relative, data in files.items()}
+    try:
+        write_files_atomic(paths)  # all of this image's files, or none of them, are new
+    except OSError as exc:
+        raise HumanParseError(f"cannot write the results of {name} under {out}: {exc.strerror or exc}") from None
+    return list(paths)

@@ -11,7 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..detectors.files import CocoResultsDetector
 from ..errors import HumanParseError
+from ..io.files import check_writable
 from ..io.images import read_image
 from ..io.results import OUTPUT_KINDS, write_outputs
 from ..predictor import Predictor
@@ -45,17 +47,6 @@ def shard(items: Sequence, rank: int | None = None, world: int | None = None) ->
     return list(items[rank::world])
 
 
-def check_writable(out: Path) -> None:
-    """Fail before any work when ``out`` cannot hold our files."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".humanparse-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise HumanParseError(f"cannot write to {out}: {exc.strerror or exc}") from None
-
-
 def parse_images(
     predictor: Predictor,
     paths: Sequence[Path],
@@ -72,6 +63,8 @@ def parse_images(
     if unknown:
         raise HumanParseError(f"unknown output kind {unknown[0]!r}; choose from {', '.join(OUTPUT_KINDS)}")
     out = Path(out)
+    if isinstance(predictor.detector, CocoResultsDetector):
+        predictor.detector.check_known([str(path) for path in paths])  # another set's detections
     check_writable(out)
     mine = shard(list(zip(paths, output_names(paths))))
     failed: list[tuple[Path, str]] = []

@@ -23,7 +23,6 @@ valid for the frames parsed so far.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -34,8 +33,9 @@ from typing import Any
 
 from ..errors import HumanParseError
 from ..follow import DETECT_EVERY
+from ..interrupts import StopRequests
 from ..io.drawing import overlay
-from ..io.files import AtomicFile, write_bytes_atomic
+from ..io.files import AtomicFile, check_writable, write_bytes_atomic
 from ..io.mots import frame_lines
 from ..io.results import part_record, person_record, write_outputs
 from ..io.video import VideoInfo, VideoWriter
@@ -101,27 +101,33 @@ def parse_video(
     out = Path(out)
     stream = predictor.stream(source, options.stride, options.start, options.end, options.tracker, options.batch, options.workers, options.detect_every)
     interrupted = False
-    with stream:
-        info = stream.info
-        expected = None if info.frames is None else len(range(0, info.frames, options.stride))
-        writers = _VideoWriters(out, str(source), info, options, predictor.labels)
-        try:
-            for frame in stream:
-                writers.add(frame)
-                if progress is not None:
-                    progress(writers.frames, expected)
-        except KeyboardInterrupt:
-            interrupted = True
-        except BaseException:
-            writers.discard()
-            raise
-    tracks = _track_infos(stream.tracker, writers.frame_numbers, predictor.labels)
-    complete = not interrupted and stream.error is None
-    writers.close({"frames_written": writers.frames, "complete": complete, "error": stream.error})
-    seconds = {**stream.seconds, "write": writers.seconds, "total": time.perf_counter() - started}
-    summary = VideoSummary(writers.frames, tracks, stream.error, interrupted, seconds)
-    write_bytes_atomic(out / "summary.json", (json.dumps({"frames": summary.frames, "complete": complete, "error": stream.error,
-                                                          "tracks": [asdict(t) for t in tracks], "seconds": seconds}, indent=2) + "\n").encode())
+    # Ctrl-C and SIGTERM end the run after the frame in flight; a second one while the
+    # outputs are finalised changes nothing (StopRequests).
+    with StopRequests() as stops:
+        with stream:
+            info = stream.info
+            expected = None if info.frames is None else len(range(0, info.frames, options.stride))
+            writers = _VideoWriters(out, str(source), info, options, predictor.labels)
+            try:
+                for frame in stream:
+                    writers.add(frame)
+                    if progress is not None:
+                        progress(writers.frames, expected)
+                    if stops.requested:
+                        break
+            except KeyboardInterrupt:  # raised by a caller's progress callback or parser
+                interrupted = True
+            except BaseException:
+                writers.discard()
+                raise
+        interrupted = interrupted or stops.requested
+        tracks = _track_infos(stream.tracker, writers.frame_numbers, predictor.labels)
+        complete = not interrupted and stream.error is None
+        writers.close({"frames_written": writers.frames, "complete": complete, "error": stream.error})
+        seconds = {**stream.seconds, "write": writers.seconds, "total": time.perf_counter() - started}
+        summary = VideoSummary(writers.frames, tracks, stream.error, interrupted, seconds)
+        write_bytes_atomic(out / "summary.json", (json.dumps({"frames": summary.frames, "complete": complete, "error": stream.error,
+                                                              "tracks": [asdict(t) for t in tracks], "seconds": seconds}, indent=2) + "\n").encode())
     return summary
 
 
@@ -186,15 +192,15 @@ class _VideoWriters:
 
 
 def _prepare(out: Path, overwrite: bool) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HumanParseError(f"cannot write to {out}: {exc.strerror or exc}") from None
-    if not os.access(out, os.W_OK):
-        raise HumanParseError(f"cannot write to {out}: permission denied")
+    check_writable(out)
     present = [name for name in OUTPUT_FILES if (out / name).exists()]
     if present and not overwrite:
         raise HumanParseError(f"{out} already holds results ({', '.join(present)}); choose another --out or pass --overwrite")
+    # What a killed run (SIGKILL, power loss) left half-written: its temporaries are never
+    # results, and the names are this job's own (io.files, io.video).
+    for name in OUTPUT_FILES:
+        for stale in (*out.glob(f".{name}.*.tmp"), *out.glob(f".{name}.*.partial.mp4")):
+            stale.unlink(missing_ok=True)
 
 
 def _frame_record(index: int, seconds: float, result: ParsingResult) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,10 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint {path} does not exist" if not path.exists() else f"checkpoint {path} is not a file")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's message goes on to advise weights_only=False, which would run the
+        # file's code: never repeat it.
+        raise CheckpointError(f"cannot read checkpoint {path}: it holds Python objects beyond tensors and plain data, which humanparse never loads") from None
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:

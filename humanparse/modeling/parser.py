@@ -28,9 +28,11 @@ StageTimer = Callable[[str, float], None]
 class ParseOptions:
     """How a parser runs at inference; one name and one default per knob.
 
-    det_threshold, max_people, nms_iou: how a parser's own detector picks persons (the
-        least score, at most this many, non-maximum suppression at this box IoU; None: no
-        suppression). Detections given from outside are used as they are.
+    det_threshold, max_people: the least score of a person and at most how many, best
+        first, from every source: the parser's own detector, an external one, a detections
+        file, detections given to :meth:`Predictor.predict`.
+    nms_iou: non-maximum suppression at this box IoU for the detectors that run here
+        (None: no suppression); boxes from outside are taken as suppressed already.
     input_scale: the network sees the image scaled by this, in (0, 1], for speed.
     crf_scale: the Instance CRF runs on the image scaled by this, in (0, 1]; None: the
         model's own (the holistic network 1, the pose-guided parser 0.5).

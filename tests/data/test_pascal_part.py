@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -120,3 +122,32 @@ def test_cli_converts_pascal_part(pascal, tmp_path) -> None:
     result = CliRunner().invoke(main, ["data", "convert", "pascal-part", str(tmp_path / "o"), "--annotations", str(ann), "--images", str(img), "--quiet"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "o" / "Instance_ids" / "2008_000001.txt").is_file()
+
+
+def test_conversions_refuse_paths_as_splits_masks_of_another_size_and_labels_outside_the_set(pascal, tmp_path) -> None:
+    ann, img = pascal
+    for split in ("../escape", str(tmp_path / "abs"), ".."):
+        with pytest.raises(HumanParseError, match="plain name"):
+            convert_pascal_part(ann, img, tmp_path / "s", split=split)
+    assert not (tmp_path / "s").exists() and not list(tmp_path.glob("escape*")) and not list(tmp_path.glob("abs*"))
+    cv2.imwrite(str(img / "2008_000001.jpg"), np.full((H + 4, W, 3), 128, np.uint8))
+    with pytest.raises(HumanParseError, match="masks of"):
+        convert_pascal_part(ann, img, tmp_path / "sized")
+    assert not (tmp_path / "sized").exists()
+
+    images, labels = tmp_path / "img", tmp_path / "lab"
+    images.mkdir()
+    labels.mkdir()
+    cv2.imwrite(str(images / "a.jpg"), np.zeros((H, W, 3), np.uint8))
+    values = np.zeros((H, W), np.uint8)
+    values[0:3] = 2
+    values[3:6] = 42
+    Image.fromarray(values).save(labels / "a.png")
+    convert = ["data", "convert", "png", str(tmp_path / "out"), "--images", str(images), "--labels", str(labels)]
+    mapped_outside = CliRunner().invoke(main, [*convert, "--label-map", "2:99,42:1"])
+    assert mapped_outside.exit_code != 0 and "2:99" in mapped_outside.output and "Traceback" not in mapped_outside.output
+    unmapped = CliRunner().invoke(main, convert)
+    assert unmapped.exit_code != 0 and "value 42" in unmapped.output
+    assert not (tmp_path / "out").exists()
+    assert CliRunner().invoke(main, [*convert, "--label-map", "42:1"]).exit_code == 0
+    assert json.loads((tmp_path / "out" / "meta.json").read_text())["label_set"] == "pascal-person-part"

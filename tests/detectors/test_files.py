@@ -31,8 +31,9 @@ def test_coco_results_file(tmp_path) -> None:
     assert det(IMAGE, key="photos/street.jpg").scores.tolist() == [pytest.approx(0.4)]
     assert len(det(IMAGE, key="other.jpg")) == 0  # an image with no detections
     det.check_known(["000012.jpg", "street.jpg"])
-    with pytest.raises(HumanParseError, match="unknown images, e.g. street.jpg"):
-        det.check_known(["000012.jpg"])
+    det.check_known(["000012.jpg"])  # a file for more images than are parsed
+    with pytest.raises(HumanParseError, match="unknown images only, e.g. 12, street.jpg"):
+        det.check_known(["000013.jpg", "road.jpg"])
     assert len(CocoResultsDetector(write_json(tmp_path, []))(IMAGE, key="a.jpg")) == 0
 
 

@@ -61,3 +61,32 @@ def test_a_png_that_cannot_be_written_is_a_one_line_error_naming_it(tmp_path) ->
 
     with pytest.raises(HumanParseError, match="cannot write .*a.png"):
         write_png(tmp_path / "missing" / "a.png", np.zeros((2, 2), np.uint8))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_an_exif_orientation_gives_the_picture_as_pil_displays_it(tmp_path, orientation: int) -> None:
+    from PIL import Image, ImageOps
+
+    rng = np.random.default_rng(orientation)
+    stored = np.kron(rng.integers(0, 256, (3, 5, 3)), np.ones((16, 16, 1))).astype(np.uint8)  # blocks survive JPEG
+    path = tmp_path / f"o{orientation}.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(path, quality=95, exif=exif)
+    with Image.open(path) as image:
+        displayed = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    read = read_image(path)
+    assert read.shape == displayed.shape
+    assert np.abs(read.astype(int) - displayed.astype(int)).mean() < 2  # the two JPEG decoders differ slightly
+
+
+def test_a_gif_in_a_folder_is_listed_and_a_binary_list_is_a_clear_error(tmp_path) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.gif")
+    assert list_images([tmp_path]) == [tmp_path / "a.gif"]
+    assert read_image(tmp_path / "a.gif").shape == (8, 8, 3)
+    binary = tmp_path / "list.txt"
+    binary.write_bytes(bytes(range(128, 256)))
+    with pytest.raises(HumanParseError, match="not a text list"):
+        list_images([binary])

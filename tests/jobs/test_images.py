@@ -139,3 +139,54 @@ def test_eval_at_the_speed_settings_scores_what_the_predictor_gives(tmp_path, da
     a, b = json.loads((tmp_path / "live.json").read_text()), json.loads((tmp_path / "files.json").read_text())
     for key in ("part_ap_r_vol", "person_ap_r_vol", "miou", "ap_p_vol", "pcp_50", "box_ap"):
         assert a[key] == pytest.approx(b[key], abs=0.02), key
+
+
+def test_file_detections_honour_max_people_and_the_threshold_and_boxes_outside_are_no_one(tmp_path, data, eager_checkpoint) -> None:
+    sample_id = read_split(data, "val")[0]
+    crowd = [{"image_id": sample_id, "bbox": [1 + k % 30, 1 + k % 20, 30, 24], "score": 0.31 + 0.6 * k / 300, "category_id": 1} for k in range(300)]
+    outside = [{"image_id": sample_id, "bbox": [200, 200, 30, 30], "score": 1.0, "category_id": 1}]
+    faint = [{"image_id": sample_id, "bbox": [2, 2, 40, 40], "score": 0.1, "category_id": 1}]
+    for name, rows, options, expected in (("crowd", crowd, ["--max-people", "2"], 2), ("outside", outside + faint, [], 0)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(rows))
+        out = tmp_path / name
+        result = images(str(data / "images" / f"{sample_id}.jpg"), "--out", str(out), "--checkpoint", str(eager_checkpoint), "--detector", f"file:{path}", *options)
+        assert result.exit_code == 0, result.output
+        persons = json.loads((out / "json" / f"{sample_id}.json").read_text())["persons"]
+        assert (1 <= len(persons) <= expected) if expected else not persons
+        if expected == 0:
+            assert not np.array(Image.open(out / "persons" / f"{sample_id}.png")).any()
+
+
+def test_a_detections_file_for_other_images_is_refused_before_anything_is_written(tmp_path, data, eager_checkpoint) -> None:
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps([{"image_id": "street_0042", "bbox": [1, 1, 20, 20], "score": 0.9, "category_id": 1}]))
+    result = images(str(data / "images"), "--out", str(tmp_path / "out"), "--checkpoint", str(eager_checkpoint), "--detector", f"file:{other}")
+    assert result.exit_code == 1 and "unknown images" in result.output and "street_0042" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_write_failure_leaves_each_image_all_old_files_never_a_mix(tmp_path, data, eager_checkpoint) -> None:
+    """A real write failure (the file-size limit, EFBIG, as a full disk gives ENOSPC) in
+    the middle of an image's files: that image keeps every earlier file, none half-new."""
+    import resource
+    import subprocess
+    import sys
+
+    sample_id = read_split(data, "val")[0]
+    image = str(data / "images" / f"{sample_id}.jpg")
+    out = tmp_path / "out"
+    first = images(image, "--out", str(out), "--checkpoint", str(eager_checkpoint), "--detector", f"file:{data / 'dets.json'}")
+    assert first.exit_code == 0, first.output
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    sizes = sorted(len(b) for b in before.values())
+    limit = sizes[len(sizes) // 2]  # the smaller files fit, the larger do not
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    command = [sys.executable, "-m", "humanparse", "images", image, "--out", str(out), "--checkpoint", str(eager_checkpoint), "--quiet"]
+    second = subprocess.run(command, preexec_fn=small_files, capture_output=True, text=True, timeout=300)  # its own detector: other results
+    assert second.returncode == 1 and "cannot write the results" in second.stderr and "Traceback" not in second.stderr, second.stderr
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before  # all old, no temporaries

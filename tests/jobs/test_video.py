@@ -211,3 +211,56 @@ def test_batch_and_workers_must_be_positive() -> None:
     for bad in ({"batch": 0}, {"workers": 0}):
         with pytest.raises(HumanParseError, match="at least 1"):
             VideoOptions(**bad)
+
+
+def test_mot_detections_past_the_last_frame_are_refused_before_any_output(tmp_path, clip, eager_checkpoint) -> None:
+    dets = tmp_path / "det.txt"
+    dets.write_text("1,-1,2,2,30,40,0.9\n40,-1,2,2,30,40,0.9\n")  # the clip has 12 frames
+    result = run(str(clip), "--out", str(tmp_path / "out"), "--checkpoint", str(eager_checkpoint), "--detector", f"file:{dets}")
+    assert result.exit_code == 1 and "frame 40" in result.output and "12 frames" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_sigterm_then_a_second_signal_finish_the_outputs_and_the_next_run_clears_leftovers(tmp_path, eager_checkpoint) -> None:
+    """SIGTERM (timeout, docker stop, systemd) ends the run like Ctrl-C; a Ctrl-C 100 ms
+    later does not undo that clean finish; a killed run's temporaries are cleared."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    long_clip, _ = write_video(tmp_path / "long.mp4", 150, seed=4, size=(96, 64))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".tracks.json.dead1234.tmp").write_text("{")  # left by a SIGKILLed run
+    (out / ".overlay.mp4.dead5678.partial.mp4").write_bytes(b"\0" * 10)
+    command = [sys.executable, "-m", "humanparse", "video", str(long_clip), "--out", str(out), "--checkpoint", str(eager_checkpoint), "--overwrite", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        partial = [p for p in out.glob(".tracks.json.*.tmp") if "dead" not in p.name]
+        if partial and partial[0].stat().st_size > 2000:  # some frames written
+            break
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGTERM)
+    time.sleep(0.1)
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "terminate called" not in stderr
+    tracks = json.loads((out / "tracks.json").read_text())
+    assert 0 < tracks["frames_written"] < 150 and tracks["complete"] is False
+    assert frames_of(out / "overlay.mp4")[0] == tracks["frames_written"]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary, old or new
+
+
+def test_bad_times_and_a_missing_source_are_refused_before_the_model_loads(tmp_path, clip) -> None:
+    for option, value in (("--start", "nan"), ("--end", "inf"), ("--end", "nan")):
+        result = run(str(clip), "--out", str(tmp_path / "o"), option, value)
+        assert result.exit_code == 2 and "not a time" in result.output and "Traceback" not in result.output, result.output
+    missing = run(str(tmp_path / "nowhere.mp4"), "--out", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "no-model.pt"))
+    # the source is named, not the missing checkpoint: it was checked first
+    assert missing.exit_code == 1 and "nowhere.mp4" in missing.output and "no-model.pt" not in missing.output
+    assert not (tmp_path / "o").exists()

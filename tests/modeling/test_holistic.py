@@ -147,3 +147,17 @@ def test_init_with_another_architecture_names_the_fields(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"output_stride 16 \(the run has 8\)") as error:
         init_from_checkpoint(dataclasses.replace(TINY, output_stride=8), path)
     assert "\n" not in str(error.value)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (print, ("pickled code ran",))
+
+
+def test_a_checkpoint_holding_code_is_refused_without_advising_to_unpickle_it(tmp_path, capsys) -> None:
+    path = tmp_path / "exploit.pt"
+    torch.save({"format": "humanparse", "version": 1, "state_dict": _Exploit()}, path)
+    with pytest.raises(CheckpointError, match="never loads") as caught:
+        read_checkpoint(path)
+    assert "weights_only" not in str(caught.value)
+    assert "pickled code ran" not in capsys.readouterr().out
