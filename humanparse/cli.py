@@ -332,13 +332,17 @@ def _model_options(function):
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--scale", default=ParseOptions.input_scale, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the segmenter and the built-in detector on the image scaled by this, for speed."),
         click.option("--crf-scale", type=click.FloatRange(0, 1, min_open=True), help="Run the CRF on the image scaled by this, for speed  [default: the model's: 0.5 pose-guided, 1 holistic]"),
+        click.option(
+            "--max-side", default=ParseOptions.max_side, show_default=True, type=click.IntRange(min=0),
+            help="Parse images larger than this (longer side, pixels) at this size and map the results back, so memory stays bounded; 0: always at full size.",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
     return function
 
 
-def _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, data_root=None, job="images"):
+def _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side, data_root=None, job="images"):
     """The predictor the model options describe for ``job`` (images, video or eval); the
     detector spec is checked before the model loads."""
     from .detectors import DetectorSpec
@@ -363,17 +367,18 @@ def _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, c
         estimator = build_pose(pose, dev)
     return Predictor.from_checkpoint(
         checkpoint, device, external, estimator,
-        det_threshold=det_threshold, max_people=max_people, nms_iou=nms_iou, crf_iterations=crf_iterations, crf_scale=crf_scale, input_scale=scale,
+        det_threshold=det_threshold, max_people=max_people, nms_iou=nms_iou, crf_iterations=crf_iterations, crf_scale=crf_scale, input_scale=scale, max_side=max_side or None,
     )
 
 
 @main.command("images")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (created; files of the same names are replaced).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (created; results already there for these images need --overwrite).")
 @_model_options
 @click.option("--save", default=",".join(("parts", "persons", "cihp", "overlay", "json")), show_default=True, help="Which files to write, comma-separated.")
+@click.option("--overwrite", is_flag=True, help="Replace results of these images already in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def images_command(inputs, out, checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, save, quiet) -> None:
+def images_command(inputs, out, checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side, save, overwrite, quiet) -> None:
     """Parse images: files, folders (recursively), .txt lists or globs.
 
     \b
@@ -390,17 +395,19 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
 
     from .io.images import list_images
     from .io.results import OUTPUT_KINDS
-    from .jobs.images import parse_images
+    from .jobs.images import check_no_results, parse_images
 
     kinds = tuple(k.strip() for k in save.split(",") if k.strip())
     unknown = sorted(set(kinds) - set(OUTPUT_KINDS))
     if unknown or not kinds:
         raise click.BadParameter(f"unknown kind {unknown[0]!r}; choose from {', '.join(OUTPUT_KINDS)}" if unknown else "nothing to save", param_hint="--save")
     paths = list_images(inputs)
-    predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale)
+    if not overwrite:
+        check_no_results(Path(out), paths, kinds)  # before the model loads
+    predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side)
     with _progress(quiet or os.environ.get("RANK", "0") != "0", "parsing") as bar:
         task = bar.add_task("parsing", total=None)
-        summary = parse_images(predictor, paths, Path(out), kinds, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        summary = parse_images(predictor, paths, Path(out), kinds, progress=lambda done, total: bar.update(task, completed=done, total=total), overwrite=overwrite)
     console = Console(stderr=True)
     for path, reason in summary.failed:
         console.print(f"[yellow]skipped[/] {reason}", highlight=False)
@@ -424,7 +431,7 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
 @click.option("--save-frames", is_flag=True, help="Also write per-frame part and track-id PNGs to frames/.")
 @click.option("--overwrite", is_flag=True, help="Replace the results of an earlier run in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def video_command(source, out, checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, stride, start, end, max_age, min_iou, detect_every, batch, workers, save_frames, overwrite, quiet) -> None:
+def video_command(source, out, checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side, stride, start, end, max_age, min_iou, detect_every, batch, workers, save_frames, overwrite, quiet) -> None:
     """Parse a video and track every person: overlay MP4, tracks.json, MOTS text, summary.
 
     \b
@@ -451,7 +458,7 @@ def video_command(source, out, checkpoint, detector, det_threshold, max_people, 
         raise click.BadParameter(f"--end {end} must come after --start {start}", param_hint="--end")
     with VideoReader(source):  # a source that is no video fails now, not after the model loads
         pass
-    predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, job="video")
+    predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side, job="video")
     gpu = predictor.device.type != "cpu"
     batch = batch or (4 if gpu else 1)
     workers = workers or (1 if gpu or torch.get_num_threads() < 2 else 2)
@@ -494,7 +501,7 @@ def _report_video(summary, source: str, out: str) -> None:
 @click.option("--out", "report_path", type=click.Path(dir_okay=False), help="Write the report as JSON here.")
 @click.option("--heatmap", type=click.Path(dir_okay=False), help="Write per-class AP^r by IoU threshold as a PNG (the paper's Fig. 5).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def eval_command(data_root, split, predictions, checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, report_path, heatmap, quiet) -> None:
+def eval_command(data_root, split, predictions, checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side, report_path, heatmap, quiet) -> None:
     """AP^r of part instances and persons at IoU 0.1..0.9, AP^r_vol, AP^p, PCP, mIoU, box AP.
 
     \b
@@ -521,7 +528,7 @@ def eval_command(data_root, split, predictions, checkpoint, detector, det_thresh
             report = evaluate_predictions(predictions, data_root, labels, split, progress=update)
             source = predictions
         else:
-            predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, data_root, job="eval")
+            predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side, data_root, job="eval")
             labels = predictor.labels
             report = evaluate(predictor, data_root, split, progress=update)
             source = checkpoint

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 import torch
 
@@ -132,7 +133,7 @@ class Predictor:
         by_size: dict[tuple[int, int], list[int]] = {}
         for k, image in enumerate(images):
             by_size.setdefault(image.shape[:2], []).append(k)
-        for indices in by_size.values():
+        for (height, width), indices in by_size.items():
             batch = [images[k] for k in indices]
             given = None if detections is None else [detections[k] for k in indices]
             if given is None and self.detector is not None:
@@ -140,9 +141,15 @@ class Predictor:
                 given = [self.detector(images[k], key=None if keys is None else keys[k]) for k in indices]
                 self.timings.add("detect", time.perf_counter() - started)
             if given is not None:
-                height, width = batch[0].shape[:2]
                 given = [found.admitted(height, width, self.options.det_threshold, self.options.max_people) for found in given]
-            for k, result in zip(indices, self.parser.parse(batch, given, self.options, self.timings.add)):
+            work = working_size(height, width, self.options.max_side)
+            if work != (height, width):
+                # Parsed at the bounded working size; results come back at the image's size.
+                fx, fy = work[1] / width, work[0] / height
+                batch = [cv2.resize(image, (work[1], work[0]), interpolation=cv2.INTER_AREA) for image in batch]
+                given = None if given is None else [found.scaled(fx, fy) for found in given]
+            parsed = [result.resized(height, width) for result in self.parser.parse(batch, given, self.options, self.timings.add)]
+            for k, result in zip(indices, parsed):
                 if self.pose is not None:
                     started = time.perf_counter()
                     result = replace(result, keypoints=self.pose(images[k], result.boxes).keypoints)
@@ -327,6 +334,15 @@ class VideoStream:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
             torch.set_num_threads(threads)
+
+
+def working_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    """(height, width) scaled down to fit ``max_side`` on the longer side, aspect kept
+    (each side at least 1); unchanged if it fits or ``max_side`` is None."""
+    if max_side is None or max(height, width) <= max_side:
+        return height, width
+    scale = max_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def _check_image(image: np.ndarray) -> None:

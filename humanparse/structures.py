@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+import cv2
 import numpy as np
 import torch
 
@@ -195,6 +196,24 @@ class ParsingResult:
     def part_mask(self, person: int, part: int) -> np.ndarray:
         """(H, W) bool pixels of one part of one person."""
         return (self.persons == person) & (self.parts == part)
+
+    def resized(self, height: int, width: int) -> "ParsingResult":
+        """The same result on a height × width image: maps by nearest pixel, boxes and
+        keypoints scaled. Enlarging keeps every part instance (each pixel lands somewhere)."""
+        h, w = self.size
+        if (h, w) == (height, width):
+            return self
+        sx, sy = width / w, height / h
+        parts = cv2.resize(self.parts, (width, height), interpolation=cv2.INTER_NEAREST)
+        persons = cv2.resize(self.persons, (width, height), interpolation=cv2.INTER_NEAREST)
+        keypoints = self.keypoints.copy()
+        keypoints[..., 0] *= sx
+        keypoints[..., 1] *= sy
+        boxes = (self.boxes * np.array([sx, sy, sx, sy], np.float32)).astype(np.float32)
+        bins = len(self.labels.names)
+        counts = np.bincount((persons.astype(np.int64) * bins + parts).ravel(), minlength=(int(self.ids.max(initial=0)) + 1) * bins)
+        part_instances = tuple(replace(p, pixels=int(counts[p.person * bins + p.part])) for p in self.part_instances)
+        return replace(self, parts=parts, persons=persons, boxes=boxes, keypoints=keypoints, part_instances=part_instances)
 
     def relabel(self, new_ids: Sequence[int] | np.ndarray) -> "ParsingResult":
         """The same result with person ``ids[k]`` renamed ``new_ids[k]`` (tracking)."""

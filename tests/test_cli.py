@@ -125,3 +125,20 @@ def test_images_by_default_write_parts_and_keypoints_of_real_people(tmp_path) ->
     assert {p["name"] for p in record["parts"]} >= {"head", "torso"}
     no_pose = CliRunner().invoke(main, ["images", str(photo), "--pose", "none", "--out", str(tmp_path / "x"), "--device", "cpu"])
     assert no_pose.exit_code == 2 and "--pose" in no_pose.output and "Traceback" not in no_pose.output
+
+
+def test_a_photo_over_max_side_is_parsed_smaller_and_written_at_its_own_size(tmp_path) -> None:
+    import json
+    from pathlib import Path
+
+    import cv2
+
+    photo = Path(__file__).resolve().parent / "fixtures" / "photos" / "camera.jpg"
+    height, width = cv2.imread(str(photo)).shape[:2]
+    result = CliRunner().invoke(main, ["images", str(photo), "--out", str(tmp_path), "--device", "cpu", "--save", "json,parts", "--max-side", "256"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "json" / "camera.json").read_text())
+    assert (record["width"], record["height"]) == (width, height) and max(width, height) > 256
+    assert cv2.imread(str(tmp_path / "parts" / "camera.png")).shape[:2] == (height, width)
+    [person] = record["persons"]
+    assert {p["name"] for p in record["parts"]} >= {"head", "torso"}

@@ -229,3 +229,24 @@ def test_a_pose_stage_gives_each_person_its_keypoints_in_person_order(model) -> 
     np.testing.assert_allclose(result.keypoints[:, 0, 2], np.arange(len(result.ids)) / 10)
     assert "pose" in predictor.timings.seconds
     assert Predictor(model, "cpu", lambda im, key=None: detections)(image).keypoints.shape == (len(result.ids), 0, 3)
+
+
+def test_an_image_over_max_side_is_parsed_at_the_working_size_and_mapped_back(model) -> None:
+    from humanparse.predictor import working_size
+
+    assert working_size(3000, 4000, 1600) == (1200, 1600) and working_size(900, 1600, 1600) == (900, 1600)
+    assert working_size(5, 100_000, 32) == (1, 32) and working_size(3000, 4000, None) == (3000, 4000)
+    image, detections = scene_image()  # 64 × 64
+    big = np.kron(image, np.ones((4, 4, 1), np.uint8))  # 256 × 256, the same scene
+    big_boxes = Detections(detections.boxes * 4, detections.scores)
+    small = Predictor(model, "cpu", lambda im, key=None: detections)(image)
+    bounded = Predictor(model, "cpu", lambda im, key=None: big_boxes, ParseOptions(max_side=64))(big)
+    assert bounded.size == (256, 256)
+    # Parsed at 64 × 64, as the small image was: the same labels, each pixel a 4 × 4 block.
+    assert np.array_equal(bounded.parts, np.kron(small.parts, np.ones((4, 4), np.uint8)))
+    assert np.array_equal(bounded.persons, np.kron(small.persons, np.ones((4, 4), np.int32)))
+    assert np.allclose(bounded.boxes, small.boxes * 4)
+    assert [(p.person, p.part, p.pixels) for p in bounded.part_instances] == [(p.person, p.part, 16 * p.pixels) for p in small.part_instances]
+    assert [p.score for p in bounded.part_instances] == pytest.approx([p.score for p in small.part_instances], abs=1e-6)
+    with pytest.raises(HumanParseError, match="max_side"):
+        ParseOptions(max_side=8)

@@ -192,6 +192,13 @@ def cihp_files(result: ParsingResult, name: str) -> dict[str, bytes]:
     }
 
 
+def existing_outputs(out: Path, names: list[str], kinds: tuple[str, ...] = OUTPUT_KINDS) -> list[Path]:
+    """The files under ``out`` that writing ``kinds`` for ``names`` would replace (each
+    kind's main file: its CIHP set is known by ``global_parsing``)."""
+    main = {"parts": "parts/{}.png", "persons": "persons/{}.png", "cihp": "cihp/global_parsing/{}.png", "overlay": "overlay/{}.jpg", "json": "json/{}.json"}
+    return [path for name in names for kind in kinds if (path := out / main[kind].format(name)).exists()]
+
+
 def write_outputs(out: Path, name: str, image: np.ndarray, result: ParsingResult, kinds: tuple[str, ...] = OUTPUT_KINDS) -> list[Path]:
     """Write the chosen kinds of files for one image under ``out``; ``name`` may hold
     sub-folders (``a/b``). Each file is written atomically. Returns the paths written."""

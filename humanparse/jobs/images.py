@@ -15,7 +15,7 @@ from ..detectors.files import CocoResultsDetector
 from ..errors import HumanParseError
 from ..io.files import check_writable
 from ..io.images import read_image
-from ..io.results import OUTPUT_KINDS, write_outputs
+from ..io.results import OUTPUT_KINDS, existing_outputs, write_outputs
 from ..predictor import Predictor
 
 
@@ -47,17 +47,27 @@ def shard(items: Sequence, rank: int | None = None, world: int | None = None) ->
     return list(items[rank::world])
 
 
+def check_no_results(out: Path, paths: Sequence[Path], kinds: tuple[str, ...] = OUTPUT_KINDS) -> None:
+    """Fail if ``out`` already holds results of these images: they are replaced only with
+    ``overwrite`` (``--overwrite``), as in video."""
+    present = existing_outputs(Path(out), shard(output_names(paths)), kinds)  # this rank's: the others may be writing theirs
+    if present:
+        raise HumanParseError(f"{out} already holds results for these images ({present[0].relative_to(out)}, ...); choose another --out or pass --overwrite")
+
+
 def parse_images(
     predictor: Predictor,
     paths: Sequence[Path],
     out: str | Path,
     kinds: tuple[str, ...] = OUTPUT_KINDS,
     progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> ImagesSummary:
     """Parse ``paths`` (this rank's share) and write the ``kinds`` of files under ``out``.
 
     An image that cannot be read is skipped and reported in the summary; an output that
-    cannot be written stops the run (HumanParseError), keeping what was written.
+    cannot be written stops the run (HumanParseError), keeping what was written. Results
+    already in ``out`` for these images are an error unless ``overwrite`` (as for video).
     """
     unknown = sorted(set(kinds) - set(OUTPUT_KINDS))
     if unknown:
@@ -65,8 +75,11 @@ def parse_images(
     out = Path(out)
     if isinstance(predictor.detector, CocoResultsDetector):
         predictor.detector.check_known([str(path) for path in paths])  # another set's detections
+    names = output_names(paths)
+    if not overwrite:
+        check_no_results(out, paths, kinds)
     check_writable(out)
-    mine = shard(list(zip(paths, output_names(paths))))
+    mine = shard(list(zip(paths, names)))
     failed: list[tuple[Path, str]] = []
     parsed = persons = 0
     for k, (path, name) in enumerate(mine):

@@ -24,6 +24,11 @@ from ..structures import Detections, ParsingResult
 StageTimer = Callable[[str, float], None]
 
 
+# A 12-megapixel photo parsed whole peaked at 14.7 GB; at this working size the default
+# parser stays under 3 GB for any input (benchmarks/bench_memory.py).
+MAX_SIDE = 1600
+
+
 @dataclass(frozen=True)
 class ParseOptions:
     """How a parser runs at inference; one name and one default per knob.
@@ -33,6 +38,9 @@ class ParseOptions:
         file, detections given to :meth:`Predictor.predict`.
     nms_iou: non-maximum suppression at this box IoU for the detectors that run here
         (None: no suppression); boxes from outside are taken as suppressed already.
+    max_side: images whose longer side exceeds this many pixels are parsed at that size
+        and the results mapped back (nearest pixel) to the image's: memory and time stay
+        bounded whatever the input (None: always at full size).
     input_scale: the network sees the image scaled by this, in (0, 1], for speed.
     crf_scale: the Instance CRF runs on the image scaled by this, in (0, 1]; None: the
         model's own (the holistic network 1, the pose-guided parser 0.5).
@@ -43,6 +51,7 @@ class ParseOptions:
     det_threshold: float = 0.3
     max_people: int = 20
     nms_iou: float | None = 0.7
+    max_side: int | None = MAX_SIDE
     input_scale: float = 1.0
     crf_scale: float | None = None
     crf_iterations: int | None = None
@@ -55,6 +64,8 @@ class ParseOptions:
             raise HumanParseError(f"max_people must be at least 1, got {self.max_people}")
         if self.nms_iou is not None and not 0 < self.nms_iou <= 1:
             raise HumanParseError(f"nms_iou must be in (0, 1] or None, got {self.nms_iou}")
+        if self.max_side is not None and self.max_side < 32:
+            raise HumanParseError(f"max_side must be at least 32 pixels or None, got {self.max_side}")
         for name in ("input_scale", "crf_scale"):
             value = getattr(self, name)
             if value is not None and not 0 < value <= 1:

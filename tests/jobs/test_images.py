@@ -185,8 +185,19 @@ def test_a_write_failure_leaves_each_image_all_old_files_never_a_mix(tmp_path, d
     def small_files() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    command = [sys.executable, "-m", "humanparse", "images", image, "--out", str(out), "--checkpoint", str(eager_checkpoint), "--quiet"]
+    command = [sys.executable, "-m", "humanparse", "images", image, "--out", str(out), "--checkpoint", str(eager_checkpoint), "--overwrite", "--quiet"]
     second = subprocess.run(command, preexec_fn=small_files, capture_output=True, text=True, timeout=300)  # its own detector: other results
     assert second.returncode == 1 and "cannot write the results" in second.stderr and "Traceback" not in second.stderr, second.stderr
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before  # all old, no temporaries
+
+
+def test_results_already_there_need_overwrite_as_in_video(tmp_path, data, eager_checkpoint) -> None:
+    args = [str(data / "images"), "--out", str(tmp_path), "--checkpoint", str(eager_checkpoint), "--save", "json"]
+    assert images(*args).exit_code == 0
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*.json")}
+    again = images(*args)
+    assert again.exit_code == 1 and "--overwrite" in again.output and "Traceback" not in again.output
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*.json")} == before
+    assert images(*args, "--overwrite").exit_code == 0
+    assert images(*args[:-1], "parts").exit_code == 0  # other kinds of files are not in the way
