@@ -136,6 +136,7 @@ class _VideoWriters:
     writer thread (in order), each into a temporary file that :meth:`close` publishes."""
 
     def __init__(self, out: Path, source: str, info: VideoInfo, options: VideoOptions, labels: LabelSet) -> None:
+        self._made_out = not out.exists()
         _prepare(out, options.overwrite)
         self.out, self.save_frames = out, options.save_frames
         self.frame_numbers: list[int] = []
@@ -189,6 +190,11 @@ class _VideoWriters:
         self._video.close()
         self._tracks.discard()
         self._mots.discard()
+        if self._made_out:
+            try:
+                self.out.rmdir()  # the folder this run made, if nothing else is in it
+            except OSError:
+                pass
 
 
 def _prepare(out: Path, overwrite: bool) -> None:

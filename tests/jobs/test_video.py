@@ -264,3 +264,14 @@ def test_bad_times_and_a_missing_source_are_refused_before_the_model_loads(tmp_p
     # the source is named, not the missing checkpoint: it was checked first
     assert missing.exit_code == 1 and "nowhere.mp4" in missing.output and "no-model.pt" not in missing.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_run_that_fails_leaves_no_empty_out_folder(tmp_path, clip) -> None:
+    class Fails(Predictor):
+        def predict(self, images, keys=None):
+            raise HumanParseError("the parser broke")
+
+    out = tmp_path / "new"
+    with pytest.raises(HumanParseError, match="broke"):
+        parse_video(Fails(eager_parser(), "cpu"), clip, out)
+    assert not out.exists()
