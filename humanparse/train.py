@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from .config import TrainConfig, to_toml
 from .data.augment import augment
-from .data.cihp import Sample, check_label_set, load_sample, read_split
+from .data.cihp import Sample, check_label_set, check_samples, load_sample, read_split
 from .detectors import CocoResultsDetector, DetectorSpec, simulate_detections
 from .device import resolve_device
 from .errors import CheckpointError, ConfigError, HumanParseError
@@ -153,8 +153,9 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[StepRep
     if spec.real:
         raise ConfigError(f"data.detector must be gt, sim[:SEED[:TRUNCATION]], file:PATH or builtin, got {config.data.detector!r}")
     ids = read_split(config.data.root, config.data.split)
+    check_samples(config.data.root, ids)
     if config.data.val_split:
-        read_split(config.data.root, config.data.val_split)  # fail now, not at the first validation
+        check_samples(config.data.root, read_split(config.data.root, config.data.val_split))  # now, not at the first validation
     check_writable(out)  # after the checks above: a refused run leaves no empty folder behind
     ranks, device = _start_ranks(config.device)
     threads, deterministic = torch.get_num_threads(), torch.backends.mkldnn.deterministic

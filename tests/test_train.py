@@ -269,3 +269,16 @@ def test_a_resume_after_sigkill_does_not_repeat_logged_steps(tmp_path, data) -> 
     assert saved < logged[-1]  # the kill fell between a logged step and its checkpoint
     train(load_train_config(tmp_path / "killed" / "config.toml"), resume=True)
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_sample_missing_its_files_is_reported_before_training_starts(tmp_path, data) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(data, broken)
+    victim = (broken / "train_id.txt").read_text().split()[-1]
+    (broken / "Human_ids" / f"{victim}.png").unlink()
+    cfg = config(tmp_path, data, "run", f"data.root={broken}", "optim.iterations=1")
+    with pytest.raises(HumanParseError, match=f"{victim}.png: person ids not found"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()

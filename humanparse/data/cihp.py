@@ -121,6 +121,23 @@ def load_sample(root: str | Path, sample_id: str, num_labels: int) -> Sample:
     return Sample(sample_id, image, parts, persons, tuple(ids.tolist()), boxes)
 
 
+def check_samples(root: str | Path, ids: list[str]) -> None:
+    """Fail now, naming the first missing file, if a listed sample lacks its image, its
+    part labels or (where the set has ``Human_ids/``) its person ids: a check of names only,
+    so that a long run does not stop hours in when the bad sample is drawn. What the files
+    hold is checked as each is read (:func:`load_sample`)."""
+    root = Path(root)
+    folders = {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
+    present = {name: {f.name for f in (root / name).iterdir()} if name in folders else set() for name in ("images", "Category_ids", "Human_ids")}
+    for sample_id in ids:
+        if not any(f"{sample_id}{ext}" in present["images"] for ext in (".jpg", ".png", ".jpeg")):
+            raise HumanParseError(f"{root / 'images' / sample_id}.jpg: image not found (listed in the split)")
+        if f"{sample_id}.png" not in present["Category_ids"]:
+            raise HumanParseError(f"{root / 'Category_ids' / sample_id}.png: part labels not found (listed in the split)")
+        if "Human_ids" in folders and f"{sample_id}.png" not in present["Human_ids"]:
+            raise HumanParseError(f"{root / 'Human_ids' / sample_id}.png: person ids not found (listed in the split)")
+
+
 def _find_image(root: Path, sample_id: str) -> Path:
     for ext in (".jpg", ".png", ".jpeg"):
         path = root / "images" / f"{sample_id}{ext}"
