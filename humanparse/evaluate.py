@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from .data.cihp import Sample, check_label_set, load_sample, read_split
+from .data.cihp import Sample, check_label_set, check_samples, load_sample, read_split
 from .detectors.files import CocoResultsDetector
 from .errors import HumanParseError
 from .io.results import read_result_json
@@ -54,6 +54,7 @@ def evaluate(
     are not in a result)."""
     ids = read_split(root, split) if ids is None else ids
     check_label_set(root, predictor.labels, "the model")
+    check_samples(root, ids)  # a missing file fails now, not after the images before it
     if isinstance(predictor.detector, CocoResultsDetector):
         predictor.detector.check_known(ids)  # another split's detections would score zero
     scores = _Scores(len(predictor.labels.names))
