@@ -157,15 +157,19 @@ def ground_truth(parts: np.ndarray, persons: np.ndarray) -> tuple[list, list, li
 
     Returns:
         Part instances [(part, mask)], persons [(1, mask)] and person parsings [(H, W)
-        int64 part map of the person, 0 elsewhere]; ignored pixels belong to no one.
+        int64 part map of the person, 0 elsewhere].
+
+    Void (IGNORE) pixels of a person, as in Parsing R-CNN's evaluation: they are in the
+    person's mask (person AP^r), in no part's mask (part AP^r), and stay IGNORE in the
+    person's parsing, which the AP^p/PCP confusion matrix skips.
     """
     part_instances, person_instances, parsings = [], [], []
     for pid in np.unique(persons[persons > 0]):
-        mine = (persons == pid) & (parts != IGNORE)
+        mine = persons == pid
         person_instances.append((1, mine))
         parsings.append(np.where(mine, parts, 0).astype(np.int64))
         for part in np.unique(parts[mine]):
-            if part > 0:
+            if 0 < part != IGNORE:
                 part_instances.append((int(part), mine & (parts == part)))
     return part_instances, person_instances, parsings
 

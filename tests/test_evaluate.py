@@ -30,8 +30,10 @@ def test_ground_truth_instances_from_the_maps() -> None:
     persons = np.array([[1, 1, 1, 0], [2, 2, 1, 2]])
     part_instances, person_instances, parsings = ground_truth(parts, persons)
     assert sorted((c, int(m.sum())) for c, m in part_instances) == [(1, 1), (1, 2), (2, 2), (3, 1)]
-    assert [int(m.sum()) for _, m in person_instances] == [4, 2]  # the ignored pixel belongs to no one
-    assert parsings[1].tolist() == [[0, 0, 0, 0], [3, 0, 0, 1]]
+    # Parsing R-CNN's convention: the void pixel is person 2's, in none of their parts, and
+    # void in their parsing (which AP^p's confusion matrix skips).
+    assert [int(m.sum()) for _, m in person_instances] == [4, 3]
+    assert parsings[1].tolist() == [[0, 0, 0, 0], [3, 255, 0, 1]]
 
 
 def test_report_has_every_metric(data) -> None:
@@ -85,3 +87,17 @@ def test_an_unwritable_report_destination_fails_before_the_evaluation(tmp_path, 
         result = CliRunner().invoke(main, ["eval", "--data", str(data), "--checkpoint", str(eager_checkpoint), "--detector", "gt", flag, str(target), "--quiet"])
         assert result.exit_code != 0 and "Traceback" not in result.output, result.output
         assert "part AP^r" not in result.output, target  # refused before evaluating
+
+
+def test_void_pixels_of_a_person_count_for_their_mask_and_not_against_their_parsing() -> None:
+    from humanparse.metrics import instance_ap, parsing_ap
+
+    parts = np.array([[1, 1, 2, 2], [255, 255, 2, 2], [0, 0, 0, 0]])
+    persons = np.array([[1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 0]])
+    _, person_instances, parsings = ground_truth(parts, persons)
+    predicted = np.where(persons == 1, np.where(parts == 255, 2, parts), 0)  # void guessed as torso
+    # AP^p: the void pixels are skipped, so the parsing is perfect at every threshold.
+    assert parsing_ap([([(predicted, 0.9)], parsings)], 7).ap == pytest.approx((1.0,) * 9)
+    # person AP^r: the whole person, void included, is the mask to find (IoU 1, not 6/8).
+    found = instance_ap([([(1, persons == 1, 0.9)], person_instances)])
+    assert found.per_class[1] == pytest.approx((1.0,) * 9)
