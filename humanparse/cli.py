@@ -20,14 +20,20 @@ from .version import __version__
 
 
 class _Group(click.Group):
-    """Turns the project's errors into one line on stderr and exit status 1, and Ctrl-C
-    before a job has anything to finish (loading a model) into exit status 130."""
+    """Turns the project's errors and the file system's into one line on stderr and exit
+    status 1, and Ctrl-C before a job has anything to finish (loading a model) into exit
+    status 130."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except HumanParseError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            # The file system's own failures (a full disk, a read-only one) where no job
+            # names them more precisely: one line, not a traceback.
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             raise SystemExit(130) from None

@@ -132,3 +132,18 @@ def test_cli_writes_a_dataset_and_rejects_bad_input(tmp_path) -> None:
     bad = runner.invoke(main, ["synth", "images", str(tmp_path / "e"), "--size", "40"])
     assert bad.exit_code == 2 and "WIDTHxHEIGHT" in bad.output
     assert not (tmp_path / "e").exists()
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_data_set(tmp_path) -> None:
+    """A real write failure (RLIMIT_FSIZE, EFBIG; a full disk gives ENOSPC the same way)."""
+    import resource
+    import subprocess
+    import sys
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+
+    command = [sys.executable, "-m", "humanparse", "synth", "images", str(tmp_path / "d"), "--num", "2", "--size", "256x256", "--quiet"]
+    done = subprocess.run(command, preexec_fn=small_files, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not list(tmp_path.iterdir())  # neither the data set nor its staging folder
