@@ -401,7 +401,7 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
 
     from .io.images import list_images
     from .io.results import OUTPUT_KINDS
-    from .jobs.images import check_no_results, parse_images
+    from .jobs.images import check_no_results, output_names, parse_images
 
     kinds = tuple(k.strip() for k in save.split(",") if k.strip())
     unknown = sorted(set(kinds) - set(OUTPUT_KINDS))
@@ -409,7 +409,7 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
         raise click.BadParameter(f"unknown kind {unknown[0]!r}; choose from {', '.join(OUTPUT_KINDS)}" if unknown else "nothing to save", param_hint="--save")
     paths = list_images(inputs)
     if not overwrite:
-        check_no_results(Path(out), paths, kinds)  # before the model loads
+        check_no_results(Path(out), output_names(paths), kinds)  # before the model loads
     predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side)
     with _progress(quiet or os.environ.get("RANK", "0") != "0", "parsing") as bar:
         task = bar.add_task("parsing", total=None)

@@ -141,10 +141,10 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[StepRep
     last = out / "last.pt"
     if resume and not last.is_file():
         raise HumanParseError(f"nothing to resume: {last} does not exist")
-    if not resume and (last.is_file() or (out / "final.pt").is_file()):
-        raise HumanParseError(f"{out} already holds a run; use --resume to continue it or choose another --out")
     # A run that failed before its first checkpoint left only its config and log: a new run
     # starts over them (there is nothing to resume).
+    if not resume and (last.is_file() or (out / "final.pt").is_file()):
+        raise HumanParseError(f"{out} already holds a run; use --resume to continue it or choose another --out")
     if out.exists() and not out.is_dir():
         raise HumanParseError(f"out={out} is a file; a run needs a folder")
     if config.optim.batch_size > 1 and config.data.crop == 0:
@@ -239,10 +239,13 @@ def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: l
                     scaler.scale(loss).backward()
                     total += loss.item()
                     seen += len(batch) * ranks.world
-                if not math.isfinite(total) and not scaler.is_enabled():  # float16 scaling skips such steps itself
+                # float16 loss scaling skips such steps itself. Every rank decides together:
+                # one rank stopping alone would leave the others waiting in an all-reduce.
+                if _any_rank(not math.isfinite(total) and not scaler.is_enabled(), ranks, device):
                     # The weights are still the last step's; nothing is saved over last.pt.
-                    raise HumanParseError(f"the loss became {total} at step {step + 1}: training diverged (lower optim.lr?); {last} holds the last good step" if last.is_file()
-                                          else f"the loss became {total} at step {step + 1}: training diverged (lower optim.lr?)")
+                    kept = f"; {last} holds the last good step" if last.is_file() else ""
+                    became = total if not math.isfinite(total) else "non-finite on another rank"
+                    raise HumanParseError(f"the loss became {became} at step {step + 1}: training diverged (lower optim.lr?){kept}")
                 if config.optim.clip_grad_norm > 0:
                     scaler.unscale_(optimiser)
                     torch.nn.utils.clip_grad_norm_(trainable, config.optim.clip_grad_norm)
@@ -268,7 +271,9 @@ def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: l
                     checkpoint()
                 if progress is not None:
                     progress(report)
-                if _stop_agreed(stops.requested, ranks, device) and step < config.optim.iterations:
+                # All ranks stop after the same step, or the others would wait forever in the
+                # next step's gradient all-reduce.
+                if _any_rank(stops.requested, ranks, device) and step < config.optim.iterations:
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
             checkpoint()
@@ -307,14 +312,14 @@ def _truncate_log(path: Path, step: int) -> None:
     write_bytes_atomic(path, "".join(kept).encode())
 
 
-def _stop_agreed(requested: bool, ranks: Ranks, device: torch.device) -> bool:
-    """Whether any rank was asked to stop: all ranks stop after the same step, or the others
-    would wait forever in the next step's gradient all-reduce."""
+def _any_rank(flag: bool, ranks: Ranks, device: torch.device) -> bool:
+    """Whether ``flag`` holds on any rank (an all-reduce under torchrun), so that all ranks
+    take the same branch."""
     if ranks.world == 1:
-        return requested
-    flag = torch.tensor([int(requested)], device=device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return bool(flag.item())
+        return flag
+    anywhere = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(anywhere, op=dist.ReduceOp.MAX)
+    return bool(anywhere.item())
 
 
 def _start_ranks(device_spec: str) -> tuple[Ranks, torch.device]:

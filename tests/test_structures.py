@@ -74,3 +74,16 @@ def test_admitted_detections_are_clipped_boxes_inside_the_image_best_first_and_c
     assert len(found.admitted(48, 64, max_count=1)) == 1
     many = Detections(np.tile(np.array([[1, 1, 20, 20]], np.float32), (10_000, 1)), np.linspace(0, 1, 10_000, dtype=np.float32))
     assert len(many.admitted(48, 64, 0.3, 20)) == 20
+
+
+def test_a_resized_result_counts_each_part_instance_at_the_new_size() -> None:
+    rng = np.random.default_rng(0)
+    persons = rng.integers(0, 4, (7, 5)).astype(np.int32)
+    parts = (rng.integers(1, 7, (7, 5)) * (persons > 0)).astype(np.uint8)
+    ids = np.array([1, 2, 3])
+    instances = tuple(PartScore(int(i), int(p), 0.5, int(((persons == i) & (parts == p)).sum())) for i in ids for p in range(1, 7) if ((persons == i) & (parts == p)).any())
+    result = ParsingResult(parts, persons, ids, np.tile(np.array([[1, 1, 4, 6]], np.float32), (3, 1)), np.ones(3, np.float32), instances, PASCAL_PERSON_PART)
+    big = result.resized(23, 11)  # factors 23/7 and 11/5: rows and columns repeat unevenly
+    assert big.size == (23, 11) and big.boxes[0].tolist() == pytest.approx([2.2, 23 / 7, 8.8, 138 / 7])
+    assert [p.pixels for p in big.part_instances] == [int(((big.persons == p.person) & (big.parts == p.part)).sum()) for p in big.part_instances]
+    assert [(p.person, p.part) for p in big.part_instances] == [(p.person, p.part) for p in instances]

@@ -24,6 +24,7 @@ from ..labels import IGNORE, LabelSet
 from ..ops import person_boxes
 
 FOLDERS = ("images", "Category_ids", "Human_ids", "Instance_ids")
+IMAGE_SUFFIXES = (".jpg", ".png", ".jpeg")  # a sample's image, in the order looked for
 
 
 def instance_ids(parts: np.ndarray, persons: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
@@ -130,7 +131,7 @@ def check_samples(root: str | Path, ids: list[str]) -> None:
     folders = {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
     present = {name: {f.name for f in (root / name).iterdir()} if name in folders else set() for name in ("images", "Category_ids", "Human_ids")}
     for sample_id in ids:
-        if not any(f"{sample_id}{ext}" in present["images"] for ext in (".jpg", ".png", ".jpeg")):
+        if not any(f"{sample_id}{ext}" in present["images"] for ext in IMAGE_SUFFIXES):
             raise HumanParseError(f"{root / 'images' / sample_id}.jpg: image not found (listed in the split)")
         if f"{sample_id}.png" not in present["Category_ids"]:
             raise HumanParseError(f"{root / 'Category_ids' / sample_id}.png: part labels not found (listed in the split)")
@@ -139,7 +140,7 @@ def check_samples(root: str | Path, ids: list[str]) -> None:
 
 
 def _find_image(root: Path, sample_id: str) -> Path:
-    for ext in (".jpg", ".png", ".jpeg"):
+    for ext in IMAGE_SUFFIXES:
         path = root / "images" / f"{sample_id}{ext}"
         if path.is_file():
             return path

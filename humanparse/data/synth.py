@@ -16,7 +16,6 @@ seed gives the same bytes.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from ..io.images import encode_jpeg, write_png
 from ..labels import PASCAL_PERSON_PART
 from ..ops import person_boxes
 from ..version import __version__
-from .cihp import write_sample, write_split
+from .cihp import write_meta, write_sample, write_split
 
 # Pascal-Person-Part labels.
 HEAD, TORSO, UPPER_ARM, LOWER_ARM, UPPER_LEG, LOWER_LEG = 1, 2, 3, 4, 5, 6
@@ -423,12 +422,8 @@ def write_image_dataset(
             if progress is not None:
                 progress(index + 1, num)
         write_split(root, split, ids)
-        meta = {
-            "generator": "humanparse.synth", "humanparse_version": __version__, "seed": seed,
-            "size": [width, height], "num": num, "label_set": PASCAL_PERSON_PART.name,
-            "config": dataclasses.asdict(config),
-        }
-        (root / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        write_meta(root, PASCAL_PERSON_PART, generator="humanparse.synth", humanparse_version=__version__, seed=seed,
+                   size=[width, height], num=num, config=dataclasses.asdict(config))
         if preview:
             write_png(root / "preview.png", contact_sheet(panels))
     return Path(out)

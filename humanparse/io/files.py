@@ -57,9 +57,14 @@ class AtomicFile:
     def write(self, data: bytes | str) -> None:
         self.handle.write(data)
 
+    def flush(self) -> None:
+        """Hand what is written so far to the file system: a full disk fails here, not in
+        :meth:`commit`."""
+        self.handle.flush()
+
     def commit(self) -> None:
         try:
-            self.handle.flush()
+            self.flush()
             if self.fsync:
                 os.fsync(self.handle.fileno())
             self.handle.close()
@@ -127,7 +132,7 @@ def write_files_atomic(files: dict[Path, bytes]) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             staged.append(AtomicFile(path))
             staged[-1].write(data)
-            staged[-1].handle.flush()
+            staged[-1].flush()
     except BaseException:
         for file in staged:
             file.discard()

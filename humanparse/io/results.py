@@ -24,6 +24,7 @@ these files and of the video's ``tracks.json``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +193,7 @@ def cihp_files(result: ParsingResult, name: str) -> dict[str, bytes]:
     }
 
 
-def existing_outputs(out: Path, names: list[str], kinds: tuple[str, ...] = OUTPUT_KINDS) -> list[Path]:
+def existing_outputs(out: Path, names: Sequence[str], kinds: tuple[str, ...] = OUTPUT_KINDS) -> list[Path]:
     """The files under ``out`` that writing ``kinds`` for ``names`` would replace (each
     kind's main file: its CIHP set is known by ``global_parsing``)."""
     main = {"parts": "parts/{}.png", "persons": "persons/{}.png", "cihp": "cihp/global_parsing/{}.png", "overlay": "overlay/{}.jpg", "json": "json/{}.json"}

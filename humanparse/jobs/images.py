@@ -47,10 +47,11 @@ def shard(items: Sequence, rank: int | None = None, world: int | None = None) ->
     return list(items[rank::world])
 
 
-def check_no_results(out: Path, paths: Sequence[Path], kinds: tuple[str, ...] = OUTPUT_KINDS) -> None:
-    """Fail if ``out`` already holds results of these images: they are replaced only with
-    ``overwrite`` (``--overwrite``), as in video."""
-    present = existing_outputs(Path(out), shard(output_names(paths)), kinds)  # this rank's: the others may be writing theirs
+def check_no_results(out: Path, names: Sequence[str], kinds: tuple[str, ...] = OUTPUT_KINDS) -> None:
+    """Fail if ``out`` already holds results of the images of these output names
+    (:func:`output_names`): they are replaced only with ``overwrite`` (``--overwrite``), as
+    in video."""
+    present = existing_outputs(Path(out), shard(names), kinds)  # this rank's: the others may be writing theirs
     if present:
         raise HumanParseError(f"{out} already holds results for these images ({present[0].relative_to(out)}, ...); choose another --out or pass --overwrite")
 
@@ -77,7 +78,7 @@ def parse_images(
         predictor.detector.check_known([str(path) for path in paths])  # another set's detections
     names = output_names(paths)
     if not overwrite:
-        check_no_results(out, paths, kinds)
+        check_no_results(out, names, kinds)
     check_writable(out)
     mine = shard(list(zip(paths, names)))
     failed: list[tuple[Path, str]] = []
