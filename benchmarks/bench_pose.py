@@ -52,10 +52,10 @@ def scenes(video: Path | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
         detector = NanoDet(threshold=0.5)
         with VideoReader(video, stride=25) as reader:
-            for index, frame in reader:
-                found = detector(frame)
+            for frame in reader:
+                found = detector(frame.image)
                 if len(found):
-                    out.append((f"{video.name}#{index}", frame, found.boxes))
+                    out.append((f"{video.name}#{frame.index}", frame.image, found.boxes))
     return out
 
 

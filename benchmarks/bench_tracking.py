@@ -100,7 +100,7 @@ def main() -> None:
     for k in range(args.videos):
         clip, gt_dir = write_video(work / f"test-{k}.mp4", args.frames, seed=1001 + k, size=(640, 360))
         with VideoReader(clip) as reader:
-            images = [image for _, image in reader]
+            images = [frame.image for frame in reader]
         results = [predictor(image) for image in images]
         truth = ground_truth(gt_dir, len(images))
         rows["IoU only"].append(accumulate(mm, truth, track(images, results, options, appearance=False)))

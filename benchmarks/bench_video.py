@@ -41,7 +41,7 @@ def cut(source: Path, out: Path, frames: int, rows: tuple[int, int] | None = Non
         info = reader.info
         height = info.height if rows is None else rows[1] - rows[0]
         writer = VideoWriter(out, info.fps, info.width, height, crf=18, overwrite=True)
-        for k, (_, image) in enumerate(reader):
+        for k, image in enumerate(frame.image for frame in reader):
             if k >= frames:
                 break
             writer.write(image if rows is None else image[rows[0] : rows[1]])

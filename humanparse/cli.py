@@ -427,7 +427,7 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @_model_options
 @click.option("--stride", default=1, show_default=True, type=click.IntRange(min=1), help="Parse every n-th frame.")
-@click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Start at this time, seconds.")
+@click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Start at this time, seconds (by the frames' own timestamps).")
 @click.option("--end", type=click.FloatRange(min=0), help="Stop before this time, seconds.")
 @click.option("--max-age", default=30, show_default=True, type=click.IntRange(min=0), help="Frames a lost track waits to be found again.")
 @click.option("--min-iou", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Least mask IoU to continue a track.")

@@ -29,7 +29,7 @@ from .detectors.files import MotDetector
 from .device import resolve_device
 from .errors import HumanParseError
 from .follow import DETECT_EVERY, CropFollower
-from .io.video import VideoInfo, VideoReader
+from .io.video import DecodedFrame, VideoInfo, VideoReader
 from .modeling.checkpoints import DEFAULT_PARSER, POSE_GUIDED, load_parser
 from .modeling.parser import ParseOptions, Parser
 from .structures import Detections, Detector, ParsingResult, PoseEstimator
@@ -185,7 +185,8 @@ class Predictor:
 
 class StreamedFrame(NamedTuple):
     """One parsed video frame: ``index`` its frame number in the source (from 0), ``time``
-    in seconds, ``image`` (H, W, 3) uint8 RGB, ``result`` with track ids as person ids."""
+    in seconds by its timestamp, ``image`` (H, W, 3) uint8 RGB upright, ``result`` with
+    track ids as person ids."""
 
     index: int
     time: float
@@ -273,7 +274,7 @@ class VideoStream:
         return results
 
     def _run(self) -> Iterator[StreamedFrame]:
-        predictor, fps = self.predictor, self.info.fps
+        predictor = self.predictor
         predictor.timings.reset()
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, threads // self.workers))
@@ -282,12 +283,12 @@ class VideoStream:
         # (BlazePose 12.4 ms a crop here, 31 on a pool thread; benchmarks/bench_video.py).
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="humanparse-parse") if self.workers > 1 else None
         queued = self.workers if pool is not None else 0  # one batch queued beyond the busy workers
-        parsing: deque[tuple[list[tuple[int, np.ndarray]], Future]] = deque()
+        parsing: deque[tuple[list[DecodedFrame], Future]] = deque()
         yielded = False
 
-        def submit(chunk: list[tuple[int, np.ndarray]]) -> None:
+        def submit(chunk: list[DecodedFrame]) -> None:
             # File detectors know video frames by their number from 1 (MOT).
-            images, keys = [image for _, image in chunk], [index + 1 for index, _ in chunk]
+            images, keys = [frame.image for frame in chunk], [frame.index + 1 for frame in chunk]
             task = self._follow if self.follower is not None else predictor.predict
             if pool is None:
                 done: Future = Future()
@@ -298,17 +299,17 @@ class VideoStream:
 
         def finish_oldest() -> Iterator[StreamedFrame]:
             chunk, future = parsing.popleft()
-            for (index, image), result in zip(chunk, future.result()):
+            for frame, result in zip(chunk, future.result()):
                 if self.tracker is not None:
                     tick = time.perf_counter()
-                    result = self.tracker.update_with_result(result, image)
+                    result = self.tracker.update_with_result(result, frame.image)
                     self._own_seconds["track"] += time.perf_counter() - tick
-                yield StreamedFrame(index, float(index / fps), image, result)
+                yield StreamedFrame(frame.index, frame.time, frame.image, result)
 
         try:
             with self._reader:
                 frames = iter(self._reader)
-                chunk: list[tuple[int, np.ndarray]] = []
+                chunk: list[DecodedFrame] = []
                 while True:
                     tick = time.perf_counter()
                     try:

@@ -141,7 +141,7 @@ def test_the_synthetic_model_finds_the_people_of_the_synthetic_clip() -> None:
     from humanparse.io.video import VideoReader
 
     with VideoReader(Path(__file__).resolve().parents[1] / "examples" / "crossing.mp4", start=2.0) as reader:
-        _, frame = next(iter(reader))
+        frame = next(iter(reader)).image
     result = Predictor.from_checkpoint("synthetic", device="cpu")(frame)
     assert len(result.ids) >= 2 and (result.persons > 0).mean() > 0.02
     assert {p.part for p in result.part_instances} >= {1, 2}  # heads and torsos at least
@@ -154,7 +154,7 @@ def test_the_default_parser_finds_the_pedestrians_of_the_demo_clip_head_above_fe
     from humanparse.modeling.skeleton import HEAD, LOWER_LEGS, TORSO, UPPER_LEGS
 
     with VideoReader(Path(__file__).resolve().parents[1] / "examples" / "pedestrians.mp4", start=12.0) as reader:
-        _, frame = next(iter(reader))  # by eye: seven walkers, one far off, one behind the sign
+        frame = next(iter(reader)).image  # by eye: seven walkers, one far off, one behind the sign
     result = Predictor.from_checkpoint(device="cpu")(frame)
     assert result.labels.name == "pascal-person-part" and result.keypoints.shape[1:] == (17, 3)
     assert len(result.ids) >= 6

@@ -37,11 +37,11 @@ def main() -> None:
         fps = reader.info.fps
         height = round(args.width * reader.info.height / reader.info.width / 2) * 2
         with VideoWriter(args.out, fps, args.width, height, crf=args.crf, overwrite=True, reproducible=True) as writer:
-            for index, frame in reader:
-                if index >= args.start + args.frames:
+            for frame in reader:
+                if frame.index >= args.start + args.frames:
                     break
-                if index >= args.start:
-                    writer.write(resize_image(frame, args.width, height))
+                if frame.index >= args.start:
+                    writer.write(resize_image(frame.image, args.width, height))
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, {args.frames} frames at {fps} fps, {args.width}x{height})")
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import NamedTuple
 
 import av
 import numpy as np
@@ -29,7 +30,7 @@ from .files import publish_file
 
 FALLBACK_FPS = Fraction(30)
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
-_EPS_FRAMES = 1e-6  # so that start=0.3 at 10 fps means frame 3, not 4 (0.3 * 10 = 3.0000000000000004)
+_EPS_SECONDS = 1e-6  # so that start=0.1 keeps the frame at 1/10 s (the float 0.1 is 1/10 + 5.6e-18)
 _TRUNCATION_SLACK = 2  # frames a stream may fall short of its header before it counts as cut off
 
 
@@ -37,33 +38,46 @@ _TRUNCATION_SLACK = 2  # frames a stream may fall short of its header before it 
 class VideoInfo:
     """What the container says about its first video stream."""
 
-    width: int  # pixels, as decoded
+    width: int  # pixels, as displayed: after ``rotation``
     height: int
     fps: Fraction  # average frame rate; the guessed rate, then 30, where the container has none
     frames: int | None  # the container's frame count, None where it does not say (MKV, MPEG-TS)
     codec: str  # FFmpeg decoder name, e.g. "h264"
+    rotation: int = 0  # degrees counterclockwise (0, 90, 180, 270) the stored frames are turned for display
+
+
+class DecodedFrame(NamedTuple):
+    """One frame of a video, as :class:`VideoReader` yields it."""
+
+    index: int  # frame number in the source, from 0, in presentation order
+    time: float  # seconds from the stream's start, by the frame's own timestamp
+    image: np.ndarray  # (H, W, 3) uint8 RGB, upright as a player shows it (rotation applied)
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
-    """Read a video's size, rate, frame count and codec without decoding it.
+    """Read a video's size, rate, frame count, codec and rotation, decoding only its first
+    frame (the rotation is side data of the frames).
 
     Raises HumanParseError for a missing path, a directory, or a file with no readable
     video stream.
     """
     container, stream = _open(_source(path))
     with container:
-        return _info(stream)
+        return _info(stream, _first_frame(container.decode(stream))[0])
 
 
 class VideoReader:
-    """Iterate ``(index, frame)`` over a video: ``index`` the 0-based frame number in the
-    source, ``frame`` (H, W, 3) uint8 RGB.
+    """Iterate :class:`DecodedFrame` ``(index, time, image)`` over a video.
 
-    Frames are selected by number: frame i (at i / fps seconds) is kept when
-    ``start <= i / fps < end`` and ``(i - first kept) % stride == 0``. A start past 0
-    seeks to the keyframe before it; the frames decoded from there are placed by their
-    timestamps (exact for constant-rate video, an estimate at the average rate otherwise)
-    and counted on from the first one kept.
+    Frames are selected by their timestamps, so variable-frame-rate video is cut and timed
+    right: frame i, presented at ``time`` seconds from the stream's start, is kept when
+    ``start <= time < end`` and ``(i - first kept) % stride == 0``. Frames are numbered in
+    presentation order from the stream's first. A start past 0 seeks to the keyframe
+    before it and numbers the frames decoded from there by counting the stream's packets
+    before them (read, not decoded); where the file cannot seek, or its frames carry no
+    timestamps, it decodes from the top instead (frames without timestamps are timed at
+    the average rate). Frames come upright: a rotation in the stream's display matrix (a
+    phone's portrait video) is applied, and ``info`` gives the upright size.
 
     A corrupt or truncated stream yields every frame that decodes, then stops, with
     ``error`` set to a one-line description (None when the video decoded cleanly, or
@@ -99,12 +113,15 @@ class VideoReader:
         self.start = start
         self.end = end
         self._container, self._stream = _open(self.path)
-        self.info = _info(self._stream)
+        # The first frame is decoded now, for the rotation that sizes ``info``; the thread
+        # starts from it.
+        self._decoded = self._container.decode(self._stream)
+        self._head, self._head_error = _first_frame(self._decoded)
+        self.info = _info(self._stream, self._head)
         self.frames_read = 0  # frames handed to the consumer
         self.error: str | None = None
-        self._first = math.ceil(start * self.info.fps - _EPS_FRAMES)
-        self._stop_at = None if end is None else math.ceil(end * self.info.fps - _EPS_FRAMES)
         self._seen_end = 0  # one past the highest source frame number decoded
+        self._seen_seconds = 0.0  # the end of the last frame decoded (its time + 1 / fps)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,7 +152,7 @@ class VideoReader:
         while not self._queue.empty():  # let the last decoded frames go
             self._queue.get_nowait()
 
-    def _consume(self) -> Iterator[tuple[int, np.ndarray]]:
+    def _consume(self) -> Iterator[DecodedFrame]:
         try:
             while True:
                 item = self._queue.get()
@@ -153,26 +170,29 @@ class VideoReader:
     def _nothing_decoded(self) -> str:
         if self.error is not None:
             return f"no frame of {self.path} could be decoded: {self.error}"
-        if self._seen_end == 0 and self._first == 0:
+        if self._seen_end == 0 and self.start == 0:
             return f"{self.path} holds no video frames"
         until = "the end" if self.end is None else f"{self.end} s"
         return f"{self.path} has no frames from {self.start} s to {until} (it has {self._seen_end})"
 
     def _decode(self) -> None:
-        """The thread: decode, convert to RGB and queue the selected frames, then ``_END``."""
+        """The thread: decode, convert to upright RGB and queue the selected frames, then ``_END``."""
         try:
-            for index, frame in self._source_frames():
+            first_kept = None
+            for index, seconds, frame in self._source_frames():
                 if self._stop.is_set():
                     return
-                if self._stop_at is not None and index >= self._stop_at:
+                if self.end is not None and seconds >= self.end - _EPS_SECONDS:
                     return
-                if index < self._first or (index - self._first) % self.stride:
+                if seconds < self.start - _EPS_SECONDS:
                     continue
-                if not self._put((index, frame.to_ndarray(format="rgb24"))):
+                first_kept = index if first_kept is None else first_kept
+                if (index - first_kept) % self.stride:
+                    continue
+                image = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), _quarter_turns(frame)))
+                if not self._put(DecodedFrame(index, float(seconds), image)):
                     return
             self.error = self._truncation()
-        except _LostPosition:
-            self.error = f"cannot place the frames after seeking to {self.start} s (they carry no timestamps)"
         except (av.FFmpegError, OSError) as exc:
             self.error = f"decoding stopped after {self._seen_end} frames: {_reason(exc)}"
         except BaseException as exc:  # a bug: raise it where the consumer will see it
@@ -181,62 +201,86 @@ class VideoReader:
         finally:
             self._put(_END)
 
-    def _source_frames(self) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Every decoded frame from the start point on, with its number in the source."""
-        if self._first > 0 and self._seek():
-            frames = self._container.decode(self._stream)
-            landed = next(frames, None)
-            if landed is not None and landed.pts is not None and self._position(landed) <= self._first:
-                yield from self._placed(itertools.chain([landed], frames))
+    def _source_frames(self) -> Iterator[tuple[int, Fraction, av.VideoFrame]]:
+        """Every decoded frame from about the start on: its number in the source, its time
+        in seconds, the frame."""
+        if self._head_error is not None:
+            raise self._head_error
+        if self.start > 0:
+            placed = self._after_seek()
+            if placed is not None:
+                yield from placed
                 return
-            # The seek passed the start, or landed where no keyframe follows (MPEG-TS has no
-            # index to seek by): decode from the top instead.
+            # The file cannot seek, the seek passed the start or landed where no keyframe
+            # follows (MPEG-TS has no index to seek by), or the frames carry no timestamps:
+            # decode from the top instead.
             self._container.close()
             self._container, self._stream = _open(self.path)
-        for index, frame in enumerate(self._container.decode(self._stream)):
-            self._seen_end = index + 1
-            yield index, frame
+            self._head, self._decoded = None, self._container.decode(self._stream)
+        frames = self._decoded if self._head is None else itertools.chain([self._head], self._decoded)
+        for index, frame in enumerate(frames):
+            yield self._counted(index, frame)
 
-    def _placed(self, frames: Iterator[av.VideoFrame]) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Frames after a seek: placed by timestamp up to the first one kept, then counted."""
-        index = None
-        for frame in frames:
-            if index is None:
-                position = self._position(frame)
-                self._seen_end = max(self._seen_end, position + 1)
-                if position < self._first:
-                    continue
-                index = position
-            else:
-                index += 1
-            self._seen_end = max(self._seen_end, index + 1)
-            yield index, frame
-
-    def _seek(self) -> bool:
-        """Jump to the keyframe before the first frame wanted; False where the file cannot seek."""
-        offset = self._start_pts() + int(Fraction(self._first) / self.info.fps / self._stream.time_base)
+    def _after_seek(self) -> Iterator[tuple[int, Fraction, av.VideoFrame]] | None:
+        """The frames from the first one at or after ``start``, decoded from the keyframe
+        before it and numbered; None where that cannot be done exactly."""
+        start_pts = self._start_pts() + math.floor(Fraction(self.start) / self._stream.time_base)
         try:
-            self._container.seek(offset, stream=self._stream, backward=True)
+            self._container.seek(start_pts, stream=self._stream, backward=True)
         except av.FFmpegError:
-            return False
-        return True
+            return None
+        frames = self._container.decode(self._stream)
+        landed = next(frames, None)
+        if landed is None or landed.pts is None or self._seconds(landed) > self.start + _EPS_SECONDS:
+            return None
+        first = landed
+        while first is not None and first.pts is not None and self._seconds(first) < self.start - _EPS_SECONDS:
+            first = next(frames, None)
+        if first is None or first.pts is None:
+            return None
+        index = self._frames_before(first.pts)
+        if index is None:
+            return None
+        return (self._counted(index + k, frame) for k, frame in enumerate(itertools.chain([first], frames)))
+
+    def _frames_before(self, pts: int) -> int | None:
+        """How many frames the stream presents before timestamp ``pts``: its packets are
+        read from the top (not decoded) until their decoding timestamps pass ``pts``, since
+        no frame shows before it decodes. None where a packet has no timestamp."""
+        container, stream = _open(self.path)
+        count = 0
+        with container:
+            for packet in container.demux(stream):
+                if packet.size == 0 or packet.is_discard:
+                    continue  # the end-of-stream marker; frames an edit list cuts are never shown
+                if packet.dts is not None and packet.dts >= pts:
+                    break
+                shown = packet.pts if packet.pts is not None else packet.dts
+                if shown is None:
+                    return None
+                count += shown < pts
+        return count
+
+    def _counted(self, index: int, frame: av.VideoFrame) -> tuple[int, Fraction, av.VideoFrame]:
+        seconds = Fraction(index) / self.info.fps if frame.pts is None else self._seconds(frame)
+        self._seen_end = max(self._seen_end, index + 1)
+        self._seen_seconds = max(self._seen_seconds, float(seconds + 1 / self.info.fps))
+        return index, seconds, frame
 
     def _start_pts(self) -> int:
         return self._stream.start_time or 0  # MPEG-TS streams start at 0.2 s or later
 
-    def _position(self, frame: av.VideoFrame) -> int:
-        if frame.pts is None:
-            raise _LostPosition
-        return round((frame.pts - self._start_pts()) * self._stream.time_base * self.info.fps)
+    def _seconds(self, frame: av.VideoFrame) -> Fraction:
+        return (frame.pts - self._start_pts()) * self._stream.time_base
 
     def _truncation(self) -> str | None:
         """A description of how the stream fell short of its header, None if it did not."""
-        fps = self.info.fps
+        slack = _TRUNCATION_SLACK / self.info.fps
         if self.info.frames is not None and self._seen_end < self.info.frames - _TRUNCATION_SLACK:
             return f"the video ended after {self._seen_end} of the {self.info.frames} frames its header declares"
         expected = _stream_seconds(self._container, self._stream)
-        if expected is not None and self._seen_end / fps < expected - _TRUNCATION_SLACK / fps:
-            return f"the video ended after {float(self._seen_end / fps):.2f} s of the {expected:.2f} s its header declares"
+        if expected is not None and self._seen_seconds < expected - slack:
+            return f"the video ended after {self._seen_seconds:.2f} s of the {expected:.2f} s its header declares"
         return None
 
     def _put(self, item: object) -> bool:
@@ -252,7 +296,8 @@ class VideoReader:
 
 class VideoWriter:
     """Write (H, W, 3) uint8 RGB frames as H.264 (libx264, yuv420p) in an MP4 at a constant
-    frame rate ``fps``; no audio.
+    frame rate ``fps``, or at the times given to :meth:`write` (a variable-rate source's
+    timing kept); no audio.
 
     Frames go to a hidden temporary file beside ``path``; ``close()`` flushes the encoder,
     writes the MP4 trailer and renames the file onto ``path``. Used as a context manager,
@@ -301,6 +346,8 @@ class VideoWriter:
         self.width = width
         self.height = height
         self.frames_written = 0
+        self._timed: bool | None = None  # decided by the first write
+        self._last_pts = -1
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial.mp4", dir=self.path.parent)
@@ -325,17 +372,32 @@ class VideoWriter:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
-    def write(self, frame: np.ndarray) -> None:
-        """Encode one frame: (height, width, 3) uint8 RGB, the size given to the writer."""
+    def write(self, frame: np.ndarray, time: float | None = None) -> None:
+        """Encode one frame: (height, width, 3) uint8 RGB, the size given to the writer.
+
+        ``time``: when it shows, in seconds from the video's start, for every frame or for
+        none (then frame k shows at k / fps). Times are kept to 1/90000 s; one not after the
+        last frame's is moved just after it.
+        """
         if self._closed:
             raise ValueError("write() on a closed VideoWriter")
+        if self._timed is None:
+            self._timed = time is not None
+            if self._timed:
+                self._stream.codec_context.time_base = _TIMED_BASE
+        elif self._timed != (time is not None):
+            raise ValueError("give a time for every frame written or for none")
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != (self.height, self.width, 3):
             got = f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
             raise HumanParseError(f"{self.path.name}: expected a ({self.height}, {self.width}, 3) uint8 RGB frame, got {got}")
         if self.width % 2 or self.height % 2:
             frame = np.pad(frame, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        video_frame.pts = self.frames_written  # in the codec's time base, 1 / fps: constant rate
+        if time is None:
+            video_frame.pts = self.frames_written  # in the codec's time base, 1 / fps: constant rate
+        else:
+            video_frame.pts = self._last_pts = max(round(Fraction(time) / _TIMED_BASE), self._last_pts + 1)
+            video_frame.time_base = _TIMED_BASE
         try:
             for packet in self._stream.encode(video_frame):
                 self._container.mux(packet)
@@ -377,11 +439,8 @@ class VideoWriter:
             raise
 
 
-class _LostPosition(Exception):
-    """A frame decoded after a seek has no timestamp to place it by."""
-
-
 _END = object()  # the decoding thread's last item
+_TIMED_BASE = Fraction(1, 90000)  # MPEG's clock: exact for 24, 25, 30 and 30000/1001 frames/s
 
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -413,14 +472,32 @@ def _open(path: Path | str) -> tuple[av.container.InputContainer, av.VideoStream
     return container, stream
 
 
-def _info(stream: av.VideoStream) -> VideoInfo:
+def _first_frame(frames: Iterator[av.VideoFrame]) -> tuple[av.VideoFrame | None, BaseException | None]:
+    """The first frame of a decoding (None for a stream of none), or why it failed; the
+    decoding goes on from the second."""
+    try:
+        return next(frames, None), None
+    except (av.FFmpegError, OSError) as exc:
+        return None, exc
+
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Counterclockwise quarter turns that show ``frame`` upright: FFmpeg's display matrix
+    rotation, as the ffmpeg tool and OpenCV apply it (a mirroring in the matrix is not)."""
+    return round(frame.rotation / 90) % 4
+
+
+def _info(stream: av.VideoStream, head: av.VideoFrame | None) -> VideoInfo:
     fps = stream.average_rate or stream.guessed_rate or FALLBACK_FPS
+    width, height = (head.width, head.height) if head is not None else (stream.codec_context.width, stream.codec_context.height)
+    turns = 0 if head is None else _quarter_turns(head)
     return VideoInfo(
-        width=stream.codec_context.width,
-        height=stream.codec_context.height,
+        width=height if turns % 2 else width,
+        height=width if turns % 2 else height,
         fps=Fraction(fps),
         frames=stream.frames or None,  # FFmpeg's 0 means "not stored"
         codec=stream.codec_context.name,
+        rotation=90 * turns,
     )
 
 

@@ -6,8 +6,9 @@ is written as frames arrive (drawing, encoding and JSON in a writer thread that 
 the next frame's parsing), so memory does not grow with the video's length. Outputs in the
 output folder:
 
-* ``overlay.mp4``: H.264, the source's size and frame rate divided by the stride (audio is
-  not copied), parts coloured and each person outlined with its track id;
+* ``overlay.mp4``: H.264, the source's upright size and each parsed frame at its time in
+  the source (from the first one parsed; audio is not copied), parts coloured and each
+  person outlined with its track id;
 * ``tracks.json``: per parsed frame, its source frame number and time and per track the
   id, box, score, person mask, keypoints where the parser has a pose, and part masks
   (COCO RLE); it ends with the number of frames it covers and whether the run completed;
@@ -149,6 +150,7 @@ class _VideoWriters:
         self._mots = AtomicFile(out / "tracks.mots.txt", "w")
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="humanparse-writer")
         self._pending: deque[Future] = deque()
+        self._first_time: float | None = None
 
     @property
     def frames(self) -> int:
@@ -162,7 +164,9 @@ class _VideoWriters:
 
     def _write(self, frame: StreamedFrame, count: int) -> None:
         tick = time.perf_counter()
-        self._video.write(overlay(frame.image, frame.result))
+        if self._first_time is None:
+            self._first_time = frame.time
+        self._video.write(overlay(frame.image, frame.result), frame.time - self._first_time)
         record = _frame_record(frame.index, frame.time, frame.result)
         self._tracks.write(("," if count else "") + "\n" + json.dumps(record, separators=(",", ":")))
         self._mots.write("".join(frame_lines(frame.index + 1, frame.result.persons)))

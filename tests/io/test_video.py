@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -32,13 +33,30 @@ def frame_number(frame: np.ndarray) -> int:
 
 
 def make_video(path: Path, fmt: str, codec: str, frames: int = 30) -> Path:
+    return encode(path, [image(i) for i in range(frames)], fmt, codec)
+
+
+def encode(path: Path, images: list[np.ndarray], fmt: str = "mp4", codec: str = "libx264", times_ms: list[int] | None = None,
+           rotation: int = 0, keyframe_every: int | None = None) -> Path:
+    """``images`` as a video; ``times_ms`` their timestamps (variable frame rate) where
+    given, else FPS; ``rotation`` the display matrix's counterclockwise turn in degrees."""
     with av.open(str(path), mode="w", format=fmt) as container:
         stream = container.add_stream(codec, rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        height, width = images[0].shape[:2] if images else (H, W)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.bit_rate = 4_000_000  # mpeg4's default rate blurs neighbouring frame colours together
+        if times_ms is not None:
+            stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
+        if keyframe_every is not None:
+            stream.codec_context.gop_size = keyframe_every
+        if rotation:
+            stream.set_display_rotation(rotation)
         container.start_encoding()  # the header, even for a clip of no frames
-        for i in range(frames):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image(i), format="rgb24")):
+        for i, picture in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            if times_ms is not None:
+                frame.pts, frame.time_base = times_ms[i], Fraction(1, 1000)
+            for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -89,7 +107,7 @@ def test_reader_yields_every_frame_in_order_with_probed_size_and_rate(clips, kin
     assert info.frames == (30 if kind in ("mp4", "avi") else None)  # MKV and MPEG-TS keep no count
     with VideoReader(clips[kind]) as reader:
         assert reader.info == info
-        seen = [(index, frame_number(frame), frame.shape, frame.dtype) for index, frame in reader]
+        seen = [(index, frame_number(frame), frame.shape, frame.dtype) for index, _, frame in reader]
     assert seen == [(i, i, (H, W, 3), np.uint8) for i in range(30)]
     assert reader.frames_read == 30 and reader.error is None
 
@@ -107,9 +125,59 @@ def test_reader_yields_every_frame_in_order_with_probed_size_and_rate(clips, kin
 )
 def test_stride_start_and_end_select_the_right_frames(clips, kind, stride, start, end, expected) -> None:
     with VideoReader(clips[kind], stride=stride, start=start, end=end) as reader:
-        seen = [(index, frame_number(frame)) for index, frame in reader]
+        seen = [(index, frame_number(frame)) for index, _, frame in reader]
     assert seen == [(i, i) for i in expected]
     assert reader.error is None
+
+
+VFR_MS = [0, 40, 180, 200, 260, 500, 520, 540, 900, 1000, 1010, 1300, 1450, 1500, 1900, 2000, 2033, 2066, 2500, 2600]
+
+
+@pytest.mark.parametrize("kind, fmt", [("mp4", "mp4"), ("mkv", "matroska"), ("ts", "mpegts")])  # MPEG-TS: decoded from the top
+@pytest.mark.parametrize("stride, start, end", [(1, 0.0, None), (1, 0.5, 1.5), (2, 1.0, None), (1, 2.05, 2.6), (3, 0.19, 2.0)])
+def test_variable_frame_rate_video_is_cut_numbered_and_timed_by_its_timestamps(tmp_path, kind, fmt, stride, start, end) -> None:
+    clip = encode(tmp_path / f"vfr.{kind}", [image(i) for i in range(len(VFR_MS))], fmt, times_ms=VFR_MS, keyframe_every=4)
+    # The reference: every frame decoded by PyAV from the top, timed by its own timestamp.
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        decoded = [(frame_number(f.to_ndarray(format="rgb24")), float((f.pts - (stream.start_time or 0)) * stream.time_base))
+                   for f in container.decode(stream)]
+    assert [n for n, _ in decoded] == list(range(len(VFR_MS)))
+    kept = [(i, t) for i, (_, t) in enumerate(decoded) if start <= t and (end is None or t < end)][::stride]
+    with VideoReader(clip, stride=stride, start=start, end=end) as reader:
+        seen = [(frame.index, frame_number(frame.image), frame.time) for frame in reader]
+    assert seen == [(i, i, pytest.approx(t, abs=1e-9)) for i, t in kept]
+    assert [t for _, _, t in seen] == pytest.approx([ms / 1000 for ms in VFR_MS if start <= ms / 1000 and (end is None or ms / 1000 < end)][::stride])
+    assert reader.error is None
+
+
+def marked(width: int = W, height: int = H) -> np.ndarray:
+    """A frame whose orientation shows: grey with a white block in its top-left corner."""
+    picture = np.full((height, width, 3), 64, np.uint8)
+    picture[: height // 4, : width // 3] = 255
+    return picture
+
+
+@pytest.mark.parametrize("rotation", [90, 180, -90])
+def test_rotated_video_comes_upright_as_opencv_shows_it(tmp_path, rotation) -> None:
+    clip = encode(tmp_path / "phone.mp4", [marked()] * 3, rotation=rotation)
+    capture = cv2.VideoCapture(str(clip))  # OpenCV applies the display matrix by default
+    assert capture.get(cv2.CAP_PROP_ORIENTATION_AUTO) == 1
+    ok, upright = capture.read()
+    capture.release()
+    assert ok
+    upright = upright[..., ::-1]
+    info = probe(clip)
+    assert (info.height, info.width) == upright.shape[:2] and info.rotation == rotation % 360
+    with VideoReader(clip) as reader:
+        assert reader.info == info
+        frames = [frame.image for frame in reader]
+    assert len(frames) == 3 and all(f.shape == upright.shape and f.flags.c_contiguous for f in frames)
+    assert np.abs(frames[0].astype(int) - upright).mean() < 2
+    stored = marked()
+    assert frames[0].shape != stored.shape or np.abs(frames[0].astype(int) - stored).mean() > 20  # it did turn
+    with VideoReader(clip, start=0.1) as reader:  # frames found by a seek are turned too
+        assert all(frame.image.shape == upright.shape for frame in reader)
 
 
 def test_truncated_mkv_yields_the_frames_that_decode_and_sets_error(tmp_path) -> None:
@@ -118,7 +186,7 @@ def test_truncated_mkv_yields_the_frames_that_decode_and_sets_error(tmp_path) ->
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(data[: int(len(data) * 0.6)])
     with VideoReader(cut) as reader:
-        seen = [(index, frame_number(frame)) for index, frame in reader]
+        seen = [(index, frame_number(frame)) for index, _, frame in reader]
     assert 3 <= len(seen) < 30 and seen == [(i, i) for i in range(len(seen))]
     assert reader.error is not None and "3.00 s" in reader.error and "\n" not in reader.error
 
@@ -131,7 +199,7 @@ def test_corrupt_mp4_payload_yields_the_frames_before_the_damage_and_sets_error(
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
     with VideoReader(damaged) as reader:
-        indices = [index for index, _ in reader]
+        indices = [index for index, _, _ in reader]
     assert indices == list(range(len(indices))) and 0 < len(indices) < 30
     assert reader.error is not None
 
@@ -191,15 +259,30 @@ def test_odd_sizes_are_padded_to_even_by_repeating_the_edge(tmp_path, width, hei
     padded = (height + height % 2, width + width % 2)
     assert probe(target).width == padded[1] and probe(target).height == padded[0]
     with VideoReader(target) as reader:
-        frames = [frame for _, frame in reader]
+        frames = [frame for _, _, frame in reader]
     assert len(frames) == 3 and all(f.shape == (*padded, 3) for f in frames)
     # A flat colour survives 4:2:0 chroma, so the padding must repeat it rather than add black.
     flat = tmp_path / "flat.mp4"
     with VideoWriter(flat, FPS, width, height) as writer:
         writer.write(image(9, width, height))
     with VideoReader(flat) as reader:
-        ((_, frame),) = list(reader)
+        ((_, _, frame),) = list(reader)
     assert np.abs(frame.reshape(-1, 3).astype(int) - colour(9)).max() < 4
+
+
+def test_writer_given_times_shows_each_frame_at_its_time(tmp_path) -> None:
+    target = tmp_path / "timed.mp4"
+    times = [ms / 1000 for ms in VFR_MS[:12]] + [1.3]  # the last repeats its predecessor's time
+    with VideoWriter(target, Fraction(30000, 1001), W, H) as writer:
+        for i, t in enumerate(times):
+            writer.write(image(i), t)
+        with pytest.raises(ValueError, match="every frame"):
+            writer.write(image(0))
+    with av.open(str(target)) as container:
+        stream = container.streams.video[0]
+        shown = [(frame_number(f.to_ndarray(format="rgb24")), float(f.pts * stream.time_base)) for f in container.decode(stream)]
+    assert [n for n, _ in shown] == list(range(13))
+    assert [t for _, t in shown] == pytest.approx([*times[:12], 1.3 + 1 / 90000], abs=1e-9)
 
 
 def test_interrupted_writer_leaves_a_valid_mp4_of_the_frames_written_and_no_temporary(tmp_path) -> None:
@@ -229,7 +312,7 @@ def test_reader_thread_stops_when_the_consumer_leaves(clips, leave) -> None:
     else:
         with pytest.raises(KeyboardInterrupt) if leave == "KeyboardInterrupt" else contextlib.nullcontext():
             with VideoReader(clips["mp4"], queue_size=2) as reader:
-                for index, _ in reader:
+                for index, _, _ in reader:
                     assert reader_threads()[0].is_alive()
                     if index == 3:
                         if leave == "break":
@@ -292,7 +375,7 @@ def test_stream_urls_go_to_ffmpeg_as_urls(clips) -> None:
     url = path.resolve().as_uri()  # file:///..., FFmpeg's file protocol: a URL with no network
     assert probe(url) == probe(path)
     with VideoReader(url) as reader:
-        frames = [frame for _, frame in reader]
+        frames = [frame for _, _, frame in reader]
     assert len(frames) == 30 and np.array_equal(np.stack(frames), np.stack(decode_with_pyav(path)))
 
 

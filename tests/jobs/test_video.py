@@ -79,6 +79,28 @@ def test_stride_and_cuts(tmp_path, clip, eager_checkpoint) -> None:
     assert count == 3 and fps == pytest.approx(25 / 3)
 
 
+def test_a_phone_video_turned_and_at_a_variable_rate_is_parsed_upright_at_its_times(tmp_path, clip, eager_checkpoint) -> None:
+    from humanparse.io.video import VideoReader
+    from tests.io.test_video import VFR_MS, encode
+
+    with VideoReader(clip) as reader:
+        upright = [frame.image for frame in reader]
+    # Stored a quarter turn clockwise, shown turned back by the display matrix, as phones do.
+    phone = encode(tmp_path / "phone.mp4", [np.ascontiguousarray(np.rot90(f, -1)) for f in upright], times_ms=VFR_MS[:12], rotation=90)
+    result = run(str(phone), "--out", str(tmp_path / "out"), "--checkpoint", str(eager_checkpoint), "--start", "0.19", "--end", "1.4")
+    assert result.exit_code == 0, result.output
+    kept = [(i, ms / 1000) for i, ms in enumerate(VFR_MS[:12]) if 190 <= ms < 1400]
+    tracks = json.loads((tmp_path / "out" / "tracks.json").read_text())
+    assert (tracks["width"], tracks["height"]) == (96, 64)
+    assert [(f["frame"], f["time"]) for f in tracks["frames"]] == kept
+    assert all(rle.decode(t["mask"]).shape == (64, 96) for f in tracks["frames"] for t in f["tracks"])
+    assert any(f["tracks"] for f in tracks["frames"])
+    with av.open(str(tmp_path / "out" / "overlay.mp4")) as container:
+        stream = container.streams.video[0]
+        shown = [(f.width, f.height, float(f.pts * stream.time_base)) for f in container.decode(stream)]
+    assert shown == [(96, 64, pytest.approx(t - kept[0][1], abs=1e-4)) for _, t in kept]
+
+
 def test_interrupted_run_leaves_valid_files_for_the_frames_parsed(tmp_path, clip) -> None:
     class StopsAtFrameFive(Predictor):
         def predict(self, images, keys=None):
