@@ -7,6 +7,7 @@ import platform
 from importlib import metadata
 
 import click
+import cv2
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -17,6 +18,8 @@ from .follow import DETECT_EVERY
 from .interrupts import StopRequests
 from .runtime import tune_allocator
 from .version import __version__
+
+MAX_CRF_ITERATIONS = 100  # a slip of the keyboard (100000) would parse one photo for hours
 
 
 class _Group(click.Group):
@@ -35,8 +38,35 @@ class _Group(click.Group):
             where = f"{exc.filename}: " if exc.filename else ""
             raise click.ClickException(f"{where}{exc.strerror or exc}") from None
         except KeyboardInterrupt:
+            _ignore_stop_signals()
             click.echo("interrupted", err=True)
             raise SystemExit(130) from None
+        except SystemExit as exc:
+            if exc.code == 130:
+                _ignore_stop_signals()
+            raise
+
+
+_owns_process = False  # set by run(): the command line is the whole process
+
+
+def run() -> None:
+    """The ``humanparse`` program (console script and ``python -m humanparse``)."""
+    global _owns_process
+    _owns_process = True
+    main()
+
+
+def _ignore_stop_signals() -> None:
+    """A job stopped by a signal has finished its outputs and the process is on its way
+    out: a second Ctrl-C now (within the ~100 ms that exit takes) would otherwise kill it
+    with SIGINT's status instead of 130. Only where the command is the process: a program
+    that calls ``main`` keeps its own Ctrl-C."""
+    import signal
+
+    if _owns_process:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,6 +80,9 @@ def main() -> None:
       humanparse synth images data/synth-train --num 2000 --seed 1 --size 512x512 --preview
     """
     tune_allocator()
+    # OpenCV logs its decoders' complaints (a damaged TIFF) to stderr, lines beside the
+    # one-line error the job gives for the same file.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def _version(package: str) -> str:
@@ -164,7 +197,7 @@ def synth_images(out: str, num: int, seed: int, size: str, split: str, preview: 
     with _progress(quiet, "rendering") as bar:
         task = bar.add_task("rendering", total=num)
         write_image_dataset(out, num, seed, dims, split=split, preview=preview, progress=lambda done, total: bar.update(task, completed=done))
-    Console().print(f"wrote {num} images to {out}")
+    Console().print(f"wrote {num} images to {out}", soft_wrap=True)
 
 
 @synth.command("video")
@@ -190,7 +223,7 @@ def synth_video(out: str, frames: int, seed: int, size: str, fps: int, quiet: bo
     with _progress(quiet, "rendering") as bar:
         task = bar.add_task("rendering", total=frames)
         video, gt = write_video(out, frames, seed, dims, VideoConfig(fps=fps), progress=lambda done, total: bar.update(task, completed=done))
-    Console().print(f"wrote {video} and its ground truth in {gt}")
+    Console().print(f"wrote {video} and its ground truth in {gt}", soft_wrap=True)
 
 
 @main.group()
@@ -226,7 +259,7 @@ def convert_pascal(out: str, annotations: str, images: str, split: str, ids_file
     with _progress(quiet, "converting") as bar:
         task = bar.add_task("converting", total=None)
         convert_pascal_part(annotations, images, out, split=split, ids=ids, progress=lambda done, total: bar.update(task, completed=done, total=total))
-    Console().print(f"wrote {out}")
+    Console().print(f"wrote {out}", soft_wrap=True)
 
 
 @convert.command("png")
@@ -240,7 +273,7 @@ def convert_png(out: str, images: str, labels: str, label_map: str, split: str) 
     from .data.pascal_part import convert_png_release, parse_label_map
 
     convert_png_release(images, labels, out, parse_label_map(label_map), split=split)
-    Console().print(f"wrote {out}")
+    Console().print(f"wrote {out}", soft_wrap=True)
 
 
 @main.command("export")
@@ -269,7 +302,7 @@ def export_command(source: str, target: str, half: bool, about: str | None) -> N
         if not isinstance(facts, dict):
             raise click.ClickException(f"{about}: expected a JSON object")
     path = save_checkpoint(load_checkpoint(source), target, extra={"about": facts} if facts else None, half=half)
-    Console().print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    Console().print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", soft_wrap=True)
 
 
 @main.command("train")
@@ -310,10 +343,10 @@ def train_command(config_path: str, overrides: tuple[str, ...], resume: bool, qu
         try:
             final = train(config, resume=resume, progress=show)
         except KeyboardInterrupt:
-            console.print(f"interrupted; resume with --resume (checkpoint in {config.out}/last.pt)", highlight=False)
+            console.print(f"interrupted; resume with --resume (checkpoint in {config.out}/last.pt)", highlight=False, soft_wrap=True)
             raise SystemExit(130) from None
     if main_rank:
-        Console().print(f"wrote {final}")
+        Console().print(f"wrote {final}", soft_wrap=True)
 
 
 def _model_options(function):
@@ -334,7 +367,7 @@ def _model_options(function):
             "--pose", default="auto", show_default=True, type=click.Choice(["auto", "movenet", "blazepose", "none"]),
             help="Keypoints per person: movenet (MoveNet Thunder), blazepose (keypoints and a mask in one pass), none. auto: for pose-guided, movenet on images and blazepose in video (3x faster; for close-ups and upper bodies give movenet); for a holistic model, movenet with a real-photo detector (nanodet, movenet, torchvision), else none.",
         ),
-        click.option("--crf-iterations", type=click.IntRange(min=0), help="Mean-field iterations (default: the model's)."),
+        click.option("--crf-iterations", type=click.IntRange(0, MAX_CRF_ITERATIONS), help=f"Mean-field iterations, 0 to {MAX_CRF_ITERATIONS} (default: the model's)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--scale", default=ParseOptions.input_scale, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the segmenter and the built-in detector on the image scaled by this, for speed."),
         click.option("--crf-scale", type=click.FloatRange(0, 1, min_open=True), help="Run the CRF on the image scaled by this, for speed  [default: the model's: 0.5 pose-guided, 1 holistic]"),
@@ -411,15 +444,19 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
     if not overwrite:
         check_no_results(Path(out), output_names(paths), kinds)  # before the model loads
     predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side)
-    with _progress(quiet or os.environ.get("RANK", "0") != "0", "parsing") as bar:
-        task = bar.add_task("parsing", total=None)
-        summary = parse_images(predictor, paths, Path(out), kinds, progress=lambda done, total: bar.update(task, completed=done, total=total), overwrite=overwrite)
-    console = Console(stderr=True)
-    for path, reason in summary.failed:
-        console.print(f"[yellow]skipped[/] {reason}", highlight=False)
-    Console().print(f"parsed {summary.parsed} images ({summary.persons} persons) into {out}" + (f"; {len(summary.failed)} failed" if summary.failed else ""))
-    if summary.failed:
-        raise SystemExit(1)
+    with StopRequests():  # a second signal while reporting cannot undo the clean stop
+        with _progress(quiet or os.environ.get("RANK", "0") != "0", "parsing") as bar:
+            task = bar.add_task("parsing", total=None)
+            summary = parse_images(predictor, paths, Path(out), kinds, progress=lambda done, total: bar.update(task, completed=done, total=total), overwrite=overwrite)
+        console = Console(stderr=True)
+        for path, reason in summary.failed:
+            console.print(f"[yellow]skipped[/] {reason}", highlight=False, soft_wrap=True)
+        Console().print(f"parsed {summary.parsed} images ({summary.persons} persons) into {out}" + (f"; {len(summary.failed)} failed" if summary.failed else ""), soft_wrap=True)
+        if summary.interrupted:
+            console.print(f"interrupted: the results of the {summary.parsed} images parsed are complete", soft_wrap=True)
+            raise SystemExit(130)
+        if summary.failed:
+            raise SystemExit(1)
 
 
 @main.command("video")
@@ -489,13 +526,14 @@ def _report_video(summary, source: str, out: str) -> None:
     Console().print(
         f"{summary.frames / max(seconds['total'], 1e-9):.1f} frames/s; per frame: "
         + ", ".join(f"{name} {1000 * value / max(summary.frames, 1):.0f} ms" for name, value in seconds.items() if name != "total")
-        + f"; wrote {out}"
+        + f"; wrote {out}",
+        soft_wrap=True,  # one line in a log, whatever its width
     )
     if summary.interrupted:
-        Console(stderr=True).print(f"interrupted: the outputs cover the {summary.frames} frames parsed")
+        Console(stderr=True).print(f"interrupted: the outputs cover the {summary.frames} frames parsed", soft_wrap=True)
         raise SystemExit(130)
     if summary.error:
-        Console(stderr=True).print(f"[yellow]warning[/] {source}: {summary.error}; the outputs cover the {summary.frames} frames that decoded", highlight=False)
+        Console(stderr=True).print(f"[yellow]warning[/] {source}: {summary.error}; the outputs cover the {summary.frames} frames that decoded", highlight=False, soft_wrap=True)
         raise SystemExit(1)
 
 

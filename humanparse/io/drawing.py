@@ -8,6 +8,8 @@ import numpy as np
 from ..labels import COCO_SKELETON, MIN_KEYPOINT_SCORE, LabelSet
 from ..structures import ParsingResult
 
+_BAND_ROWS = 256
+
 
 def person_colours(count: int) -> np.ndarray:
     """(count + 1, 3) uint8 RGB, 0 black, then well-separated hues (golden-angle steps)."""
@@ -24,27 +26,30 @@ def overlay(image: np.ndarray, result: ParsingResult, alpha: float = 0.55, min_k
     its own colour with its id, and its skeleton (the keypoints scoring at least
     ``min_keypoint_score`` and the COCO bones between them) where the result has keypoints."""
     palette = np.array(result.labels.palette, np.uint8)
-    colour = palette[result.parts]
     out = image.copy()
-    fg = result.parts > 0
-    out[fg] = (alpha * colour[fg] + (1 - alpha) * image[fg]).astype(np.uint8)
+    # Blended a band of rows at a time: the float blend of a whole large photo took 1 GB.
+    for top in range(0, image.shape[0], _BAND_ROWS):
+        rows = slice(top, top + _BAND_ROWS)
+        fg = result.parts[rows] > 0
+        band = out[rows]
+        band[fg] = (alpha * palette[result.parts[rows][fg]] + (1 - alpha) * image[rows][fg]).astype(np.uint8)
     if len(result.ids) == 0:
         return out
     colours = person_colours(int(result.ids.max()))
     thickness = max(1, round(min(image.shape[:2]) / 300))
     for k, pid in enumerate(result.ids.tolist()):
-        mask = (result.persons == pid).astype(np.uint8)
-        ys, xs = np.nonzero(mask)
+        mask = (result.persons == pid).view(np.uint8)
+        x, top, _, height = cv2.boundingRect(mask)  # of the nonzero pixels; 0 x 0 for none
         # Outlines, joints and bones in proportion to the person, so that a small walker's
         # parts stay visible under them.
-        line = max(1, min(thickness, (int(ys.max() - ys.min() + 1) if len(ys) else 0) // 80))
+        line = max(1, min(thickness, height // 80))
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         rgb = tuple(int(c) for c in colours[pid])
         cv2.drawContours(out, contours, -1, rgb, line, cv2.LINE_AA)
         if result.keypoints.shape[1]:
             _skeleton(out, result.keypoints[k], rgb, line, min_keypoint_score)
-        if len(ys):
-            x, y = int(xs.min()), max(int(ys.min()) - 4, 10)
+        if height:
+            y = max(top - 4, 10)
             cv2.putText(out, str(pid), (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, (0, 0, 0), thickness + 2, cv2.LINE_AA)
             cv2.putText(out, str(pid), (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, rgb, thickness, cv2.LINE_AA)
     return out

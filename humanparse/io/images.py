@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import io
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from PIL import Image
 from ..errors import HumanParseError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+# The largest image (and video frame) read: a 100-megapixel photo and its full-size results
+# peak at about 2.5 GB (benchmarks/bench_memory.py), under the 3 GB any input must stay in.
+MAX_PIXELS = 100_000_000
 
 
 def list_images(inputs: Sequence[str | Path]) -> list[Path]:
@@ -48,37 +52,74 @@ def list_images(inputs: Sequence[str | Path]) -> list[Path]:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Any image OpenCV reads -> (H, W, 3) uint8 RGB.
+    """Any image OpenCV reads -> (H, W, 3) uint8 RGB. A damaged or truncated file is a
+    HumanParseError.
 
     Grey images are repeated into three channels, an alpha channel is dropped, 16-bit
     images are scaled to 8 bits, and an EXIF orientation is applied: the array is the
-    picture as viewers display it (a phone's portrait photo comes out upright).
+    picture as viewers display it (a phone's portrait photo comes out upright). An image
+    of more than ``MAX_PIXELS`` is refused from its header, before it is decoded.
     """
     path = Path(path)
+    orientation, kind = _checked_header(path)
+    if kind in ("JPEG", "MPO"):
+        return np.ascontiguousarray(_oriented(_read_jpeg(path), orientation))
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # (UNCHANGED ignores EXIF: applied below)
     if image is None:
         raise HumanParseError(f"{path}: cannot read the image" if path.is_file() else f"{path}: no such file")
+    check_pixels(path, image.shape[0], image.shape[1])  # a format only OpenCV parses
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:
         raise HumanParseError(f"{path}: unsupported pixel type {image.dtype}")
     if image.ndim == 2:
-        return np.repeat(image[..., None], 3, axis=2)
-    if image.shape[2] == 4:
-        image = image[..., :3]
-    elif image.shape[2] != 3:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    elif image.shape[2] == 3:
+        cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: a 100-megapixel copy is 300 MB
+    else:
         raise HumanParseError(f"{path}: unsupported number of channels {image.shape[2]}")
-    return np.ascontiguousarray(_oriented(image[..., ::-1], _exif_orientation(path)))
+    return np.ascontiguousarray(_oriented(image, orientation))
 
 
-def _exif_orientation(path: Path) -> int:
-    """The EXIF orientation tag (1-8; 1 = as stored) of an image file, 1 if it has none."""
+def check_pixels(source: str | Path, height: int, width: int) -> None:
+    """Refuse an image or video frame of more than ``MAX_PIXELS`` (HumanParseError)."""
+    if height * width > MAX_PIXELS:
+        raise HumanParseError(f"{source}: {width}x{height} is {height * width / 1e6:.0f} megapixels, more than the "
+                              f"{MAX_PIXELS // 1_000_000} humanparse parses in bounded memory; scale it down first")
+
+
+def _read_jpeg(path: Path) -> np.ndarray:
+    """A JPEG through PIL, which refuses a truncated file (OpenCV's decoder fills the
+    missing rows with grey, says so only on stderr, and returns the image); the same
+    libjpeg-turbo decoding otherwise, the same pixels."""
     try:
         with Image.open(path) as image:
-            value = image.getexif().get(0x0112, 1)  # reads the header only
+            image.load()
+            return np.array(image if image.mode == "RGB" else image.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise HumanParseError(f"{path}: cannot read the image ({exc})") from None
+
+
+def _checked_header(path: Path) -> tuple[int, str | None]:
+    """The EXIF orientation (1-8; 1 = as stored) and PIL's name of the format, from the
+    image's header, after checking its size there; (1, None) for a file PIL cannot parse
+    (OpenCV may still read it)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # ours is MAX_PIXELS
+            with Image.open(path) as image:  # reads the header only
+                width, height = image.size
+                value = image.getexif().get(0x0112, 1)
+                kind = image.format
+    except Image.DecompressionBombError:  # over twice PIL's own limit: 179 megapixels
+        raise HumanParseError(f"{path}: more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, over the "
+                              f"{MAX_PIXELS // 1_000_000} humanparse parses in bounded memory; scale it down first") from None
     except Exception:  # noqa: BLE001 - a file PIL cannot parse has no orientation we can use
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+        return 1, None
+    check_pixels(path, height, width)
+    return (value if isinstance(value, int) and 1 <= value <= 8 else 1), kind
 
 
 def _oriented(image: np.ndarray, orientation: int) -> np.ndarray:

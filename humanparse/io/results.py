@@ -49,9 +49,9 @@ def palette_png(parts: np.ndarray, labels: LabelSet) -> bytes:
 
 def id_png(ids: np.ndarray) -> bytes:
     """(H, W) non-negative ids -> a grey PNG, 8-bit when they fit, else 16-bit."""
-    if ids.max(initial=0) > 65535 or ids.min(initial=0) < 0:
+    if ids.min(initial=0) < 0:
         raise HumanParseError("ids must lie in 0..65535 to be written as a PNG")
-    return encode_png(ids.astype(np.uint8) if ids.max(initial=0) <= 255 else ids.astype(np.uint16))
+    return encode_png(ids.astype(_narrowest(int(ids.max(initial=0))), copy=False))
 
 
 def person_record(result: ParsingResult, k: int) -> dict[str, Any]:
@@ -173,7 +173,7 @@ def _mask(data: Any, height: int, width: int, path: Path) -> np.ndarray:
 
 def cihp_files(result: ParsingResult, name: str) -> dict[str, bytes]:
     """The CIHP result layout: relative path -> file contents."""
-    instance_ids = np.zeros(result.size, np.int32)
+    instance_ids = np.zeros(result.size, _narrowest(len(result.part_instances)))
     instance_lines = []
     for k, p in enumerate(result.part_instances, start=1):
         instance_ids[result.part_mask(p.person, p.part)] = k
@@ -181,7 +181,7 @@ def cihp_files(result: ParsingResult, name: str) -> dict[str, bytes]:
     human_lines = [f"1 {score:.6f}\n" for score in result.scores.tolist()]
     # instance_human values are the person's line in the .txt, 1..N in id order (track ids
     # in video need not be contiguous).
-    table = np.zeros(int(result.ids.max(initial=0)) + 1, np.int32)
+    table = np.zeros(int(result.ids.max(initial=0)) + 1, _narrowest(len(result.ids)))
     table[result.ids] = np.arange(1, len(result.ids) + 1)
     human_ids_map = table[result.persons]
     return {
@@ -191,6 +191,14 @@ def cihp_files(result: ParsingResult, name: str) -> dict[str, bytes]:
         f"instance_human/{name}.png": id_png(human_ids_map),
         f"instance_human/{name}.txt": "".join(human_lines).encode(),
     }
+
+
+def _narrowest(largest: int) -> type[np.unsignedinteger]:
+    """The PNG pixel type for ids up to ``largest`` (full-size int32 maps of a large photo
+    cost 200 MB each)."""
+    if largest > 65535:
+        raise HumanParseError("ids must lie in 0..65535 to be written as a PNG")
+    return np.uint8 if largest <= 255 else np.uint16
 
 
 def existing_outputs(out: Path, names: Sequence[str], kinds: tuple[str, ...] = OUTPUT_KINDS) -> list[Path]:

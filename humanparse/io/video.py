@@ -27,11 +27,13 @@ import numpy as np
 
 from ..errors import HumanParseError
 from .files import publish_file
+from .images import check_pixels
 
 FALLBACK_FPS = Fraction(30)
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 _EPS_SECONDS = 1e-6  # so that start=0.1 keeps the frame at 1/10 s (the float 0.1 is 1/10 + 5.6e-18)
 _TRUNCATION_SLACK = 2  # frames a stream may fall short of its header before it counts as cut off
+_QUEUE_BYTES = 256 * 2**20  # decoded frames waiting: 8 at 4K, fewer for larger frames
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class VideoReader:
         stride: int = 1,
         start: float = 0.0,
         end: float | None = None,
-        queue_size: int = 8,
+        queue_size: int = 8,  # at most; fewer where 8 frames would hold more than 256 MB
     ) -> None:
         self.path = _source(path)
         if stride < 1:
@@ -115,14 +117,20 @@ class VideoReader:
         self._container, self._stream = _open(self.path)
         # The first frame is decoded now, for the rotation that sizes ``info``; the thread
         # starts from it.
+        try:  # the header's frame size, before a frame is decoded
+            check_pixels(self.path, self._stream.codec_context.height, self._stream.codec_context.width)
+        except HumanParseError:
+            self._container.close()
+            raise
         self._decoded = self._container.decode(self._stream)
         self._head, self._head_error = _first_frame(self._decoded)
         self.info = _info(self._stream, self._head)
+        frame_bytes = 3 * self.info.width * self.info.height
         self.frames_read = 0  # frames handed to the consumer
         self.error: str | None = None
         self._seen_end = 0  # one past the highest source frame number decoded
         self._seen_seconds = 0.0  # the end of the last frame decoded (its time + 1 / fps)
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, min(queue_size, _QUEUE_BYTES // max(frame_bytes, 1))))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False

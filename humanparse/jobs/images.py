@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..detectors.files import CocoResultsDetector
 from ..errors import HumanParseError
+from ..interrupts import StopRequests
 from ..io.files import check_writable
 from ..io.images import read_image
 from ..io.results import OUTPUT_KINDS, existing_outputs, write_outputs
@@ -24,6 +25,7 @@ class ImagesSummary:
     parsed: int
     failed: tuple[tuple[Path, str], ...]  # (image, one-line reason)
     persons: int  # over all parsed images
+    interrupted: bool = False  # Ctrl-C or SIGTERM stopped the run after the image in flight
 
 
 def output_names(paths: Sequence[Path]) -> list[str]:
@@ -69,6 +71,8 @@ def parse_images(
     An image that cannot be read is skipped and reported in the summary; an output that
     cannot be written stops the run (HumanParseError), keeping what was written. Results
     already in ``out`` for these images are an error unless ``overwrite`` (as for video).
+    Ctrl-C and SIGTERM stop the run once the image in flight is written
+    (``summary.interrupted``), as in video: every image's files are then whole.
     """
     unknown = sorted(set(kinds) - set(OUTPUT_KINDS))
     if unknown:
@@ -83,16 +87,19 @@ def parse_images(
     mine = shard(list(zip(paths, names)))
     failed: list[tuple[Path, str]] = []
     parsed = persons = 0
-    for k, (path, name) in enumerate(mine):
-        try:
-            image = read_image(path)
-        except HumanParseError as exc:
-            failed.append((path, str(exc)))
-        else:
-            result = predictor(image, key=path.stem)
-            write_outputs(out, name, image, result, kinds)
-            parsed += 1
-            persons += len(result.ids)
-        if progress is not None:
-            progress(k + 1, len(mine))
-    return ImagesSummary(parsed, tuple(failed), persons)
+    with StopRequests() as stops:
+        for k, (path, name) in enumerate(mine):
+            try:
+                image = read_image(path)
+            except HumanParseError as exc:
+                failed.append((path, str(exc)))
+            else:
+                result = predictor(image, key=path.stem)
+                write_outputs(out, name, image, result, kinds)
+                parsed += 1
+                persons += len(result.ids)
+            if progress is not None:
+                progress(k + 1, len(mine))
+            if stops.requested:
+                break
+    return ImagesSummary(parsed, tuple(failed), persons, stops.requested)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import cv2
 import numpy as np
 import pytest
@@ -90,3 +92,45 @@ def test_a_gif_in_a_folder_is_listed_and_a_binary_list_is_a_clear_error(tmp_path
     binary.write_bytes(bytes(range(128, 256)))
     with pytest.raises(HumanParseError, match="not a text list"):
         list_images([binary])
+
+
+@pytest.mark.parametrize("size", [(11000, 9200), (20000, 9000)], ids=["over the limit", "over PIL's own bomb limit"])
+def test_an_image_over_max_pixels_is_refused_from_its_header_before_decoding(tmp_path, size) -> None:
+    from PIL import Image
+
+    from humanparse.io.images import MAX_PIXELS
+
+    path = tmp_path / "huge.png"
+    Image.new("1", size).save(path)  # 1 bit a pixel: a few MB to make, 300-540 MB decoded as RGB
+    assert path.stat().st_size < 2_000_000 and size[0] * size[1] > MAX_PIXELS
+    tracemalloc.start()
+    try:
+        with pytest.raises(HumanParseError, match=r"huge.png: .*megapixels.*scale it down first") as error:
+            read_image(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "\n" not in str(error.value) and peak < 50_000_000  # nothing the size of the image was made
+
+
+def test_the_largest_allowed_image_is_read(tmp_path, monkeypatch) -> None:
+    import humanparse.io.images as images
+
+    monkeypatch.setattr(images, "MAX_PIXELS", 64 * 48)
+    cv2.imwrite(str(tmp_path / "fits.png"), np.zeros((48, 64, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "over.png"), np.zeros((48, 65, 3), np.uint8))
+    assert read_image(tmp_path / "fits.png").shape == (48, 64, 3)
+    with pytest.raises(HumanParseError, match="65x48 is 0 megapixels"):
+        read_image(tmp_path / "over.png")
+
+
+def test_a_truncated_jpeg_is_refused_not_parsed_half_grey(tmp_path) -> None:
+    from pathlib import Path
+
+    photo = Path(__file__).resolve().parents[1] / "fixtures" / "photos" / "grace_hopper.jpg"
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(photo.read_bytes()[: photo.stat().st_size // 3])
+    with pytest.raises(HumanParseError, match=r"cut.jpg: cannot read the image \(image file is truncated"):
+        read_image(cut)
+    whole = read_image(photo)  # the same pixels OpenCV decodes
+    assert np.array_equal(whole, cv2.imread(str(photo))[..., ::-1])

@@ -383,3 +383,15 @@ def test_unreachable_stream_url_is_a_one_line_error() -> None:
     with pytest.raises(HumanParseError, match="cannot read rtsp://127.0.0.1:9/live as a video") as error:
         VideoReader("rtsp://127.0.0.1:9/live")
     assert "\n" not in str(error.value)
+
+
+def test_a_video_whose_frames_are_over_max_pixels_is_refused_before_decoding(clips, monkeypatch) -> None:
+    import humanparse.io.images as images
+
+    monkeypatch.setattr(images, "MAX_PIXELS", W * H - 1)
+    with pytest.raises(HumanParseError, match=r"clip.mp4: 64x48 is .* megapixels, more than"):
+        VideoReader(clips["mp4"])
+    assert not reader_threads()
+    monkeypatch.setattr(images, "MAX_PIXELS", W * H)
+    with VideoReader(clips["mp4"]) as reader:
+        assert len(list(reader)) == 30

@@ -201,3 +201,62 @@ def test_results_already_there_need_overwrite_as_in_video(tmp_path, data, eager_
     assert {p: p.read_bytes() for p in tmp_path.rglob("*.json")} == before
     assert images(*args, "--overwrite").exit_code == 0
     assert images(*args[:-1], "parts").exit_code == 0  # other kinds of files are not in the way
+
+
+def test_damaged_and_oversized_files_give_one_line_each_and_nothing_from_the_decoders(tmp_path, eager_checkpoint) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    photo = Path(__file__).resolve().parents[1] / "fixtures" / "photos" / "grace_hopper.jpg"
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "cut.jpg").write_bytes(photo.read_bytes()[:20_000])  # libjpeg says "Premature end of JPEG file"
+    Image.open(photo).save(inputs / "whole.tiff")
+    tiff = (inputs / "whole.tiff").read_bytes()
+    (inputs / "cut.tiff").write_bytes(tiff[: len(tiff) // 2])  # OpenCV logs TIFF warnings and errors
+    Image.new("1", (12000, 9000)).save(inputs / "huge.png")
+    done = subprocess.run([sys.executable, "-m", "humanparse", "images", str(inputs), "--out", str(tmp_path / "out"),
+                           "--checkpoint", str(eager_checkpoint), "--save", "persons", "--quiet"],
+                          capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "COLUMNS"})
+    assert done.returncode == 1
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    # Nothing else: no "Premature end of JPEG file", no OpenCV log, no line wrapped at 80 columns.
+    assert len(lines) == 4, lines
+    assert sorted(line for line in lines if not line.startswith("parsed")) == [
+        f"skipped {inputs / 'cut.jpg'}: cannot read the image (image file is truncated (5 bytes not processed))",
+        f"skipped {inputs / 'cut.tiff'}: cannot read the image",
+        f"skipped {inputs / 'huge.png'}: 12000x9000 is 108 megapixels, more than the 100 humanparse parses in bounded memory; scale it down first",
+    ]
+    summary = [line for line in lines if line.startswith("parsed")]
+    assert len(summary) == 1 and summary[0].startswith("parsed 1 images") and summary[0].endswith("3 failed")
+
+
+def test_sigterm_stops_after_the_image_in_flight_with_every_image_whole(tmp_path, eager_checkpoint) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rgb = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    for k in range(400):
+        cv2.imwrite(str(inputs / f"{k:03d}.png"), rgb)
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "humanparse", "images", str(inputs), "--out", str(out), "--checkpoint", str(eager_checkpoint),
+                                "--save", "persons,json", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline and len(list((out / "json").glob("*.json"))) < 3:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    written = sorted(p.stem for p in (out / "json").glob("*.json"))
+    assert 3 <= len(written) < 400 and written == [f"{k:03d}" for k in range(len(written))]
+    assert sorted(p.stem for p in (out / "persons").glob("*.png")) == written  # all of an image's files, or none
+    assert not [p for p in out.rglob(".*")]  # no temporary
+    assert f"parsed {len(written)} images" in stdout

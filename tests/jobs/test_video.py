@@ -244,8 +244,9 @@ def test_mot_detections_past_the_last_frame_are_refused_before_any_output(tmp_pa
 
 
 def test_sigterm_then_a_second_signal_finish_the_outputs_and_the_next_run_clears_leftovers(tmp_path, eager_checkpoint) -> None:
-    """SIGTERM (timeout, docker stop, systemd) ends the run like Ctrl-C; a Ctrl-C 100 ms
-    later does not undo that clean finish; a killed run's temporaries are cleared."""
+    """SIGTERM (timeout, docker stop, systemd) ends the run like Ctrl-C; Ctrl-C from 100 ms
+    later until the process is gone neither undoes that clean finish nor turns exit 130 into
+    death by SIGINT; a killed run's temporaries are cleared."""
     import os
     import signal
     import subprocess
@@ -267,8 +268,9 @@ def test_sigterm_then_a_second_signal_finish_the_outputs_and_the_next_run_clears
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGTERM)
     time.sleep(0.1)
-    if process.poll() is None:
+    while process.poll() is None:  # Ctrl-C, again and again, while it finishes and exits
         os.kill(process.pid, signal.SIGINT)
+        time.sleep(0.005)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "terminate called" not in stderr
