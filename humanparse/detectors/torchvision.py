@@ -15,6 +15,7 @@ import torch
 from torchvision.models import detection as tv_detection
 
 from ..errors import HumanParseError
+from ..io.files import load_plain
 from ..structures import Detections
 from .files import COCO_PERSON
 
@@ -67,9 +68,10 @@ class TorchvisionDetector:
             path = Path(weights)
             if not path.is_file():
                 raise HumanParseError(f"detector weights {path} do not exist")
+            state = load_plain(path, "detector weights")
             try:
-                model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            except (RuntimeError, OSError, ValueError) as exc:
+                model.load_state_dict(state)  # type: ignore[arg-type]
+            except (RuntimeError, OSError, ValueError, TypeError) as exc:
                 raise HumanParseError(f"{path}: not weights for {name} ({str(exc).splitlines()[0]})") from None
         self.model = model.eval().to(device)
         self.device = torch.device(device)

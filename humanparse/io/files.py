@@ -139,3 +139,27 @@ def write_files_atomic(files: dict[Path, bytes]) -> None:
         raise
     for file in staged:
         file.commit()
+
+
+def load_plain(path: str | os.PathLike, what: str, map_location: str | object = "cpu") -> object:
+    """``torch.load(path, weights_only=True)``: tensors and plain data only, a file holding
+    other Python objects is refused without running them. Any failure is a CheckpointError
+    ``"{what} {path}: ..."`` of one line that never repeats torch's advice to pass
+    ``weights_only=False`` (which would run the file's code), and torch's warnings about
+    foreign pickle protocols stay quiet."""
+    import pickle
+    import warnings
+
+    import torch
+
+    from ..errors import CheckpointError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"cannot read {what} {path}: it holds Python objects beyond tensors and plain data, which humanparse never loads") from None
+    except Exception as exc:  # torch raises many types for damaged or foreign files
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"cannot read {what} {path}: {reason}") from None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import CheckpointError, ConfigError, HumanParseError
-from ..io.files import write_bytes_atomic
+from ..io.files import load_plain, write_bytes_atomic
 from ..labels import LabelSet
 from ..version import __version__
 from .holistic import HolisticParser, build_model
@@ -97,14 +96,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist" if not path.exists() else f"checkpoint {path} is not a file")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        # torch's message goes on to advise weights_only=False, which would run the
-        # file's code: never repeat it.
-        raise CheckpointError(f"cannot read checkpoint {path}: it holds Python objects beyond tensors and plain data, which humanparse never loads") from None
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    payload = load_plain(path, "checkpoint", map_location)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a humanparse checkpoint")
     if payload.get("version") != CHECKPOINT_VERSION:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
-from ..io.files import AtomicFile
+from ..io.files import AtomicFile, load_plain
 from .graph import SUPPORTED, GraphSpec, NodeSpec
 
 FORMAT = "humanparse.tfgraph"
@@ -153,13 +152,7 @@ def load_graph_checkpoint(path: str | Path) -> tuple[GraphSpec, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"pretrained model {path} does not exist")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for damaged or foreign files
-        if isinstance(exc, pickle.UnpicklingError):
-            # torch's message advises weights_only=False, which would run the file's code.
-            raise CheckpointError(f"{path}: not a readable converted model (damaged, or holding objects other than tensors and plain data, which are never unpickled)") from None
-        raise CheckpointError(f"{path}: not a readable converted model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    data = load_plain(path, "pretrained model")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a converted TF.js model (no {FORMAT!r} format mark)")
     if data.get("version") != VERSION:

@@ -50,3 +50,21 @@ def test_torchvision_weights_offline_or_missing(tmp_path, monkeypatch) -> None:
         TorchvisionDetector("fcos_resnet50_fpn", weights=tmp_path / "nope.pth")
     with pytest.raises(HumanParseError, match="unknown torchvision detector"):
         TorchvisionDetector("yolo")
+
+
+def test_detector_weights_holding_code_or_other_data_are_one_line_errors(tmp_path) -> None:
+    import pickle
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "code-ran"), "w"))
+
+    evil = tmp_path / "evil.pth"
+    evil.write_bytes(pickle.dumps({"backbone.weight": Exploit()}))  # a traceback before
+    with pytest.raises(HumanParseError, match="cannot read detector weights .*evil.pth: it holds Python objects"):
+        TorchvisionDetector("fcos_resnet50_fpn", weights=evil, min_size=96, max_size=128)
+    assert not (tmp_path / "code-ran").exists()
+    other = tmp_path / "other.pth"
+    torch.save([1, 2, 3], other)
+    with pytest.raises(HumanParseError, match="other.pth: not weights for fcos_resnet50_fpn"):
+        TorchvisionDetector("fcos_resnet50_fpn", weights=other, min_size=96, max_size=128)
