@@ -142,3 +142,10 @@ def test_a_photo_over_max_side_is_parsed_smaller_and_written_at_its_own_size(tmp
     assert cv2.imread(str(tmp_path / "parts" / "camera.png")).shape[:2] == (height, width)
     [person] = record["persons"]
     assert {p["name"] for p in record["parts"]} >= {"head", "torso"}
+
+
+def test_synth_sizes_whose_rendering_would_not_fit_in_3_gb_are_refused(tmp_path) -> None:
+    for command in (["synth", "images", str(tmp_path / "d"), "--num", "1"], ["synth", "video", str(tmp_path / "v.mp4"), "--frames", "1"]):
+        result = CliRunner().invoke(main, [*command, "--size", "8192x8192"])  # peaked at 6.7 GB
+        assert result.exit_code == 2 and "width and height must be 8..4096" in result.output, result.output
+    assert not list(tmp_path.iterdir())
