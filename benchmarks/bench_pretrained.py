@@ -16,7 +16,20 @@ reference, op by op (``TFGraph.forward``, eager) — against:
   port itself (TorchScript exporter), so the column compares two runtimes of one model; the
   agreement column is the largest absolute difference over all outputs.
 
-Both sides get the same input (smooth random colour blobs) and the same number of threads.
+BodyPix (``bodypix``, a native torch module converted from Coral's int8 TFLite files, not a
+graph) is timed as humanparse runs it (``BodyPixNet``, eager; the "eager" column is unused),
+against LiteRT running Coral's own .tflite files (google-coral/project-bodypix ``models/``,
+--bodypix-dir) on the same uint8 photo (tests/fixtures/photos/grace_hopper.jpg stretched to
+the input size): the per-axis file the port was converted from, at its own 1280 × 720 and
+with its input resized to 360 × 640, 540 × 960 and 720 × 1280, and the per-tensor file at
+its own 720 × 1280 (other weights: their per-tensor rounding). Two more rows at 720 × 1280
+time what else was tried: the module traced, frozen and passed through
+``torch.jit.optimize_for_inference`` (oneDNN, ReLU6 fused), and the module in bfloat16.
+Agreement: person/background agreement and mean |Δ| of the person logits, where the grids
+match (the graph pads any input by one pixel, the port to 16k + 1: the same on 16k sizes).
+
+The TF graphs get the same input (smooth random colour blobs) on both sides; every side gets
+the same number of threads.
 After a warm-up the two are called in turn (A, B, A, B, ...) so that a noisy, shared machine
 slows both alike; times are medians in ms per call, and a side whose 90th percentile is over
 twice its median is flagged "noisy". ratio = torch (traced) / native: at or below 1.0 the port is no
@@ -45,6 +58,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from humanparse.io.images import read_image  # noqa: E402
+from humanparse.pretrained.bodypix import load_bodypix  # noqa: E402
+from humanparse.pretrained.crops import resize_image  # noqa: E402
 from humanparse.pretrained.registry import load_network  # noqa: E402
 from humanparse.runtime import tune_allocator  # noqa: E402
 
@@ -64,6 +80,13 @@ TFLITE: dict[str, tuple[str, str, dict[str, tuple[str, bool]]]] = {
     "blazepose-full": ("/tmp/npm/mp_pose/package/pose_landmark_full.tflite", "npm pack @mediapipe/pose@0.5.1675469404", {"ld_3d": ("landmarks px", False), "activation_segmentation": ("mask", True)}),
     "selfie": ("/tmp/npm/mp_selfie/package/selfie_segmentation.tflite", "npm pack @mediapipe/selfie_segmentation@0.1.1675465747", {"activation_10:0": ("mask", False)}),
 }
+
+# BodyPix: (input height, width, .tflite file under --bodypix-dir, what it is), in table order.
+BODYPIX_PER_TENSOR = "bodypix_mobilenet_v1_075_1280_720_16_per_tensor_quant.tflite"
+BODYPIX_PER_AXIS = "bodypix_mobilenet_v1_075_720_1280_16_quant.tflite"
+BODYPIX_RUNS = ((360, 640, BODYPIX_PER_AXIS, "per-axis, resized"), (540, 960, BODYPIX_PER_AXIS, "per-axis, resized"), (720, 1280, BODYPIX_PER_AXIS, "per-axis, resized"),
+                (1280, 720, BODYPIX_PER_AXIS, "per-axis"), (720, 1280, BODYPIX_PER_TENSOR, "per-tensor"))
+BODYPIX_PHOTO = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "photos" / "grace_hopper.jpg"
 
 Runner = Callable[[], object]
 Row = tuple[str, str, str, str, str, str, str, str]  # model, shape, torch, eager, native, runtime, ratio, agreement
@@ -244,6 +267,76 @@ def bench_model(name: str, args: argparse.Namespace, tflite_paths: dict[str, Pat
     return rows
 
 
+def bodypix_litert(path: Path, image: np.ndarray, threads: int) -> tuple[Runner, np.ndarray]:
+    """A LiteRT call of a BodyPix .tflite file on ``image`` (H, W, 3) uint8, its input
+    resized to the image's size if it differs, and the dequantised person logits (h, w)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with silenced():
+        interp = Interpreter(model_path=str(path), num_threads=threads)
+        (inp,) = interp.get_input_details()
+        if tuple(inp["shape"][1:3]) != image.shape[:2]:
+            interp.resize_tensor_input(inp["index"], [1, *image.shape])
+        interp.allocate_tensors()
+    outs = interp.get_output_details()
+    (segments,) = [o for o in outs if o["name"] == "float_segments"]
+    x = image[None]
+
+    def run() -> list[np.ndarray]:
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        return [interp.get_tensor(o["index"]) for o in outs]
+
+    run()
+    scale, zero = segments["quantization"]
+    return run, (interp.get_tensor(segments["index"])[0, ..., 0].astype(np.float32) - zero) * scale
+
+
+def bench_bodypix(args: argparse.Namespace) -> list[Row]:
+    net, _ = load_bodypix()
+    photo = read_image(BODYPIX_PHOTO)
+    why = unavailable("ai_edge_litert.interpreter", "ai-edge-litert")
+    rows: list[Row] = []
+    for height, width, file, what in BODYPIX_RUNS:
+        image = resize_image(photo, width, height)
+        x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+        variants: dict[str, Callable[[torch.Tensor], object]] = {"bodypix": net}
+        if (height, width, file) == (720, 1280, BODYPIX_PER_AXIS):
+            with warnings.catch_warnings(), torch.inference_mode():
+                warnings.simplefilter("ignore")
+                variants["bodypix frozen"] = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(net, x)))
+            half = load_bodypix()[0].to(torch.bfloat16)
+            variants["bodypix bf16"] = lambda x, half=half: half(x.to(torch.bfloat16))
+        shape_s = f"{height}x{width}x3 u8"
+        path = args.bodypix_dir / file
+        for name, module in variants.items():
+            def torch_call(module=module) -> object:
+                with torch.inference_mode():
+                    return module(x)
+
+            failure = why or (None if path.is_file() else f"no {path} (google-coral/project-bodypix models/)")
+            if failure:
+                times = interleaved_ms({"torch": torch_call}, args.warmup, args.repeats)
+                rows.append((name, shape_s, f"{statistics.median(times['torch']):.2f}", "-", "-", "LiteRT", "-", failure))
+                continue
+            try:
+                native, theirs = bodypix_litert(path, image, args.threads)
+            except Exception as exc:  # noqa: BLE001  a bad file or an API change: say so, go on
+                rows.append((name, shape_s, "-", "-", "-", "LiteRT", "-", short_reason(exc)))
+                continue
+            with torch.inference_mode():
+                ours = module(x)[0][0, 0].float().numpy()
+            agreement = (f"person {100 * ((ours > 0) == (theirs > 0)).mean():.2f} %, |Δlogit| {np.abs(ours - theirs).mean():.3f}" if ours.shape == theirs.shape
+                         else f"grids differ ({ours.shape[0]}x{ours.shape[1]} vs {theirs.shape[0]}x{theirs.shape[1]})")
+            times = interleaved_ms({"torch": torch_call, "native": native}, args.warmup, args.repeats)
+            ms = {side: statistics.median(t) for side, t in times.items()}
+            for side, t in times.items():
+                if len(t) >= 5 and statistics.quantiles(t, n=10)[-1] > 2 * ms[side]:
+                    agreement += f"  [noisy: {side} p90 > 2x median]"
+            rows.append((name, shape_s, f"{ms['torch']:.2f}", "-", f"{ms['native']:.2f}", f"LiteRT {what}", f"{ms['torch'] / ms['native']:.2f}", agreement))
+    return rows
+
+
 def line(row: Row, widths: tuple[int, ...] = (17, 19, 8, 8, 9, 11, 5)) -> str:
     """A table row: the first two columns left-aligned, the numbers right, agreement last."""
     cells = (f"{v:<{w}}" if i < 2 else f"{v:>{w}}" for i, (v, w) in enumerate(zip(row, widths)))
@@ -252,12 +345,13 @@ def line(row: Row, widths: tuple[int, ...] = (17, 19, 8, 8, 9, 11, 5)) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=",".join(INPUTS), help="comma-separated subset of: " + ", ".join(INPUTS))
+    parser.add_argument("--models", default=",".join([*INPUTS, "bodypix"]), help="comma-separated subset of: " + ", ".join([*INPUTS, "bodypix"]))
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--pose-tflite", type=Path, default=Path(TFLITE["blazepose-full"][0]))
     parser.add_argument("--selfie-tflite", type=Path, default=Path(TFLITE["selfie"][0]))
+    parser.add_argument("--bodypix-dir", type=Path, default=Path("/work/shared/bodypix"), help="google-coral/project-bodypix's models/ folder")
     args = parser.parse_args()
     tuned = tune_allocator()  # as the command line does, so torch runs as it would there
     torch.set_num_threads(args.threads)
@@ -275,9 +369,9 @@ def main() -> None:
     print(line(header))
     print("-" * 100)
     for name in args.models.split(","):
-        if name not in INPUTS:
-            parser.error(f"unknown model {name!r}; choose from {', '.join(INPUTS)}")
-        for row in bench_model(name, args, tflite_paths):
+        if name not in INPUTS and name != "bodypix":
+            parser.error(f"unknown model {name!r}; choose from {', '.join([*INPUTS, 'bodypix'])}")
+        for row in bench_bodypix(args) if name == "bodypix" else bench_model(name, args, tflite_paths):
             print(line(row), flush=True)
     print("\nratio = torch / native; ≤ 1.00 means the torch port is no slower.")
 

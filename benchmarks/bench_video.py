@@ -1,18 +1,23 @@
 """End-to-end speed and memory of `humanparse video` on the CPU, on the real demo clip.
 
-    python benchmarks/bench_video.py [--frames 80] [--skip-memory]
+    python benchmarks/bench_video.py [--frames 80] [--skip-memory] [--skip-persons]
 
 Each row is one `humanparse video` process, run as a user runs it (the CLI, default settings
 unless the row says otherwise), one after another in this run so that the rows compare on the
 same machine at the same time. Clips: `examples/pedestrians.mp4` (real pedestrians, 640×480),
 its middle 640×360 band (rows 60-420, cut here, not scaled), and a 640×360 synthetic clip. Per
 frame, from the run's summary.json: decode (time the loop waited on the decoding thread), the
-parser's stages (pose-guided: detect, pose, mask, parts, crf; holistic: detect_segment, crf),
+parser's stages (bodypix: detect, segment, pose, parts, crf; pose-guided: detect, pose, mask,
+parts, crf; holistic: detect_segment, crf),
 track and write (overlay drawing, H.264 encoding, JSON, MOTS; in a writer thread, overlapping
 the parsing). Peak RSS is the process's own (wait4).
 
 Memory: the default parser on the real clip at two lengths, each in its own process; peak RSS
 should not grow with the length.
+
+Persons: the default parser's time per frame for 1 to 10 persons, on 640×360 frames made of
+the real clip's empty street with that many of its pedestrians pasted in (crops of real frames),
+in this process, one thread pool, per stage.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -32,7 +38,7 @@ from humanparse.io.video import VideoReader, VideoWriter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "pedestrians.mp4"
-STAGES = ("decode", "detect", "pose", "mask", "parts", "detect_segment", "crf", "track", "write")
+STAGES = ("decode", "detect", "segment", "pose", "mask", "parts", "detect_segment", "crf", "track", "write")
 
 
 def cut(source: Path, out: Path, frames: int, rows: tuple[int, int] | None = None) -> Path:
@@ -66,6 +72,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=80, help="frames of each clip")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-frames", type=int, nargs=2, default=(50, 200), help="the two lengths of the real clip")
+    parser.add_argument("--skip-persons", action="store_true")
     args = parser.parse_args()
 
     import torch
@@ -77,13 +84,14 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.frames} frames per clip\n")
 
     rows = [
-        ("real 640x360", band, "pose-guided (default)", ()),
-        ("real 640x360", band, "pose-guided --pose movenet", ("--pose", "movenet")),
-        ("real 640x360", band, "pose-guided --detect-every 1", ("--detect-every", "1")),
+        ("real 640x360", band, "bodypix (default)", ()),
+        ("real 640x360", band, "bodypix --workers 1", ("--workers", "1")),
+        ("real 640x360", band, "bodypix --crf-scale 0.375", ("--crf-scale", "0.375")),
+        ("real 640x360", band, "pose-guided (old default)", ("--checkpoint", "pose-guided")),
         ("real 640x360", band, "synthetic", ("--checkpoint", "synthetic")),
-        ("real 640x360", band, "synthetic --workers 1", ("--checkpoint", "synthetic", "--workers", "1")),
-        ("real 640x480", real, "pose-guided (default)", ()),
-        ("synthetic 640x360", synthetic, "pose-guided (default)", ()),
+        ("real 640x480", real, "bodypix (default)", ()),
+        ("real 640x480", real, "pose-guided (old default)", ("--checkpoint", "pose-guided")),
+        ("synthetic 640x360", synthetic, "bodypix (default)", ()),
         ("synthetic 640x360", synthetic, "synthetic", ("--checkpoint", "synthetic")),
     ]
     results = [run(clip, work / f"out-{k}", *options) for k, (_, clip, _, options) in enumerate(rows)]
@@ -96,6 +104,8 @@ def main() -> None:
         cells = " ".join(f"{1000 * seconds[s] / frames:>8.1f}" if s in seconds else f"{'-':>8}" for s in STAGES)
         print(f"{name:<18} {model:<29} {1 / per:>8.2f} {base / per:>7.2f} {result['tracks']:>6} {result['peak_rss_mb']:>7.0f} {cells}")
 
+    if not args.skip_persons:
+        persons_table(work)
     if args.skip_memory:
         return
     print("\npeak RSS of the default parser on the real clip (640x480), each length in its own process")
@@ -103,6 +113,39 @@ def main() -> None:
     for frames in args.memory_frames:
         result = run(cut(DEMO, work / f"real-{frames}.mp4", frames), work / f"memory-{frames}")
         print(f"{result['frames']:>6} {result['peak_rss_mb']:>13.0f} {result['frames'] / result['seconds']['total']:>8.2f}")
+
+
+def persons_table(work: Path) -> None:
+    """Time per frame of the default parser for 1..10 persons on one 640x360 street: the
+    clip's empty street (the median of 40 frames: the walkers move on) with n of the real
+    walkers NanoDet finds in frame 0 pasted in, side by side."""
+    import numpy as np
+
+    from humanparse.modeling.bodypix_parser import BodyPixParser
+    from humanparse.pretrained import NanoDet
+
+    with VideoReader(DEMO) as reader:
+        frames = [frame.image for frame in reader]
+    street = np.median(np.stack(frames[:: max(1, len(frames) // 40)]), 0).astype(np.uint8)[60:420]
+    walkers = NanoDet(threshold=0.5)(frames[0]).boxes.round().astype(int)
+    crops = [frames[0][y1:y2, x1:x2] for x1, y1, x2, y2 in walkers if y2 - y1 < 200]
+    parser = BodyPixParser()
+    print(f"\ndefault parser, 640x360 street with n of the clip's {len(crops)} walkers pasted in, repeated: ms per frame (mean of 5 after a warm-up)")
+    print(f"{'persons':>7} {'found':>5} {'total':>7} " + " ".join(f"{s:>8}" for s in ("detect", "segment", "pose", "parts", "crf")))
+    for n in (1, 2, 4, 6, 8, 10):
+        image = street.copy()
+        for k in range(n):
+            crop = crops[k % len(crops)][:340]
+            x, y = 10 + 62 * k, min(360 - crop.shape[0], 120 + 20 * (k % 3))
+            image[y : y + crop.shape[0], x : x + min(crop.shape[1], 640 - x)] = crop[:, : 640 - x]
+        parser.parse([image])
+        seconds: dict[str, float] = {}
+        started = time.perf_counter()
+        for _ in range(5):
+            found = len(parser.parse([image], timer=lambda stage, t: seconds.__setitem__(stage, seconds.get(stage, 0.0) + t))[0].ids)
+        total = (time.perf_counter() - started) / 5
+        cells = " ".join(f"{1000 * seconds.get(s, 0.0) / 5:>8.1f}" for s in ("detect", "segment", "pose", "parts", "crf"))
+        print(f"{n:>7} {found:>5} {1000 * total:>7.1f} {cells}")
 
 
 if __name__ == "__main__":

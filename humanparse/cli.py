@@ -94,7 +94,7 @@ def _version(package: str) -> str:
 
 
 @main.command()
-@click.option("--checkpoint", default=None, help="Describe this model: pose-guided (the default), synthetic, or a checkpoint file.")
+@click.option("--checkpoint", default=None, help="Describe this model: bodypix (the default), pose-guided, synthetic, or a checkpoint file.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 def info(checkpoint: str | None, device: str) -> None:
     """Versions, the device that would be used, and the model, with its licenses.
@@ -105,7 +105,7 @@ def info(checkpoint: str | None, device: str) -> None:
       humanparse info --checkpoint synthetic
       humanparse info --checkpoint model.pt
     """
-    from .modeling.checkpoints import DEFAULT_PARSER, PARSERS, POSE_GUIDED, SYNTHETIC, read_checkpoint, synthetic_checkpoint
+    from .modeling.checkpoints import BODYPIX, DEFAULT_PARSER, PARSERS, POSE_GUIDED, SYNTHETIC, read_checkpoint, synthetic_checkpoint
     from .pretrained.registry import MODELS_DIR, NETWORKS
 
     dev = resolve_device(device)
@@ -120,7 +120,13 @@ def info(checkpoint: str | None, device: str) -> None:
         table.add_row("device", f"cpu ({torch.get_num_threads()} threads)")
     name = checkpoint or DEFAULT_PARSER
     default = "" if checkpoint else " (the default)"
-    if name == POSE_GUIDED:
+    if name == BODYPIX:
+        table.add_row("model", f"bodypix{default}: {PARSERS[BODYPIX]}")
+        table.add_row("images and video", "per frame: NanoDet persons, plus persons BodyPix's pose maps show where no box is; one BodyPix pass (parts, person, keypoint maps) and one selfie-model pass over the whole image; PoseNet keypoints; the Instance CRF at half scale")
+        table.add_row("labels", "pascal-person-part: head, torso, upper-arms, lower-arms, upper-legs, lower-legs")
+        licenses = sorted({NETWORKS[n].license for n in ("nanodet", "bodypix", "selfie")})
+        table.add_row("licenses", f"{', '.join(licenses)} (the pretrained networks below; humanparse/models/NOTICE)")
+    elif name == POSE_GUIDED:
         table.add_row("model", f"pose-guided{default}: {PARSERS[POSE_GUIDED]}")
         table.add_row("images", "NanoDet persons confirmed by MoveNet Thunder keypoints; BlazePose and selfie masks averaged; CRF at half scale")
         table.add_row("video", f"NanoDet every {DETECT_EVERY}th frame, crops following the keypoints between; BlazePose keypoints and mask in one pass, selfie mask; tracking by mask and skeleton")
@@ -358,7 +364,7 @@ def _model_options(function):
     options = [
         click.option(
             "--checkpoint", default=DEFAULT_PARSER, show_default=True,
-            help="The model: pose-guided (real people: pretrained detector, pose and masks, parts from the skeleton, the Instance CRF), synthetic (the holistic model trained on the synthetic world, shipped), or a checkpoint file.",
+            help="The model: bodypix (real people: BodyPix's parts, NanoDet's and PoseNet's persons, the Instance CRF), pose-guided (the earlier parser for real people: parts from the skeleton), synthetic (the holistic model trained on the synthetic world, shipped), or a checkpoint file.",
         ),
         click.option("--detector", default="builtin", show_default=True, help="builtin, nanodet, movenet, torchvision:NAME, file:PATH (COCO .json or MOT .txt), gt or sim[:SEED[:TRUNCATION]]."),
         click.option("--det-threshold", default=ParseOptions.det_threshold, show_default=True, type=click.FloatRange(0, 1), help="Minimum detection score."),
@@ -366,12 +372,12 @@ def _model_options(function):
         click.option("--nms-iou", default=ParseOptions.nms_iou, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Of two detections overlapping by more than this IoU, the lower-scoring goes."),
         click.option(
             "--pose", default="auto", show_default=True, type=click.Choice(["auto", "movenet", "blazepose", "none"]),
-            help="Keypoints per person: movenet (MoveNet Thunder), blazepose (keypoints and a mask in one pass), none. auto: for pose-guided, movenet on images and blazepose in video (3x faster; for close-ups and upper bodies give movenet); for a holistic model, movenet with a real-photo detector (nanodet, movenet, torchvision), else none.",
+            help="Keypoints per person: movenet (MoveNet Thunder), blazepose (keypoints and a mask in one pass), none. auto: for bodypix, the keypoints of BodyPix's own pose maps (no network per person); for pose-guided, movenet on images and blazepose in video (3x faster; for close-ups and upper bodies give movenet); for a holistic model, movenet with a real-photo detector (nanodet, movenet, torchvision), else none.",
         ),
         click.option("--crf-iterations", type=click.IntRange(0, MAX_CRF_ITERATIONS), help=f"Mean-field iterations, 0 to {MAX_CRF_ITERATIONS} (default: the model's)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--scale", default=ParseOptions.input_scale, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the segmenter and the built-in detector on the image scaled by this, for speed."),
-        click.option("--crf-scale", type=click.FloatRange(0, 1, min_open=True), help="Run the CRF on the image scaled by this, for speed  [default: the model's: 0.5 pose-guided, 1 holistic]"),
+        click.option("--scale", default=ParseOptions.input_scale, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the segmenter and the built-in detector on the image scaled by this, for speed (bodypix: its 640-pixel working size scaled by this)."),
+        click.option("--crf-scale", type=click.FloatRange(0, 1, min_open=True), help="Run the CRF on the image scaled by this, for speed  [default: the model's: 0.5 bodypix and pose-guided, 1 holistic]"),
         click.option(
             "--max-side", default=ParseOptions.max_side, show_default=True, type=click.IntRange(min=0),
             help="Parse images larger than this (longer side, pixels) at this size and map the results back, so memory stays bounded; 0: always at full size.",

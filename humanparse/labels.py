@@ -1,12 +1,16 @@
 """Label sets are data: names, a palette and the left/right pairs that mirroring swaps.
 
-Also the values every label map shares: :data:`IGNORE` (pixels no loss or metric counts)
-and the COCO-17 keypoints with their skeleton, the order of every result's keypoints."""
+Also the values every label map shares: :data:`IGNORE` (pixels no loss or metric counts),
+the COCO-17 keypoints with their skeleton, the order of every result's keypoints, and the
+:data:`COARSE` label set (background, head, upper body, lower body) that maps of different
+label sets are compared on (:func:`to_coarse`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from .errors import HumanParseError
 
@@ -115,3 +119,57 @@ def get_label_set(name: str) -> LabelSet:
         return LABEL_SETS[name]
     except KeyError:
         raise HumanParseError(f"unknown label set {name!r}; known: {', '.join(sorted(LABEL_SETS))}") from None
+
+
+# Head, upper body (torso and arms) and lower body (legs): the parts every label set can be
+# grouped onto, so that maps of different label sets (CIHP ground truth, Pascal-Person-Part
+# predictions) are compared on the same classes.
+COARSE = LabelSet(
+    name="coarse",
+    names=("background", "head", "upper-body", "lower-body"),
+    palette=((0, 0, 0), (128, 0, 0), (0, 128, 0), (0, 0, 128)),
+)
+
+# Per label set (by name), the coarse label of each of its labels; IGNORE where a label
+# belongs to no group. CIHP: head = hat, hair, sunglasses, face; upper body = glove, upper
+# clothes, coat, torso skin, scarf, arms; lower body = socks, pants, skirt, legs, shoes; a
+# dress spans both and is ignored.
+COARSE_GROUPS: dict[str, tuple[int, ...]] = {
+    PASCAL_PERSON_PART.name: (0, 1, 2, 2, 2, 3, 3),
+    CIHP.name: (0, 1, 1, 2, 1, 2, IGNORE, 2, 3, 3, 2, 2, 3, 1, 2, 2, 3, 3, 3, 3),
+}
+
+
+def coarse_table(label_set: LabelSet) -> np.ndarray:
+    """(256,) uint8 lookup table from ``label_set``'s labels to :data:`COARSE` labels:
+    IGNORE for labels outside the set, for IGNORE itself and for labels in no group.
+    Raises HumanParseError for a label set with no coarse grouping."""
+    groups = COARSE_GROUPS.get(label_set.name)
+    if groups is None:
+        raise HumanParseError(f"label set {label_set.name!r} has no coarse grouping; known: {', '.join(sorted(COARSE_GROUPS))}")
+    if len(groups) != len(label_set.names):
+        raise HumanParseError(f"label set {label_set.name!r}: {len(label_set.names)} labels, but its coarse grouping has {len(groups)}")
+    table = np.full(256, IGNORE, np.uint8)
+    table[: len(groups)] = groups
+    return table
+
+
+def to_coarse(labels: np.ndarray, label_set: LabelSet) -> np.ndarray:
+    """Map an integer label map of ``label_set`` onto :data:`COARSE` labels.
+
+    Args:
+        labels: (H, W) (or any shape) integer labels of ``label_set``; IGNORE (255) where
+            unknown.
+
+    Returns:
+        Same shape, uint8: 0 background, 1 head, 2 upper body, 3 lower body, IGNORE for
+        IGNORE, labels in no coarse group (CIHP's dress) and values outside the set.
+    """
+    table = coarse_table(label_set)
+    labels = np.asarray(labels)
+    if labels.dtype == np.uint8:
+        return table[labels]
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise HumanParseError(f"label maps hold integers, got {labels.dtype}")
+    inside = (labels >= 0) & (labels < len(table))
+    return np.where(inside, table[np.where(inside, labels, IGNORE)], np.uint8(IGNORE)).astype(np.uint8)

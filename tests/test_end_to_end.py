@@ -54,7 +54,7 @@ def test_synth_train_semantic_then_joint_then_eval(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_the_readme_demo_parses_the_whole_real_clip_with_the_default_parser(tmp_path) -> None:
-    """README command 1 as a user runs it: a new process, the default (pose-guided) parser,
+    """README command 1 as a user runs it: a new process, the default (bodypix) parser,
     the real demo clip; the walkers keep their ids, with parts and keypoints."""
     demo = Path(__file__).resolve().parents[1] / "examples" / "pedestrians.mp4"
     out = tmp_path / "demo"

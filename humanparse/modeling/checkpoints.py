@@ -1,7 +1,7 @@
 """Checkpoints: one file holding the weights, the model configuration and the label set,
 loaded with ``weights_only=True`` (never unpickling arbitrary objects) and written
-atomically; and the parsers a name gives: the pose-guided one (the default) and the synthetic model
-shipped inside the package."""
+atomically; and the parsers a name gives: BodyPix with the Instance CRF (the default), the
+pose-guided one and the synthetic model shipped inside the package."""
 
 from __future__ import annotations
 
@@ -35,24 +35,33 @@ def synthetic_checkpoint() -> Path:
     return path
 
 
-# Parsers named where a checkpoint path may go: the pose-guided parser for real people (the
-# default; built from the shipped pretrained networks) and the holistic network trained on
-# the synthetic world (for the synthetic benchmarks, training and Table 1).
+# Parsers named where a checkpoint path may go: BodyPix's parts with NanoDet's persons and
+# the Instance CRF (the default, for real people), the earlier pose-guided parser (parts cut
+# from person masks by the skeleton; kept for comparison), both built from the shipped
+# pretrained networks, and the holistic network trained on the synthetic world (for the
+# synthetic benchmarks, training and Table 1).
+BODYPIX = "bodypix"
 POSE_GUIDED = "pose-guided"
 SYNTHETIC = "synthetic"
-DEFAULT_PARSER = POSE_GUIDED
+DEFAULT_PARSER = BODYPIX
 PARSERS = {
-    POSE_GUIDED: "real people: NanoDet persons, top-down keypoints and masks, parts from the skeleton, the Instance CRF with the mask term",
+    BODYPIX: "real people: BodyPix's parts in one whole-image pass, NanoDet's and PoseNet's persons, PoseNet keypoints, the Instance CRF",
+    POSE_GUIDED: "real people, the earlier parser: NanoDet persons, top-down keypoints and masks, parts from the skeleton, the Instance CRF with the mask term",
     SYNTHETIC: "the holistic network of the paper trained on humanparse's synthetic world (MobileNetV3, built-in detector)",
 }
 
 
 def load_parser(path_or_name: str | os.PathLike | None = None, map_location: str | torch.device = "cpu", pose: nn.Module | None = None) -> Parser:
-    """The parser a ``--checkpoint`` value names: ``"pose-guided"`` (the default: real
-    photos and video, from the pretrained detector, pose and masks with the Instance CRF's
-    mask term; ``pose`` is its keypoint network, default MoveNet Thunder), ``"synthetic"``
-    (the shipped holistic model), or a checkpoint file of the holistic network."""
+    """The parser a ``--checkpoint`` value names: ``"bodypix"`` (the default: real photos
+    and video, BodyPix's parts and NanoDet's persons through the Instance CRF),
+    ``"pose-guided"`` (the earlier parser for real photos, parts from the skeleton; ``pose``
+    is its keypoint network, default MoveNet Thunder), ``"synthetic"`` (the shipped holistic
+    model), or a checkpoint file of the holistic network."""
     name = DEFAULT_PARSER if path_or_name is None else str(path_or_name)
+    if name == BODYPIX:
+        from .bodypix_parser import BodyPixParser  # builds its networks: only when asked
+
+        return BodyPixParser().to(map_location)
     if name == POSE_GUIDED:
         from .pose_guided import PoseGuidedParser  # builds its networks: only when asked
 

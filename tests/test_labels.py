@@ -1,0 +1,75 @@
+"""Label sets as data: the coarse grouping that maps of different label sets are compared on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from humanparse.errors import HumanParseError
+from humanparse.labels import CIHP, COARSE, COARSE_GROUPS, IGNORE, LABEL_SETS, PASCAL_PERSON_PART, LabelSet, coarse_table, to_coarse
+
+BACKGROUND, HEAD, UPPER, LOWER = range(4)
+
+
+def test_coarse_label_set_is_background_head_upper_lower() -> None:
+    assert COARSE.names == ("background", "head", "upper-body", "lower-body")
+
+
+def test_every_built_in_label_set_has_a_coarse_grouping() -> None:
+    for name, label_set in LABEL_SETS.items():
+        assert len(COARSE_GROUPS[name]) == len(label_set.names)
+        assert set(COARSE_GROUPS[name]) <= {BACKGROUND, HEAD, UPPER, LOWER, IGNORE}
+
+
+def test_pascal_person_part_map_groups_onto_coarse() -> None:
+    # background, head, torso, upper arms, lower arms, upper legs, lower legs; then ignore
+    labels = np.array([[0, 1, 2, 3], [4, 5, 6, IGNORE]], np.uint8)
+    expected = np.array([[BACKGROUND, HEAD, UPPER, UPPER], [UPPER, LOWER, LOWER, IGNORE]], np.uint8)
+    out = to_coarse(labels, PASCAL_PERSON_PART)
+    assert out.dtype == np.uint8 and np.array_equal(out, expected)
+
+
+@pytest.mark.parametrize(
+    ("names", "coarse"),
+    [
+        (("background",), BACKGROUND),
+        (("hat", "hair", "sunglasses", "face"), HEAD),
+        (("glove", "upper-clothes", "coat", "torso-skin", "scarf", "left-arm", "right-arm"), UPPER),
+        (("socks", "pants", "skirt", "left-leg", "right-leg", "left-shoe", "right-shoe"), LOWER),
+    ],
+)
+def test_cihp_labels_group_by_name(names: tuple[str, ...], coarse: int) -> None:
+    labels = np.array([[CIHP.names.index(n) for n in names]], np.uint8)
+    assert (to_coarse(labels, CIHP) == coarse).all()
+
+
+def test_cihp_dress_and_unknown_edges_stay_ignored() -> None:
+    dress = CIHP.names.index("dress")
+    labels = np.array([[0, dress, 13], [IGNORE, 9, dress]], np.uint8)
+    expected = np.array([[BACKGROUND, IGNORE, HEAD], [IGNORE, LOWER, IGNORE]], np.uint8)
+    assert np.array_equal(to_coarse(labels, CIHP), expected)
+
+
+def test_values_outside_the_label_set_are_ignored_whatever_the_integer_type() -> None:
+    labels = np.array([-1, 0, 6, 7, 254, 255, 256, 1000], np.int64)
+    expected = np.array([IGNORE, BACKGROUND, LOWER, IGNORE, IGNORE, IGNORE, IGNORE, IGNORE], np.uint8)
+    out = to_coarse(labels, PASCAL_PERSON_PART)
+    assert out.dtype == np.uint8 and np.array_equal(out, expected)
+
+
+def test_empty_map_maps_to_an_empty_map() -> None:
+    assert to_coarse(np.zeros((0, 5), np.uint8), CIHP).shape == (0, 5)
+
+
+def test_coarse_table_has_256_entries_ignoring_labels_past_the_set() -> None:
+    table = coarse_table(PASCAL_PERSON_PART)
+    assert table.shape == (256,) and table.dtype == np.uint8
+    assert table[:7].tolist() == [0, 1, 2, 2, 2, 3, 3] and (table[7:] == IGNORE).all()
+
+
+def test_label_set_without_a_grouping_or_float_maps_are_refused() -> None:
+    custom = LabelSet("custom", ("background", "a"), ((0, 0, 0), (1, 2, 3)))
+    with pytest.raises(HumanParseError, match="custom"):
+        to_coarse(np.zeros((2, 2), np.uint8), custom)
+    with pytest.raises(HumanParseError, match="integers"):
+        to_coarse(np.zeros((2, 2), np.float32), PASCAL_PERSON_PART)
