@@ -7,7 +7,7 @@ unless the row says otherwise), one after another in this run so that the rows c
 same machine at the same time. Clips: `examples/pedestrians.mp4` (real pedestrians, 640×480),
 its middle 640×360 band (rows 60-420, cut here, not scaled), and a 640×360 synthetic clip. Per
 frame, from the run's summary.json: decode (time the loop waited on the decoding thread), the
-parser's stages (bodypix: detect, segment, pose, parts, crf; pose-guided: detect, pose, mask,
+parser's stages (bodypix: detect, segment, small (BodyPix again on small persons' crops), pose, parts, crf; pose-guided: detect, pose, mask,
 parts, crf; holistic: detect_segment, crf),
 track and write (overlay drawing, H.264 encoding, JSON, MOTS; in a writer thread, overlapping
 the parsing). Peak RSS is the process's own (wait4).
@@ -38,7 +38,7 @@ from humanparse.io.video import VideoReader, VideoWriter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "pedestrians.mp4"
-STAGES = ("decode", "detect", "segment", "pose", "mask", "parts", "detect_segment", "crf", "track", "write")
+STAGES = ("decode", "detect", "segment", "small", "pose", "mask", "parts", "detect_segment", "crf", "track", "write")
 
 
 def cut(source: Path, out: Path, frames: int, rows: tuple[int, int] | None = None) -> Path:
@@ -131,7 +131,7 @@ def persons_table(work: Path) -> None:
     crops = [frames[0][y1:y2, x1:x2] for x1, y1, x2, y2 in walkers if y2 - y1 < 200]
     parser = BodyPixParser()
     print(f"\ndefault parser, 640x360 street with n of the clip's {len(crops)} walkers pasted in, repeated: ms per frame (mean of 5 after a warm-up)")
-    print(f"{'persons':>7} {'found':>5} {'total':>7} " + " ".join(f"{s:>8}" for s in ("detect", "segment", "pose", "parts", "crf")))
+    print(f"{'persons':>7} {'found':>5} {'total':>7} " + " ".join(f"{s:>8}" for s in ("detect", "segment", "small", "pose", "parts", "crf")))
     for n in (1, 2, 4, 6, 8, 10):
         image = street.copy()
         for k in range(n):
@@ -144,7 +144,7 @@ def persons_table(work: Path) -> None:
         for _ in range(5):
             found = len(parser.parse([image], timer=lambda stage, t: seconds.__setitem__(stage, seconds.get(stage, 0.0) + t))[0].ids)
         total = (time.perf_counter() - started) / 5
-        cells = " ".join(f"{1000 * seconds.get(s, 0.0) / 5:>8.1f}" for s in ("detect", "segment", "pose", "parts", "crf"))
+        cells = " ".join(f"{1000 * seconds.get(s, 0.0) / 5:>8.1f}" for s in ("detect", "segment", "small", "pose", "parts", "crf"))
         print(f"{n:>7} {found:>5} {1000 * total:>7.1f} {cells}")
 
 

@@ -9,8 +9,10 @@ The paper's pipeline with real networks. Per image:
 2. **The category-level part segmenter**: one whole-image BodyPix pass (MobileNetV1,
    stride 16) gives 24 part logits, grouped onto Pascal-Person-Part, and a person
    probability, averaged with the MediaPipe selfie model's on the whole image (one pass
-   too). Q = (1 − p, p · grouped parts). On the real CIHP photos the average segments
-   people better than either model alone (``benchmarks/bench_real.py``).
+   too). Persons under 120 pixels tall in BodyPix's input get a second, batched BodyPix pass
+   over their crops, seen larger, whose maps replace the first's there (the demo clip's
+   walkers: two more found of seven in a busy frame, and heads). Q = (1 − p, p · grouped
+   parts).
 3. **Keypoints**: BodyPix's PoseNet maps decoded (body-pix's multi-person decoder,
    :mod:`humanparse.pretrained.posenet`) and given to the boxes.
 4. **The Instance CRF** with the mask term ψ(k, (i, j)) = M_i(k) · Q_k(j), M_i each
@@ -31,9 +33,9 @@ labels) and the readout. It implements :class:`~humanparse.modeling.parser.Parse
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -51,7 +53,7 @@ from ..pretrained.selfie import SelfieMasks
 from ..structures import Detections, ParsingResult
 from .crf import InstanceCRF
 from .instances import parsing_result
-from .parser import ParseOptions, StageTimer
+from .parser import ParseOptions, StageClock, StageTimer
 
 # BodyPix's 24 parts grouped onto Pascal-Person-Part's six (../shared/bodypix/README.md):
 # head, torso, upper arms, lower arms (hands included), upper legs, lower legs (feet).
@@ -83,6 +85,15 @@ SELFIE_MIN_HEIGHT = 32
 SELFIE_FULL_HEIGHT = 96
 SELFIE_WEIGHT = 0.5
 SELFIE_SIZE = 256
+# A second, batched BodyPix pass over each small person: a person under SMALL_HEIGHT pixels
+# tall in BodyPix's input is a few cells (the demo clip's 70-px walkers are 4-5, their heads
+# half a cell); their crop (CROP_MARGIN times the box, CROP_SIZE = 16k + 1 pixels, tall) is
+# seen at a scale where the person is about two thirds of its height, and its maps replace
+# the whole-image pass's over the crop. At most MAX_CROPS persons, the smallest first.
+SMALL_HEIGHT = 120
+CROP_MARGIN = 1.5
+CROP_SIZE = (161, 97)
+MAX_CROPS = 16
 # The CRF's window reaches this many pixels of its grid beyond the people.
 CRF_MARGIN = 16
 # A person of the detector's stays with this share of their box holding person pixels
@@ -259,24 +270,18 @@ class BodyPixParser(nn.Module):
         shares and the CRF live on the image scaled by ``options.crf_scale`` (default 0.5),
         and the CRF's marginals are upsampled before the readout. ``detections`` replace the
         detector's boxes (persons from the pose maps are still added). Stages timed:
-        "detect", "segment", "pose", "parts", "crf".
+        "detect", "segment", "pose", "small" (the second pass), "parts", "crf".
         """
         if detections is not None and len(detections) != len(images):
             raise HumanParseError(f"{len(images)} images but {len(detections)} detection sets")
         return [self._parse_one(image, None if detections is None else detections[k], options, timer) for k, image in enumerate(images)]
 
     def _parse_one(self, image: np.ndarray, found: Detections | None, options: ParseOptions, timer: StageTimer | None) -> ParsingResult:
-        def lap(stage: str, started: float) -> float:
-            now = time.perf_counter()
-            if timer is not None:
-                timer(stage, now - started)
-            return now
-
-        tick = time.perf_counter()
+        clock = StageClock(timer)
         height, width = image.shape[:2]
         if found is None:
             found = self.detect(image, options)
-            tick = lap("detect", tick)
+            clock.lap("detect")
         found = found.clipped(height, width)
 
         device = self.crf.log_box_weight.device
@@ -289,15 +294,23 @@ class BodyPixParser(nn.Module):
             whole = self.selfie(image, np.array([[0, 0, width, height]], np.float32))
             fx, fy = grid[1] / width, grid[0] / height
             selfie = torch.from_numpy(paste_masks(whole.masks, whole.regions * np.array([fx, fy, fx, fy], np.float32), *grid)[0]).to(device)
-        tick = lap("segment", tick)
+        clock.lap("segment")
 
         poses = decode_poses(maps.heatmaps[0].float().cpu().numpy(), maps.short_offsets[0].float().cpu().numpy(), maps.mid_offsets[0].float().cpu().numpy())
         to_image = np.array([width / size[1], height / size[0]], np.float32)
         pose_points = poses.keypoints.copy()
         pose_points[..., :2] = (pose_points[..., :2] + 0.5) * to_image  # input pixel centres -> image pixel edges
-        tick = lap("pose", tick)
+        clock.lap("pose")
 
-        up_segments = upsample_to(maps.segments, size, grid)[0, 0].to(device)
+        up_segments = upsample_to(maps.segments, size, grid)[0].to(device)
+        up_parts = upsample_to(maps.parts, size, grid)[0].to(device)
+        crops = small_person_crops(found.top(options.det_threshold).boxes, (height, width), scale)
+        if len(crops):
+            crop_segments, crop_parts = crop_maps(self.segmenter.network, image, crops)
+            up_segments = paste_crop_maps(up_segments, crop_segments, crops, (height, width))
+            up_parts = paste_crop_maps(up_parts, crop_parts, crops, (height, width))
+            clock.lap("small")
+        up_segments = up_segments[0]
         found, keypoints = find_persons(found, DecodedPoses(pose_points, poses.scores), torch.sigmoid(up_segments), (height, width))
         boxes, scores = found.tensors(device)
         fx, fy = grid[1] / width, grid[0] / height
@@ -308,8 +321,8 @@ class BodyPixParser(nn.Module):
             heights = (boxes[:, 3] - boxes[:, 1]) * (SELFIE_SIZE / max(height, width))
             weights = SELFIE_WEIGHT * ((heights - SELFIE_MIN_HEIGHT) / (SELFIE_FULL_HEIGHT - SELFIE_MIN_HEIGHT)).clamp(0, 1)
             weight = (shares * weights[:, None, None]).sum(0)
-        q = part_probabilities(up_segments, upsample_to(maps.parts, size, grid)[0].to(device), selfie, weight)
-        tick = lap("parts", tick)
+        q = part_probabilities(up_segments, up_parts, selfie, weight)
+        clock.lap("parts")
 
         probs = q.new_zeros((len(scores) * self.labels.num_parts + 1, *grid))
         probs[0] = 1
@@ -332,8 +345,63 @@ class BodyPixParser(nn.Module):
         if len(crowded):
             labels = torch.where(torch.isin(person, crowded), torch.zeros_like(labels), labels)
         result = parsing_result(confidence, labels, boxes, scores, self.labels, keypoints)
-        lap("crf", tick)
+        clock.lap("crf")
         return result
+
+
+def small_person_crops(boxes: np.ndarray, image_hw: tuple[int, int], input_scale: float) -> np.ndarray:
+    """The crops of the second pass: (C, 4) float32 x1 y1 x2 y2 image pixels, each a
+    CROP_SIZE-shaped region CROP_MARGIN times the height of a box (D, 4) whose person is
+    under SMALL_HEIGHT pixels tall in BodyPix's input (the image scaled by ``input_scale``),
+    centred on the box; the smallest MAX_CROPS."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    heights = boxes[:, 3] - boxes[:, 1]
+    small = np.flatnonzero((heights * input_scale < SMALL_HEIGHT) & (heights >= 4))
+    small = small[np.argsort(heights[small], kind="stable")][:MAX_CROPS]
+    tall = CROP_MARGIN * heights[small]
+    wide = tall * CROP_SIZE[1] / CROP_SIZE[0]
+    cx, cy = (boxes[small, 0] + boxes[small, 2]) / 2, (boxes[small, 1] + boxes[small, 3]) / 2
+    return np.stack([cx - wide / 2, cy - tall / 2, cx + wide / 2, cy + tall / 2], 1).astype(np.float32)
+
+
+def crop_maps(network: nn.Module, image: np.ndarray, crops: np.ndarray) -> tuple[Tensor, Tensor]:
+    """BodyPix's person and part logits over ``crops`` (C, 4) of ``image`` (H, W, 3) uint8
+    RGB, in one batch: each crop warped (bilinear, edges replicated) to CROP_SIZE.
+    Returns segments (C, 1, h, w) and parts (C, 24, h, w) on the crops' grid."""
+    height, width = CROP_SIZE
+    batch = np.empty((len(crops), height, width, 3), np.uint8)
+    for k, (x1, y1, x2, y2) in enumerate(crops):
+        sx, sy = width / (x2 - x1), height / (y2 - y1)
+        # pixel-edge coordinates: crop pixel u spans (x - x1) * sx in [u, u + 1)
+        matrix = np.array([[sx, 0, sx * (0.5 - x1) - 0.5], [0, sy, sy * (0.5 - y1) - 0.5]], np.float64)
+        batch[k] = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    device = next(network.parameters()).device
+    maps = network(torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float())
+    return maps.segments, maps.parts
+
+
+def paste_crop_maps(full: Tensor, crop: Tensor, crops: np.ndarray, image_hw: tuple[int, int]) -> Tensor:
+    """Replace ``full`` (C, h, w), logits upsampled to a grid covering the (H, W) image, with
+    ``crop`` (N, C, h', w'), the crops' logits on their BodyPix grids, inside each crop's
+    region (later crops over earlier ones); bilinear, with BodyPix's alignment."""
+    grid_h, grid_w = full.shape[-2:]
+    height, width = image_hw
+    out = full.clone()
+    cells_h, cells_w = crop.shape[-2:]
+    for k, (x1, y1, x2, y2) in enumerate(crops):
+        r0, r1 = max(0, int(np.floor(y1 * grid_h / height))), min(grid_h, int(np.ceil(y2 * grid_h / height)))
+        c0, c1 = max(0, int(np.floor(x1 * grid_w / width))), min(grid_w, int(np.ceil(x2 * grid_w / width)))
+        if r1 <= r0 or c1 <= c0:
+            continue
+        ys = (torch.arange(r0, r1, dtype=torch.float64) + 0.5) * height / grid_h  # image pixel-edge coordinates
+        xs = (torch.arange(c0, c1, dtype=torch.float64) + 0.5) * width / grid_w
+        us = ((ys - y1) * CROP_SIZE[0] / (y2 - y1) - 0.5) / 16  # crop cells (cell r on crop pixel 16 r)
+        vs = ((xs - x1) * CROP_SIZE[1] / (x2 - x1) - 0.5) / 16
+        grid = torch.stack(torch.broadcast_tensors(2 * vs[None, :] / (cells_w - 1) - 1, 2 * us[:, None] / (cells_h - 1) - 1), -1)
+        sampled = F.grid_sample(crop[k : k + 1], grid[None].to(crop), mode="bilinear", padding_mode="border", align_corners=True)[0]
+        out[:, r0:r1, c0:c1] = sampled.to(out)
+    return out
+
 
 def find_persons(found: Detections, poses: DecodedPoses, person: Tensor, image_hw: tuple[int, int]) -> tuple[Detections, np.ndarray]:
     """The persons to parse: the detector's that the segmentation confirms, plus persons

@@ -9,6 +9,7 @@ plugs in without touching them. The holistic network of the paper
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,6 +23,21 @@ from ..structures import Detections, ParsingResult
 
 # Called with a stage's name and the seconds it took, once per stage and call.
 StageTimer = Callable[[str, float], None]
+
+
+class StageClock:
+    """Times a parser's stages one after another: ``clock.lap(stage)`` gives ``timer`` the
+    seconds since the clock started or the last lap (nothing when ``timer`` is None)."""
+
+    def __init__(self, timer: StageTimer | None) -> None:
+        self.timer = timer
+        self.tick = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self.timer is not None:
+            self.timer(stage, now - self.tick)
+        self.tick = now
 
 
 # A 12-megapixel photo parsed whole peaked at 14.7 GB; at this working size the default

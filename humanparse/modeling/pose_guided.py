@@ -16,7 +16,6 @@ network; its results carry the keypoints.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,7 +35,7 @@ from ..structures import Detections, ParsingResult
 from .crf import InstanceCRF
 from .holistic import upsampled_max
 from .instances import parsing_result, person_map
-from .parser import ParseOptions, StageTimer
+from .parser import ParseOptions, StageClock, StageTimer
 from .skeleton import category_q, part_evidence
 
 # Kernel weights of the untrained CRF, chosen by benchmarks/bench_pose_guided_crf.py on 40
@@ -162,23 +161,17 @@ class PoseGuidedParser(nn.Module):
         return results
 
     def _parse_one(self, image: np.ndarray, found: Detections | None, options: ParseOptions, timer: StageTimer | None) -> ParsingResult:
-        def lap(stage: str, started: float) -> float:
-            now = time.perf_counter()
-            if timer is not None:
-                timer(stage, now - started)
-            return now
-
-        tick = time.perf_counter()
+        clock = StageClock(timer)
         height, width = image.shape[:2]
         if found is None:
             found = self.detect(image, options)
-            tick = lap("detect", tick)
+            clock.lap("detect")
         found = found.clipped(height, width)
         poses = self.pose(image, found.boxes)
         keep = plausible(found.scores, poses.keypoints)
         found, keypoints = Detections(found.boxes[keep], found.scores[keep]), poses.keypoints[keep]
         sources = [] if poses.masks is None else [(poses.masks[keep], poses.regions[keep])]
-        tick = lap("pose", tick)
+        clock.lap("pose")
         device = self.crf.log_box_weight.device
         grid = scaled_size((height, width), options.crf_scale or self.default_crf_scale)
         fy, fx = grid[0] / height, grid[1] / width
@@ -191,14 +184,14 @@ class PoseGuidedParser(nn.Module):
         masks = torch.from_numpy(np.mean(pasted, axis=0)).to(device)
         keep = distinct(masks, found.scores)
         found, keypoints, masks = Detections(found.boxes[keep], found.scores[keep]), keypoints[keep], masks[torch.from_numpy(keep).to(device)]
-        tick = lap("mask", tick)
+        clock.lap("mask")
         small = keypoints.copy()
         small[..., 0] *= fx
         small[..., 1] *= fy
         sizes = np.maximum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1]) * max(fx, fy)
         person_q = part_evidence(small, masks, sizes)
         q = category_q(person_q, masks)
-        tick = lap("parts", tick)
+        clock.lap("parts")
         picture = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).float()
         if grid != (height, width):
             picture = F.interpolate(picture[None], grid, mode="area")[0]
@@ -229,5 +222,5 @@ class PoseGuidedParser(nn.Module):
         if len(crowded):
             labels = torch.where(torch.isin(person, crowded), torch.zeros_like(labels), labels)
         result = parsing_result(confidence, labels, boxes, scores, self.labels, keypoints)
-        lap("crf", tick)
+        clock.lap("crf")
         return result

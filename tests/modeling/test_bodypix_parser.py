@@ -15,12 +15,16 @@ from humanparse.io.images import read_image
 from humanparse.modeling.bodypix_parser import (
     PART_GROUPS,
     BodyPixParser,
+    CROP_SIZE,
+    SMALL_HEIGHT,
     associate,
     find_persons,
     instance_crf,
     marginal_readout,
     part_probabilities,
+    paste_crop_maps,
     person_shares,
+    small_person_crops,
 )
 from humanparse.pretrained.posenet import DecodedPoses
 from humanparse.structures import Detections
@@ -126,6 +130,33 @@ def test_two_persons_side_by_side_each_keep_their_own_pixels() -> None:
     person = torch.where(labels > 0, (labels - 1) // 6 + 1, 0)
     assert bool((person[:, 10:20] == 1).all()) and bool((person[:, 40:50] == 2).all())
     assert masks.shape == (2, 40, 60)
+
+
+def test_small_persons_get_crops_of_the_second_pass_smallest_first() -> None:
+    boxes = np.array([[10, 10, 40, 90], [100, 20, 180, 300], [200, 50, 215, 90], [300, 0, 301, 2]], np.float32)
+    crops = small_person_crops(boxes, (400, 600), input_scale=1.0)
+    # 80 and 40 px tall are small; 280 is not; a 2-px box is no person to look at again.
+    assert crops.shape == (2, 4)
+    tall, wide = crops[:, 3] - crops[:, 1], crops[:, 2] - crops[:, 0]
+    np.testing.assert_allclose(tall, [60, 120])  # 1.5 x the box, the smallest first
+    np.testing.assert_allclose(wide / tall, CROP_SIZE[1] / CROP_SIZE[0], rtol=1e-6)
+    np.testing.assert_allclose((crops[:, :2] + crops[:, 2:]) / 2, [[207.5, 70], [25, 50]])
+    # At a smaller input scale the 280-px person is small too.
+    assert len(small_person_crops(boxes, (400, 600), input_scale=SMALL_HEIGHT / 300)) == 3
+
+
+def test_crop_maps_are_pasted_where_the_crop_lies_with_bodypixs_alignment() -> None:
+    h, w = (CROP_SIZE[0] - 1) // 16 + 1, (CROP_SIZE[1] - 1) // 16 + 1
+    # Crop cell (r, c) sits on crop pixel (16 r, 16 c): a map holding that row coordinate.
+    ramp = (torch.arange(h, dtype=torch.float32) * 16)[:, None].expand(h, w)[None, None]
+    crop = np.array([[50.0, 40.0, 50.0 + 97 / 2, 40.0 + 161 / 2]], np.float32)  # two crop pixels an image pixel
+    full = torch.full((1, 100, 120), -7.0)  # a grid of 100 x 120 over a 200 x 240 image
+    out = paste_crop_maps(full, ramp, crop, (200, 240))
+    assert out[0, 10, 10].item() == -7.0 and out[0, 99, 119].item() == -7.0  # outside: untouched
+    for row in (25, 40, 55):
+        y = (row + 0.5) * 2  # the grid pixel's centre, image pixels
+        expected = min(max((y - 40.0) * 2 - 0.5, 0.0), 16.0 * (h - 1))
+        assert out[0, row, 40].item() == pytest.approx(expected, abs=1e-3)
 
 
 def pose(x: float, y: float, height: float, score: float = 0.8) -> np.ndarray:
