@@ -122,7 +122,7 @@ def info(checkpoint: str | None, device: str) -> None:
     default = "" if checkpoint else " (the default)"
     if name == BODYPIX:
         table.add_row("model", f"bodypix{default}: {PARSERS[BODYPIX]}")
-        table.add_row("images and video", "per frame: NanoDet persons, plus persons BodyPix's pose maps show where no box is; one BodyPix pass (parts, person, keypoint maps) and one selfie-model pass over the whole image; PoseNet keypoints; the Instance CRF at half scale")
+        table.add_row("images and video", "per frame: NanoDet persons, plus persons BodyPix's pose maps show where no box is; one BodyPix pass (parts, person, keypoint maps) and one selfie-model pass over the whole image; a second BodyPix pass over persons under 120 px; PoseNet keypoints; the Instance CRF at half scale")
         table.add_row("labels", "pascal-person-part: head, torso, upper-arms, lower-arms, upper-legs, lower-legs")
         licenses = sorted({NETWORKS[n].license for n in ("nanodet", "bodypix", "selfie")})
         table.add_row("licenses", f"{', '.join(licenses)} (the pretrained networks below; humanparse/models/NOTICE)")
