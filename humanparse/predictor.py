@@ -68,7 +68,7 @@ class Predictor:
 
     Example::
 
-        predictor = Predictor.from_checkpoint()           # the pose-guided parser
+        predictor = Predictor.from_checkpoint()           # the default parser (BodyPix)
         result = predictor(image)                         # (H, W, 3) uint8 RGB
         result.parts, result.persons, result.boxes, result.scores
         result.keypoints                                  # (N, 17, 3) x, y, score
@@ -105,9 +105,10 @@ class Predictor:
         cls, path: str | Path | None = None, device: str = "auto", detector: Detector | None = None, pose: PoseEstimator | None = None, **options
     ) -> "Predictor":
         """Load a parser onto ``device`` (auto, cpu, cuda[:N]): ``path`` None or
-        ``"pose-guided"`` the parser for real people, ``"synthetic"`` the shipped holistic
-        model, or a checkpoint file. ``pose`` is the pose-guided parser's keypoint network,
-        or for a holistic model a pose stage run on its persons. ``options`` are
+        ``"bodypix"`` the default parser for real people, ``"pose-guided"`` the earlier one,
+        ``"synthetic"`` the shipped holistic model, or a checkpoint file. ``pose`` is the
+        pose-guided parser's keypoint network, or for any other a pose stage run on its
+        persons (for the default parser: in place of its PoseNet keypoints). ``options`` are
         :class:`ParseOptions` fields."""
         dev = resolve_device(device)
         if (DEFAULT_PARSER if path is None else str(path)) == POSE_GUIDED:

@@ -2,8 +2,8 @@
 
 Everything downstream of a model — the predictor's batching and threads, the tracker, the
 output files, the evaluator, the command line — talks to a :class:`Parser` and reads
-:class:`ParsingResult`\\ s, so a second kind of parser (the pose-guided one for real photos)
-plugs in without touching them. The holistic network of the paper
+:class:`ParsingResult`\\ s, so other kinds of parser (BodyPix's and the pose-guided one, for
+real photos) plug in without touching them. The holistic network of the paper
 (:class:`~humanparse.modeling.holistic.HolisticParser`) is one implementation.
 """
 
@@ -57,9 +57,10 @@ class ParseOptions:
     max_side: images whose longer side exceeds this many pixels are parsed at that size
         and the results mapped back (nearest pixel) to the image's: memory and time stay
         bounded whatever the input (None: always at full size).
-    input_scale: the network sees the image scaled by this, in (0, 1], for speed.
+    input_scale: the network sees the image scaled by this, in (0, 1], for speed (the
+        default parser: BodyPix's working size scaled by this).
     crf_scale: the Instance CRF runs on the image scaled by this, in (0, 1]; None: the
-        model's own (the holistic network 1, the pose-guided parser 0.5).
+        model's own (the holistic network 1, the parsers for real photos 0.5).
     crf_iterations: mean-field iterations; None: the model's own.
     amp: half precision for the network on CUDA (never on the CPU, never for the CRF).
     """
