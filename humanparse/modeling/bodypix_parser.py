@@ -59,13 +59,14 @@ from .parser import ParseOptions, StageClock, StageTimer
 # head, torso, upper arms, lower arms (hands included), upper legs, lower legs (feet).
 PART_GROUPS: tuple[tuple[int, ...], ...] = ((0, 1), (12, 13), (2, 3, 4, 5), (6, 7, 8, 9, 10, 11), (14, 15, 16, 17), (18, 19, 20, 21, 22, 23))
 # The longer side of the image BodyPix sees. On the 23 CIHP photos BodyPix alone scores
-# coarse mIoU 57.0 at 640, 54.6 at 960, 48.4 at 1280 (people filling the frame grow past
-# what it was trained on); the demo clip's 70-100 px pedestrians get their parts at 640.
+# coarse mIoU 68.5 at 416, 68.6 at 513, 68.1 at 640, 63.6 at 960, 57.5 at 1280 (people
+# filling the frame grow past what it was trained on); at 640 the demo clip's 70-100 px
+# walkers still get their parts (and small persons get a second pass, below).
 SEGMENT_SIDE = 640
-# The CRF's weights, untrained, chosen on the CIHP photos among a handful of settings
-# (benchmarks/bench_real.py prints them): kernels (bilateral, spatial) 1 and 1; parts of
-# one person and two persons penalised 0.1, a person beside background 1, so that persons
-# side together against background and a person's parts against other persons' little.
+# The CRF's weights, untrained: kernels (bilateral, spatial) 1 and 1; parts of one person
+# and two persons penalised 0.1, a person beside background 1, so that persons side together
+# against background. On the CIHP photos every setting tried (kernel weights 0.3-5, θα 20-80,
+# θβ 8-13, the CRF at full scale) scored within a point of these (docs/pretrained.md).
 BILATERAL_WEIGHT = 1.0
 SPATIAL_WEIGHT = 1.0
 SAME_PERSON_PENALTY = 0.1
@@ -218,8 +219,9 @@ class BodyPixParser(nn.Module):
         detector: the person detector (default: NanoDet), filtered by the options'
             ``det_threshold`` and ``max_people``.
         segmenter: BodyPix (default: the shipped one).
-        selfie: a whole-image person mask averaged with BodyPix's (default: the selfie
-            model; None leaves BodyPix's alone).
+        selfie: a whole-image person mask averaged with BodyPix's: True the shipped selfie
+            model, False none (BodyPix's alone), or a masker module (``masker(image, boxes)
+            -> Poses`` with masks, as :class:`~humanparse.pretrained.selfie.SelfieMasks`).
         crf: the Instance CRF (default: 5 iterations, the weights above).
         segment_side: the longer side of the image BodyPix sees, in pixels.
         crf_margin: the CRF runs on the box around the people widened by this many pixels
@@ -235,7 +237,7 @@ class BodyPixParser(nn.Module):
         self,
         detector: nn.Module | None = None,
         segmenter: BodyPix | None = None,
-        selfie: nn.Module | None | bool = True,
+        selfie: nn.Module | bool = True,
         crf: InstanceCRF | None = None,
         segment_side: int = SEGMENT_SIDE,
         crf_margin: int | None = CRF_MARGIN,
@@ -245,7 +247,7 @@ class BodyPixParser(nn.Module):
             raise HumanParseError(f"segment_side must be at least 32 pixels, got {segment_side}")
         self.detector = detector if detector is not None else NanoDet(threshold=0.05, max_people=100)
         self.segmenter = segmenter if segmenter is not None else BodyPix()
-        self.selfie = SelfieMasks(crop_scale=1.0) if selfie is True else (selfie or None)
+        self.selfie = SelfieMasks(crop_scale=1.0) if selfie is True else selfie or None
         self.crf = crf if crf is not None else instance_crf()
         self.segment_side = segment_side
         self.crf_margin = crf_margin
