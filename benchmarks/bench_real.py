@@ -54,15 +54,18 @@ from humanparse.errors import HumanParseError  # noqa: E402
 from humanparse.io.images import read_image  # noqa: E402
 from humanparse.labels import CIHP, COARSE, PASCAL_PERSON_PART, to_coarse  # noqa: E402
 from humanparse.metrics import confusion_matrix, mean_iou  # noqa: E402
-from humanparse.modeling.bodypix_parser import SEGMENT_SIDE  # noqa: E402
+from humanparse.modeling.bodypix_parser import PART_GROUPS, SEGMENT_SIDE  # noqa: E402
 from humanparse.modeling.checkpoints import PARSERS  # noqa: E402
+from humanparse.ops import scaled_size  # noqa: E402
+from humanparse.pretrained.bodypix import BodyPix, upsample_to  # noqa: E402
 from humanparse.predictor import Predictor  # noqa: E402
 
 BODYPIX_ALONE = "bodypix-alone"
 BODYPIX_SIDE = SEGMENT_SIDE
-# BodyPix's 24 parts -> Pascal-Person-Part (its README's grouping): 0-1 faces, 2-5 upper
-# arms, 6-11 lower arms and hands, 12-13 torso, 14-17 upper legs, 18-23 lower legs and feet.
-BODYPIX_TO_PASCAL = np.array([1, 1, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 2, 2, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6], np.uint8)
+# BodyPix's 24 parts -> Pascal-Person-Part, the grouping the default parser uses.
+BODYPIX_TO_PASCAL = np.zeros(sum(map(len, PART_GROUPS)), np.uint8)
+for _label, _group in enumerate(PART_GROUPS, start=1):
+    BODYPIX_TO_PASCAL[list(_group)] = _label
 
 Segment = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) uint8 RGB -> (H, W) coarse labels
 
@@ -101,16 +104,12 @@ def parser_row(name: str) -> Segment:
 
 
 def bodypix_row(longer_side: int) -> Segment:
-    """BodyPix's own argmax on the coarse labels (see the module's docstring). Raises
-    ImportError while humanparse.pretrained.bodypix does not exist."""
-    from humanparse.pretrained.bodypix import BodyPix, upsample_to
-
+    """BodyPix's own argmax on the coarse labels (see the module's docstring)."""
     bodypix = BodyPix()
 
     def segment(image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
-        scale = longer_side / max(height, width)
-        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        size = scaled_size((height, width), longer_side / max(height, width))
         with torch.inference_mode():
             maps = bodypix(image, size=size)
             person = upsample_to(maps.segments, size, (height, width))[0, 0] > 0  # sigmoid > 0.5
@@ -162,7 +161,7 @@ def main() -> None:
     for name in names:
         try:
             rows[name] = bodypix_row(args.bodypix_side) if name == BODYPIX_ALONE else parser_row(name)
-        except (ImportError, HumanParseError) as exc:
+        except HumanParseError as exc:
             notes[name] = f"not run: {exc}"
     pairs = read_pairs(args.data, args.limit)
     confusion = {name: np.zeros((len(COARSE.names),) * 2, np.int64) for name in rows}

@@ -163,3 +163,22 @@ def load_plain(path: str | os.PathLike, what: str, map_location: str | object = 
     except Exception as exc:  # torch raises many types for damaged or foreign files
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise CheckpointError(f"cannot read {what} {path}: {reason}") from None
+
+
+def load_marked(path: str | os.PathLike, what: str, format: str, version: int, kind: str | None = None) -> dict:
+    """A file written as ``{"format": format, "version": version, ...}``, loaded by
+    :func:`load_plain`; CheckpointError (one line naming ``what`` and the path) when it is
+    missing or unreadable, or (naming ``kind``, default ``what``) of another format or of
+    another version of it."""
+    from ..errors import CheckpointError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist")
+    data = load_plain(path, what)
+    kind = kind or what
+    if not isinstance(data, dict) or data.get("format") != format:
+        raise CheckpointError(f"{path}: not a {kind} (no {format!r} format mark)")
+    if data.get("version") != version:
+        raise CheckpointError(f"{path}: {kind} format version {data.get('version')!r}, this humanparse reads {version}")
+    return data

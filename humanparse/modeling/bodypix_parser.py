@@ -291,10 +291,10 @@ class BodyPixParser(nn.Module):
         size = scaled_size((height, width), scale)
         maps = self.segmenter(image, size)
         grid = scaled_size((height, width), options.crf_scale or self.default_crf_scale)
+        fx, fy = grid[1] / width, grid[0] / height
         selfie = None
         if self.selfie is not None:
             whole = self.selfie(image, np.array([[0, 0, width, height]], np.float32))
-            fx, fy = grid[1] / width, grid[0] / height
             selfie = torch.from_numpy(paste_masks(whole.masks, whole.regions * np.array([fx, fy, fx, fy], np.float32), *grid)[0]).to(device)
         clock.lap("segment")
 
@@ -315,7 +315,6 @@ class BodyPixParser(nn.Module):
         up_segments = up_segments[0]
         found, keypoints = find_persons(found, DecodedPoses(pose_points, poses.scores), torch.sigmoid(up_segments), (height, width))
         boxes, scores = found.tensors(device)
-        fx, fy = grid[1] / width, grid[0] / height
         small_boxes = boxes * boxes.new_tensor([fx, fy, fx, fy])
         shares, reach = person_shares(small_boxes, scores, *grid) if len(scores) else (None, None)
         weight: Tensor | float = 0.0

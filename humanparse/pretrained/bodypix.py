@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, HumanParseError
-from ..io.files import load_plain
+from ..io.files import load_marked
 from .crops import resize_image
 from .registry import NETWORKS, network_path
 
@@ -190,13 +190,7 @@ def load_bodypix(weights: str | Path = "bodypix") -> tuple[BodyPixNet, dict]:
     ``tools/convert_bodypix.py``, as a float32 :class:`BodyPixNet` in eval mode, and the
     checkpoint's meta (provenance). CheckpointError for anything else."""
     path = network_path(str(weights)) if str(weights) in NETWORKS else Path(weights)
-    if not path.is_file():
-        raise CheckpointError(f"BodyPix checkpoint {path} does not exist")
-    data = load_plain(path, "BodyPix checkpoint")
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a BodyPix checkpoint (no {FORMAT!r} format mark)")
-    if data.get("version") != VERSION:
-        raise CheckpointError(f"{path}: BodyPix checkpoint format version {data.get('version')!r}, this humanparse reads {VERSION}")
+    data = load_marked(path, "BodyPix checkpoint", FORMAT, VERSION)
     net = BodyPixNet()
     try:
         net.load_state_dict({key: value.float() for key, value in data["state_dict"].items()})

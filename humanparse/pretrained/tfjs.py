@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
-from ..io.files import AtomicFile, load_plain
+from ..io.files import AtomicFile, load_marked
 from .graph import SUPPORTED, GraphSpec, NodeSpec
 
 FORMAT = "humanparse.tfgraph"
@@ -149,12 +149,5 @@ def convert(model_json: str | Path, out: str | Path, meta: dict[str, Any] | None
 
 def load_graph_checkpoint(path: str | Path) -> tuple[GraphSpec, dict[str, Any]]:
     """The graph and meta of a converted checkpoint; CheckpointError for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"pretrained model {path} does not exist")
-    data = load_plain(path, "pretrained model")
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a converted TF.js model (no {FORMAT!r} format mark)")
-    if data.get("version") != VERSION:
-        raise CheckpointError(f"{path}: converted-model format version {data.get('version')!r}, this humanparse reads {VERSION}")
+    data = load_marked(path, "pretrained model", FORMAT, VERSION, kind="converted TF.js model")
     return data["graph"], data.get("meta", {})
