@@ -204,9 +204,13 @@ class InstanceCRF(nn.Module):
         colour = image.detach().to(dtype).reshape(3, h * w).t()
         bilateral = PermutohedralLattice(torch.cat((position / self.theta_alpha, colour / self.theta_beta), 1)).normalised()
         key = (h, w, self.theta_gamma, image.device, dtype)
-        if self._spatial_cache is None or self._spatial_cache[0] != key:
-            self._spatial_cache = (key, PermutohedralLattice(position / self.theta_gamma).normalised())
-        return LatticeStack([bilateral, self._spatial_cache[1]])
+        # Read once: video workers share this module, and another thread's frame (another
+        # window size) may replace the cache between a check and a second read.
+        cached = self._spatial_cache
+        if cached is None or cached[0] != key:
+            cached = (key, PermutohedralLattice(position / self.theta_gamma).normalised())
+            self._spatial_cache = cached
+        return LatticeStack([bilateral, cached[1]])
 
     def _check(self, q: Tensor, image: Tensor, boxes: Tensor, scores: Tensor) -> tuple[int, int, int]:
         if q.dim() != 3 or q.shape[0] != self.num_parts + 1:

@@ -31,6 +31,30 @@ def test_output_is_a_distribution_over_pd_plus_one_labels() -> None:
         torch.testing.assert_close(out.sum(0), torch.ones(12, 16))
 
 
+class SharedByAnotherThread(InstanceCRF):
+    """An Instance CRF whose spatial-kernel cache another thread rewrites between any two
+    reads, for another window size (what two video workers sharing one parser do)."""
+
+    @property
+    def _spatial_cache(self):
+        if self.__dict__.get("_other") is not None:
+            self.__dict__["_cache"] = self.__dict__["_other"]  # the other thread has just written
+        return self.__dict__.get("_cache")
+
+    @_spatial_cache.setter
+    def _spatial_cache(self, value) -> None:
+        self.__dict__["_cache"] = value
+
+
+def test_a_cache_rewritten_by_another_thread_does_not_mix_window_sizes() -> None:
+    crf = SharedByAnotherThread(num_parts=2)
+    q, image, boxes, scores = scene(h=9, w=11)
+    crf(q, image, boxes, scores)
+    crf.__dict__["_other"] = crf.__dict__["_cache"]  # the other thread's frame: 9 x 11
+    q, image, boxes, scores = scene()  # this thread's frame: 12 x 16
+    torch.testing.assert_close(crf(q, image, boxes, scores), InstanceCRF(num_parts=2)(q, image, boxes, scores))
+
+
 def test_no_detections_gives_all_background() -> None:
     q, image, _, _ = scene()
     out = InstanceCRF(num_parts=2)(q, image, torch.zeros(0, 4), torch.zeros(0))
