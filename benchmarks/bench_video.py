@@ -1,6 +1,6 @@
 """End-to-end speed and memory of `humanparse video` on the CPU, on the real demo clip.
 
-    python benchmarks/bench_video.py [--frames 80] [--skip-memory] [--skip-persons]
+    python benchmarks/bench_video.py [--frames 80] [--skip-memory] [--skip-persons] [--rows 0,3] [--baseline TREE]
 
 Each row is one `humanparse video` process, run as a user runs it (the CLI, default settings
 unless the row says otherwise), one after another in this run so that the rows compare on the
@@ -11,6 +11,9 @@ parser's stages (bodypix: detect, segment, small (BodyPix again on small persons
 parts, crf; holistic: detect_segment, crf),
 track and write (overlay drawing, H.264 encoding, JSON, MOTS; in a writer thread, overlapping
 the parsing). Peak RSS is the process's own (wait4).
+
+With ``--baseline TREE`` (another checkout of humanparse) every row runs on that tree and on
+this one in turn, so that a change's cost is read off adjacent rows of one run.
 
 Memory: the default parser on the real clip at two lengths, each in its own process; peak RSS
 should not grow with the length.
@@ -55,10 +58,12 @@ def cut(source: Path, out: Path, frames: int, rows: tuple[int, int] | None = Non
     return out
 
 
-def run(clip: Path, out: Path, *options: str) -> dict:
-    """One `humanparse video` process: its summary (frames, tracks, seconds) and peak RSS."""
+def run(clip: Path, out: Path, *options: str, code: Path | None = None) -> dict:
+    """One `humanparse video` process: its summary (frames, tracks, seconds) and peak RSS.
+    ``code``: run the humanparse of this source tree (an older checkout) instead."""
     command = [sys.executable, "-m", "humanparse", "video", str(clip), "--out", str(out), "--overwrite", "--quiet", "--device", "cpu", *options]
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONPATH": str(code)} if code is not None else None
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     _, status, usage = os.wait4(child.pid, 0)
     error = child.stderr.read() if child.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
@@ -73,6 +78,9 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-frames", type=int, nargs=2, default=(50, 200), help="the two lengths of the real clip")
     parser.add_argument("--skip-persons", action="store_true")
+    parser.add_argument("--rows", help="only these rows of the table, by number from 0, comma-separated")
+    parser.add_argument("--baseline", type=Path, help="another source tree of humanparse (e.g. `git worktree add /tmp/main main`): "
+                        "each row runs on it too, alternating with this one, and its row follows with the ratio")
     args = parser.parse_args()
 
     import torch
@@ -94,15 +102,23 @@ def main() -> None:
         ("synthetic 640x360", synthetic, "bodypix (default)", ()),
         ("synthetic 640x360", synthetic, "synthetic", ("--checkpoint", "synthetic")),
     ]
-    results = [run(clip, work / f"out-{k}", *options) for k, (_, clip, _, options) in enumerate(rows)]
+    if args.rows:
+        rows = [rows[int(k)] for k in args.rows.split(",")]
+    if args.baseline is not None:
+        # Each row on the baseline tree, then on this one: a noisy machine slows both alike.
+        rows = [(name, clip, label + tag, options, code) for name, clip, label, options in rows
+                for tag, code in ((" [baseline]", args.baseline.resolve()), ("", None))]
+    else:
+        rows = [(*row, None) for row in rows]
+    results = [run(clip, work / f"out-{k}", *options, code=code) for k, (_, clip, _, options, code) in enumerate(rows)]
     base = results[0]["seconds"]["total"] / results[0]["frames"]
-    header = f"{'clip':<18} {'model and options':<29} {'frames/s':>8} {'x first':>7} {'tracks':>6} {'peak MB':>7} " + " ".join(f"{s:>8}" for s in STAGES)
-    print(header + "\n" + " " * 80 + "ms per frame")
-    for (name, _, model, _), result in zip(rows, results):
+    header = f"{'clip':<18} {'model and options':<40} {'frames/s':>8} {'x first':>7} {'tracks':>6} {'peak MB':>7} " + " ".join(f"{s:>8}" for s in STAGES)
+    print(header + "\n" + " " * 91 + "ms per frame")
+    for (name, _, model, _, _), result in zip(rows, results):
         seconds, frames = result["seconds"], result["frames"]
         per = seconds["total"] / frames
         cells = " ".join(f"{1000 * seconds[s] / frames:>8.1f}" if s in seconds else f"{'-':>8}" for s in STAGES)
-        print(f"{name:<18} {model:<29} {1 / per:>8.2f} {base / per:>7.2f} {result['tracks']:>6} {result['peak_rss_mb']:>7.0f} {cells}")
+        print(f"{name:<18} {model:<40} {1 / per:>8.2f} {base / per:>7.2f} {result['tracks']:>6} {result['peak_rss_mb']:>7.0f} {cells}")
 
     if not args.skip_persons:
         persons_table(work)
