@@ -5,7 +5,7 @@
 
 DIR holds ``images/NAME.jpg|png`` and ``labels/NAME.png`` (uint8 CIHP category maps, 255 =
 unknown edge). The rows: "bodypix-alone" (BodyPix's own argmax, the baseline of DESIGN §4) and
-every parser a ``--checkpoint`` name gives (``humanparse.modeling.checkpoints.PARSERS``), each
+every parser a ``--checkpoint`` name gives (``humanparse.build.PARSERS``), each
 run as a user runs it: ``Predictor.from_checkpoint(name, device="cpu")(image)`` on the image
 ``read_image`` gives, the result at the image's own size.
 
@@ -49,16 +49,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from humanparse.build import PARSERS  # noqa: E402
 from humanparse.data.cihp import IMAGE_SUFFIXES  # noqa: E402
 from humanparse.errors import HumanParseError  # noqa: E402
 from humanparse.io.images import read_image  # noqa: E402
 from humanparse.labels import CIHP, COARSE, PASCAL_PERSON_PART, to_coarse  # noqa: E402
 from humanparse.metrics import confusion_matrix, mean_iou  # noqa: E402
 from humanparse.modeling.bodypix_parser import PART_GROUPS, SEGMENT_SIDE  # noqa: E402
-from humanparse.modeling.checkpoints import PARSERS  # noqa: E402
 from humanparse.ops import scaled_size  # noqa: E402
-from humanparse.pretrained.bodypix import BodyPix, upsample_to  # noqa: E402
 from humanparse.predictor import Predictor  # noqa: E402
+from humanparse.pretrained.bodypix import BodyPix, upsample_to  # noqa: E402
 
 BODYPIX_ALONE = "bodypix-alone"
 BODYPIX_SIDE = SEGMENT_SIDE

@@ -25,12 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from humanparse.build import DETECT_EVERY  # noqa: E402
 from humanparse.data.synth_video import write_video  # noqa: E402
-from humanparse.follow import DETECT_EVERY  # noqa: E402
 from humanparse.io.video import VideoReader  # noqa: E402
 from humanparse.ops import mask_iou  # noqa: E402
 from humanparse.predictor import Predictor  # noqa: E402
-from humanparse.pretrained import build_pose  # noqa: E402
 from humanparse.runtime import tune_allocator  # noqa: E402
 from humanparse.structures import ParsingResult  # noqa: E402
 from humanparse.tracking import Tracker, TrackerOptions  # noqa: E402
@@ -93,7 +92,7 @@ def main() -> None:
     options = TrackerOptions()
     work = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
     follows = predictor.parser.follows_people
-    video = Predictor.from_checkpoint(args.checkpoint, "auto", pose=build_pose("blazepose", predictor.device), input_scale=args.scale, crf_scale=args.crf_scale) if follows else None
+    video = Predictor.from_checkpoint(args.checkpoint, "auto", pose="blazepose", input_scale=args.scale, crf_scale=args.crf_scale) if follows else None
     follow_row = f"video: detect every {DETECT_EVERY}, follow"
     rows: dict[str, list] = {"IoU only": [], "IoU + appearance (default)": [], **({follow_row: []} if follows else {}), "ground-truth masks, IoU only": []}
     names = []

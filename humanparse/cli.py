@@ -7,16 +7,12 @@ import platform
 from importlib import metadata
 
 import click
-import cv2
-import torch
 from rich.console import Console
 from rich.table import Table
 
-from .device import resolve_device
-from .errors import HumanParseError
-from .follow import DETECT_EVERY
+from .build import AUTO_POSE_RULE, DETECT_EVERY, POSE_CHOICES, POSE_NETWORKS, checkpoint_help
+from .errors import HumanParseError, OptionError
 from .interrupts import StopRequests
-from .runtime import tune_allocator
 from .version import __version__
 
 MAX_CRF_ITERATIONS = 100  # a slip of the keyboard (100000) would parse one photo for hours
@@ -31,6 +27,8 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except OptionError as exc:
+            raise click.UsageError(str(exc), ctx) from None
         except HumanParseError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
@@ -80,6 +78,10 @@ def main() -> None:
       humanparse info
       humanparse synth images data/synth-train --num 2000 --seed 1 --size 512x512 --preview
     """
+    import cv2
+
+    from .runtime import tune_allocator
+
     tune_allocator()
     # OpenCV logs its decoders' complaints (a damaged TIFF) to stderr, lines beside the
     # one-line error the job gives for the same file.
@@ -105,7 +107,10 @@ def info(checkpoint: str | None, device: str) -> None:
       humanparse info --checkpoint synthetic
       humanparse info --checkpoint model.pt
     """
-    from .modeling.checkpoints import BODYPIX, DEFAULT_PARSER, PARSERS, POSE_GUIDED, SYNTHETIC, read_checkpoint, synthetic_checkpoint
+    import torch
+
+    from .build import describe
+    from .device import resolve_device
     from .pretrained.registry import MODELS_DIR, NETWORKS
 
     dev = resolve_device(device)
@@ -118,36 +123,8 @@ def info(checkpoint: str | None, device: str) -> None:
         table.add_row("device", f"{dev} ({torch.cuda.get_device_name(dev)}, mixed precision)")
     else:
         table.add_row("device", f"cpu ({torch.get_num_threads()} threads)")
-    name = checkpoint or DEFAULT_PARSER
-    default = "" if checkpoint else " (the default)"
-    if name == BODYPIX:
-        table.add_row("model", f"bodypix{default}: {PARSERS[BODYPIX]}")
-        table.add_row("images and video", "per frame: NanoDet persons, plus persons BodyPix's pose maps show where no box is; one BodyPix pass (parts, person, keypoint maps) and one selfie-model pass over the whole image; a second BodyPix pass over persons under 120 px; PoseNet keypoints; the Instance CRF at half scale")
-        table.add_row("labels", "pascal-person-part: head, torso, upper-arms, lower-arms, upper-legs, lower-legs")
-        licenses = sorted({NETWORKS[n].license for n in ("nanodet", "bodypix", "selfie")})
-        table.add_row("licenses", f"{', '.join(licenses)} (the pretrained networks below; humanparse/models/NOTICE)")
-    elif name == POSE_GUIDED:
-        table.add_row("model", f"pose-guided{default}: {PARSERS[POSE_GUIDED]}")
-        table.add_row("images", "NanoDet persons confirmed by MoveNet Thunder keypoints; BlazePose and selfie masks averaged; CRF at half scale")
-        table.add_row("video", f"NanoDet every {DETECT_EVERY}th frame, crops following the keypoints between; BlazePose keypoints and mask in one pass, selfie mask; tracking by mask and skeleton")
-        table.add_row("labels", "pascal-person-part: head, torso, upper-arms, lower-arms, upper-legs, lower-legs")
-        licenses = sorted({NETWORKS[n].license for n in ("nanodet", "movenet-thunder", "blazepose-full", "selfie")})
-        table.add_row("licenses", f"{', '.join(licenses)} (the pretrained networks below; humanparse/models/NOTICE)")
-    else:
-        try:
-            path = synthetic_checkpoint() if name == SYNTHETIC else name
-        except HumanParseError as error:
-            raise click.ClickException(str(error)) from None
-        payload = read_checkpoint(path)
-        config, labels, about = payload["config"], payload["labels"], payload["extra"].get("about", {})
-        table.add_row("model", f"{path}" + (f" ({SYNTHETIC}: {PARSERS[SYNTHETIC]})" if name == SYNTHETIC else ""))
-        table.add_row("backbone", f"{config['backbone']} (output stride {config['output_stride']}), built-in detector {'yes' if config.get('detection_head') else 'no'}")
-        table.add_row("labels", f"{labels['name']}: {', '.join(labels['names'][1:])}")
-        table.add_row("crf", f"{config['crf']['iterations']} mean-field iterations, global term {'on' if config['crf']['global_term'] else 'off'}")
-        table.add_row("weights", f"{sum(t.numel() for t in payload['state_dict'].values() if t.is_floating_point()):,} values")
-        for key in ("trained_on", "recipe", "results"):
-            if about.get(key):
-                table.add_row(key.replace("_", " "), str(about[key]))
+    for row in describe(checkpoint):
+        table.add_row(*row)
     for network_name, network in NETWORKS.items():
         shipped = (MODELS_DIR / network.file).is_file()
         table.add_row(f"pretrained {network_name}", f"{network.what}; {network.license} ({network.upstream})" + ("" if shipped else "; MISSING from this installation"))
@@ -356,24 +333,21 @@ def train_command(config_path: str, overrides: tuple[str, ...], resume: bool, qu
         Console().print(f"wrote {final}", soft_wrap=True)
 
 
+POSE_HELP = "Keypoints per person: " + ", ".join(f"{name} ({entry.what})" for name, entry in POSE_NETWORKS.items()) + f", none. {AUTO_POSE_RULE}."
+
+
 def _model_options(function):
     """Options shared by the commands that run a model: images, video and eval."""
-    from .modeling.checkpoints import DEFAULT_PARSER
+    from .build import DEFAULT_PARSER
     from .modeling.parser import ParseOptions
 
     options = [
-        click.option(
-            "--checkpoint", default=DEFAULT_PARSER, show_default=True,
-            help="The model: bodypix (real people: BodyPix's parts, NanoDet's and PoseNet's persons, the Instance CRF), pose-guided (the earlier parser for real people: parts from the skeleton), synthetic (the holistic model trained on the synthetic world, shipped), or a checkpoint file.",
-        ),
+        click.option("--checkpoint", default=DEFAULT_PARSER, show_default=True, help=checkpoint_help()),
         click.option("--detector", default="builtin", show_default=True, help="builtin, nanodet, movenet, torchvision:NAME, file:PATH (COCO .json or MOT .txt), gt or sim[:SEED[:TRUNCATION]]."),
         click.option("--det-threshold", default=ParseOptions.det_threshold, show_default=True, type=click.FloatRange(0, 1), help="Minimum detection score."),
         click.option("--max-people", default=ParseOptions.max_people, show_default=True, type=click.IntRange(min=1), help="At most this many detections per image."),
         click.option("--nms-iou", default=ParseOptions.nms_iou, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Of two detections overlapping by more than this IoU, the lower-scoring goes."),
-        click.option(
-            "--pose", default="auto", show_default=True, type=click.Choice(["auto", "movenet", "blazepose", "none"]),
-            help="Keypoints per person: movenet (MoveNet Thunder), blazepose (keypoints and a mask in one pass), none. auto: for bodypix, the keypoints of BodyPix's own pose maps (no network per person); for pose-guided, movenet on images and blazepose in video (3x faster; for close-ups and upper bodies give movenet); for a holistic model, movenet with a real-photo detector (nanodet, movenet, torchvision), else none.",
-        ),
+        click.option("--pose", default="auto", show_default=True, type=click.Choice(POSE_CHOICES), help=POSE_HELP),
         click.option("--crf-iterations", type=click.IntRange(0, MAX_CRF_ITERATIONS), help=f"Mean-field iterations, 0 to {MAX_CRF_ITERATIONS} (default: the model's)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--scale", default=ParseOptions.input_scale, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Run the segmenter and the built-in detector on the image scaled by this, for speed (bodypix: its 640-pixel working size scaled by this)."),
@@ -389,30 +363,11 @@ def _model_options(function):
 
 
 def _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side, data_root=None, job="images"):
-    """The predictor the model options describe for ``job`` (images, video or eval); the
-    detector spec is checked before the model loads."""
-    from .detectors import DetectorSpec
-    from .modeling.checkpoints import POSE_GUIDED
-    from .predictor import Predictor
+    """The predictor the model options describe for ``job`` (images, video or eval)."""
+    from .build import build_predictor
 
-    spec = DetectorSpec.parse(detector)
-    dev = str(resolve_device(device))
-    external = spec.build(data_root=data_root, threshold=det_threshold, max_people=max_people, nms_iou=nms_iou, device=dev)
-    pose_guided = checkpoint == POSE_GUIDED
-    if pose_guided and pose == "none":
-        raise click.BadParameter("the pose-guided parser finds its parts from keypoints: choose movenet or blazepose (none is for a holistic --checkpoint)", param_hint="--pose")
-    if pose == "auto":
-        # Measured (docs/pretrained.md): Thunder is right on portraits and whole bodies
-        # alike; in video BlazePose's one pass (keypoints and mask) on the followed crop is
-        # MediaPipe's own scheme and a third of the cost.
-        pose = ("blazepose" if job == "video" else "movenet") if pose_guided else ("movenet" if spec.real else "none")
-    estimator = None
-    if pose != "none":
-        from .pretrained import build_pose
-
-        estimator = build_pose(pose, dev)
-    return Predictor.from_checkpoint(
-        checkpoint, device, external, estimator,
+    return build_predictor(
+        checkpoint, device, detector, pose, job, data_root,
         det_threshold=det_threshold, max_people=max_people, nms_iou=nms_iou, crf_iterations=crf_iterations, crf_scale=crf_scale, input_scale=scale, max_side=max_side or None,
     )
 
@@ -517,17 +472,17 @@ def video_command(source, out, checkpoint, detector, det_threshold, max_people, 
         with _progress(quiet, "parsing") as bar:
             task = bar.add_task("parsing", total=None)
             summary = parse_video(predictor, source, out, options, progress=lambda done, total: bar.update(task, completed=done, total=total))
-        _report_video(summary, source, out)
+        _report_video(summary, source, out, predictor.labels)
 
 
-def _report_video(summary, source: str, out: str) -> None:
+def _report_video(summary, source: str, out: str, labels) -> None:
     """The tracks table and speed line of a video run (a jobs.video.VideoSummary); exit 130
     if it was interrupted, 1 if the video broke part-way."""
     table = Table(title=f"{summary.frames} frames of {source}, {len(summary.tracks)} tracks")
     for column in ("track", "frames", "first", "last", "mean area (px)", "parts seen"):
         table.add_column(column, justify="left" if column == "parts seen" else "right")
     for track in summary.tracks:
-        table.add_row(str(track.id), str(track.frames), str(track.first_frame), str(track.last_frame), f"{track.mean_area:.0f}", ", ".join(track.parts))
+        table.add_row(str(track.track_id), str(track.frames), str(track.first_frame), str(track.last_frame), f"{track.mean_area:.0f}", ", ".join(labels.names[p] for p in track.parts))
     Console().print(table)
     seconds = summary.seconds
     Console().print(

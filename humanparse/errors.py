@@ -11,3 +11,8 @@ class CheckpointError(HumanParseError):
 
 class ConfigError(HumanParseError):
     """A configuration value is missing, malformed or out of range."""
+
+
+class OptionError(HumanParseError):
+    """Options that do not go together, or one the chosen model does not read; the command
+    line reports it as a usage error (exit status 2)."""

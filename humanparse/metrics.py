@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .labels import IGNORE
+from .ops import mask_iou
 
 COCO_IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.96, 0.05), 2).tolist())
 
@@ -123,20 +124,6 @@ def _all_point_ap(scores: np.ndarray, hits: np.ndarray, total_gt: int) -> float:
     return float(np.sum((recall[1:] - recall[:-1]) * precision[1:]))
 
 
-def _mask_iou(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
-    """(len(a), len(b)) float64 IoUs. Pixel counts are exact in float64 (below 2**53), so
-    an IoU of exactly t equals float(t) and is no hit under a strict ``> t`` whatever
-    numpy's promotion rules; float32 counted wrong past 2**24 pixels and, under numpy 1.x,
-    float32(0.1) > 0.1 made IoUs of exactly 0.1, 0.2, ... count as hits."""
-    if not a or not b:
-        return np.zeros((len(a), len(b)))
-    fa = np.stack([m.reshape(-1) for m in a]).astype(np.float64)
-    fb = np.stack([m.reshape(-1) for m in b]).astype(np.float64)
-    inter = fa @ fb.T
-    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-
-
 def instance_ap(
     images: Sequence[tuple[Sequence[tuple[int, np.ndarray, float]], Sequence[tuple[int, np.ndarray]]]],
     thresholds: Sequence[float] = SDS_THRESHOLDS,
@@ -162,7 +149,7 @@ def instance_ap(
             mine = sorted((p for p in preds if p[0] == cls), key=lambda p: -p[2])
             truth = [m for c, m in gts if c == cls]
             gt_count += len(truth)
-            ious.append(_mask_iou([m for _, m, _ in mine], truth))
+            ious.append(mask_iou(np.stack([m for _, m, _ in mine]), np.stack(truth)) if mine and truth else np.zeros((len(mine), len(truth))))
             scores.append(np.array([s for _, _, s in mine], float))
         values = []
         for t in thresholds:

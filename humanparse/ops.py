@@ -1,4 +1,5 @@
-"""Box and mask operations shared by the data, the loss, the tracker and the detectors.
+"""Box and mask operations shared by the data, the loss, the tracker, the detectors and the
+evaluation metrics.
 
 Boxes are float ``(x1, y1, x2, y2)`` in pixels with **pixel-edge** coordinates: pixel
 column ``c`` covers ``[c, c + 1)``, so the box of a mask spans from its first column to
@@ -12,8 +13,9 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import HumanParseError
+from .labels import MIN_KEYPOINT_SCORE
 
-__all__ = ["mask_boxes", "mask_iou", "person_boxes", "scaled_size"]
+__all__ = ["keypoint_boxes", "mask_boxes", "mask_iou", "person_boxes", "scaled_size"]
 
 
 def person_boxes(id_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +68,11 @@ def mask_boxes(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every pair of masks: (N, H, W) and (M, H, W) bool -> (N, M) float64.
 
-    Pairs with an empty mask get 0. N or M may be 0.
+    Pairs with an empty mask get 0. N or M may be 0. Pixel counts are exact integers and
+    only their quotient is rounded, so an IoU of exactly t equals float(t) and is no hit
+    under the evaluators' strict ``> t`` (:func:`~humanparse.metrics.instance_ap`), whatever
+    numpy's promotion rules: float32 counted wrong past 2**24 pixels and, under numpy 1.x,
+    float32(0.1) > 0.1 made IoUs of exactly 0.1, 0.2, ... count as hits.
     """
     if a.ndim != 3 or b.ndim != 3 or a.shape[1:] != b.shape[1:]:
         raise HumanParseError(f"mask_iou needs (N, H, W) and (M, H, W) masks, got {a.shape} and {b.shape}")
@@ -88,3 +94,32 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
     """(height, width) times ``scale``, rounded, at least one pixel each."""
     return (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+
+
+# A box from keypoints reaches past them by these fractions of the keypoints' span (their
+# box's longer side): the top of the head lies above the eyes and ears, the soles below the
+# ankles, the hands beyond the wrists.
+MARGIN_TOP, MARGIN_BOTTOM, MARGIN_SIDE = 0.2, 0.1, 0.1
+# The fewest keypoints at MIN_KEYPOINT_SCORE that place a person's box.
+MIN_KEYPOINTS = 4
+
+
+def keypoint_boxes(keypoints: np.ndarray, min_score: float = MIN_KEYPOINT_SCORE) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes around each person's confident keypoints.
+
+    Args:
+        keypoints: (N, K, 3) float x, y (pixels), score.
+    Returns:
+        (N, 4) float32 x1 y1 x2 y2 boxes (pixel edges), the keypoints' span widened by the
+        margins above, and (N,) bool: which persons have ``MIN_KEYPOINTS`` keypoints scoring
+        ``min_score`` (the others' boxes are zeros).
+    """
+    keypoints = np.asarray(keypoints, np.float32)
+    seen = keypoints[..., 2] >= min_score
+    placed = seen.sum(1) >= MIN_KEYPOINTS
+    boxes = np.zeros((len(keypoints), 4), np.float32)
+    for k in np.flatnonzero(placed):
+        x, y = keypoints[k, seen[k], 0], keypoints[k, seen[k], 1]
+        span = max(float(x.max() - x.min()), float(y.max() - y.min()), 1.0)
+        boxes[k] = (x.min() - MARGIN_SIDE * span, y.min() - MARGIN_TOP * span, x.max() + MARGIN_SIDE * span, y.max() + MARGIN_BOTTOM * span)
+    return boxes, placed

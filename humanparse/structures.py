@@ -1,19 +1,22 @@
 """Validated data at module boundaries: what detectors give (:class:`Detections`, the
 :class:`Detector` protocol), what pose networks give (:class:`Poses`, the
-:class:`PoseEstimator` protocol) and what every parser gives (:class:`ParsingResult`)."""
+:class:`PoseEstimator` protocol), what every parser gives (:class:`ParsingResult`) and what a
+video stream gives per frame (:class:`StreamedFrame`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import cv2
 import numpy as np
-import torch
 
 from .errors import HumanParseError
 from .labels import LabelSet
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,17 @@ class Detections:
     def __len__(self) -> int:
         return int(self.scores.shape[0])
 
+    def __getitem__(self, index: np.ndarray | slice | Sequence[int] | Sequence[bool]) -> "Detections":
+        """Some of the detections, as a new (validated) :class:`Detections`.
+
+        ``index`` picks along D as numpy does: a (D,) bool mask, an integer index array (any
+        order, repeats allowed) or a slice. A single integer is refused, as it would drop
+        the D axis: one detection is ``detections[[k]]``.
+        """
+        if isinstance(index, (int, np.integer)):
+            raise TypeError(f"index detections with a mask, an index array or a slice, not the integer {index} (detections[[{index}]] keeps one)")
+        return Detections(self.boxes[index], self.scores[index])
+
     @classmethod
     def empty(cls) -> "Detections":
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
@@ -53,7 +67,7 @@ class Detections:
         """The detections scoring at least ``threshold``, best first, at most ``max_count``."""
         order = np.argsort(-self.scores, kind="stable")
         order = order[self.scores[order] >= threshold][:max_count]
-        return Detections(self.boxes[order], self.scores[order])
+        return self[order]
 
     def scaled(self, sx: float, sy: float) -> "Detections":
         """Boxes of the same image resized by sx horizontally and sy vertically."""
@@ -74,10 +88,12 @@ class Detections:
         clipped = self.clipped(height, width)
         sides = clipped.boxes[:, 2:] - clipped.boxes[:, :2]
         keep = (sides >= 1).all(axis=1)
-        return Detections(clipped.boxes[keep], clipped.scores[keep]).top(threshold, max_count)
+        return clipped[keep].top(threshold, max_count)
 
     def tensors(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """(D, 4) and (D,) float32 tensors, as the Instance CRF takes them."""
+        import torch  # the one use: importing structures costs no torch
+
         return torch.from_numpy(self.boxes).to(device), torch.from_numpy(self.scores).to(device)
 
 
@@ -235,3 +251,14 @@ class ParsingResult:
         return ParsingResult(
             self.parts, persons, new_ids[order], self.boxes[order], self.scores[order], tuple(part_instances), self.labels, self.keypoints[order]
         )
+
+
+class StreamedFrame(NamedTuple):
+    """One parsed video frame: ``index`` its frame number in the source (from 0), ``time``
+    in seconds by its timestamp, ``image`` (H, W, 3) uint8 RGB upright, ``result`` with
+    track ids as person ids (each frame's own ids when the stream does not track)."""
+
+    index: int
+    time: float
+    image: np.ndarray
+    result: ParsingResult

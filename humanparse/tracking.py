@@ -118,7 +118,8 @@ class TrackerOptions:
 class TrackSummary:
     """One track over the whole video.
 
-    first_frame, last_frame: the first and the last frame it was matched in (from 0).
+    first_frame, last_frame: the first and the last frame it was matched in: the frame
+    numbers given to :meth:`Tracker.update` (by default the frames tracked, counted from 0).
     frames: the number of frames it was matched in. mean_area: its mean mask area in pixels
     over those frames. parts: the part labels ever seen on it, sorted (empty when no part
     labels were given).
@@ -237,17 +238,20 @@ class _Track:
     track_id: int
     mask: np.ndarray  # (H, W) bool, the last matched mask
     appearance: np.ndarray | None  # (F,) float32 moving average, None without descriptors
-    first_frame: int
+    first_frame: int  # the internal count; ages are measured in frames tracked
     last_frame: int
+    first_number: int  # the caller's frame numbers, for the summary
+    last_number: int
     frames: int = 0
     area_sum: float = 0.0
     parts: set[int] = field(default_factory=set)
     keypoints: np.ndarray | None = None  # (K, 3) the last matched, None without a pose
 
-    def record(self, frame: int, mask: np.ndarray, descriptor: np.ndarray | None, parts: Sequence[int] | None, keypoints: np.ndarray | None = None) -> None:
+    def record(self, frame: int, number: int, mask: np.ndarray, descriptor: np.ndarray | None, parts: Sequence[int] | None, keypoints: np.ndarray | None = None) -> None:
         self.mask = mask
         self.keypoints = keypoints
         self.last_frame = frame
+        self.last_number = number
         self.frames += 1
         self.area_sum += float(mask.sum())
         if descriptor is not None:
@@ -282,6 +286,7 @@ class Tracker:
         descriptors: np.ndarray | None = None,
         parts: Sequence[Sequence[int]] | None = None,
         keypoints: np.ndarray | None = None,
+        frame: int | None = None,
     ) -> np.ndarray:
         """Track one frame.
 
@@ -294,6 +299,9 @@ class Tracker:
                 person and a track both have them, the pair's similarity is the larger of
                 mask IoU and :func:`keypoint_similarity`: a small person's mask changes shape
                 from frame to frame far more than their skeleton does.
+            frame: this frame's number in the caller's numbering (a video's frame index),
+                for :meth:`summaries`; None: the count of frames tracked before it. Ages
+                (``max_age``) are counted in frames tracked either way.
 
         Returns:
             (N,) int64 track ids, 1 or more, distinct within the frame.
@@ -305,6 +313,7 @@ class Tracker:
             raise HumanParseError(f"got part labels for {len(parts)} persons but {n} masks")
         if keypoints is not None and (keypoints.ndim != 3 or keypoints.shape[0] != n or keypoints.shape[2] != 3):
             raise HumanParseError(f"{n} masks need (N, K, 3) keypoints, got {keypoints.shape}")
+        number = self._frame if frame is None else frame
         frame = self._frame
         self._frame += 1
         alive = [t for t in self._alive if frame - t.last_frame - 1 <= self.options.max_age]
@@ -335,24 +344,24 @@ class Tracker:
         for i, track in enumerate(matched):
             mask = masks[i].copy()
             if track is None:
-                track = _Track(self._next_id, mask, None, first_frame=frame, last_frame=frame)
+                track = _Track(self._next_id, mask, None, first_frame=frame, last_frame=frame, first_number=number, last_number=number)
                 self._next_id += 1
                 self._tracks.append(track)
                 self._alive.append(track)
-            track.record(frame, mask, None if descriptors is None else descriptors[i], None if parts is None else parts[i], None if keypoints is None else keypoints[i])
+            track.record(frame, number, mask, None if descriptors is None else descriptors[i], None if parts is None else parts[i], None if keypoints is None else keypoints[i])
             ids[i] = track.track_id
         return ids
 
-    def update_with_result(self, result: ParsingResult, image: np.ndarray | None = None) -> ParsingResult:
+    def update_with_result(self, result: ParsingResult, image: np.ndarray | None = None, frame: int | None = None) -> ParsingResult:
         """Track one frame's result: the same result with its persons renamed to track ids.
 
         ``image`` (H, W, 3) uint8 RGB, the frame parsed, gives each person's appearance
         (the colours of its torso, arms and legs) for re-linking lost tracks; without it
-        only mask IoU links persons.
+        only mask IoU links persons. ``frame``: its number, as :meth:`update` takes it.
         """
         ids = result.ids.tolist()
         if not ids:
-            self.update(np.zeros((0, *result.size), bool))
+            self.update(np.zeros((0, *result.size), bool), frame=frame)
             return result
         masks = np.stack([result.persons == pid for pid in ids])
         descriptors = None
@@ -361,7 +370,7 @@ class Tracker:
             descriptors = np.stack([appearance_descriptor(image, result.parts, mask, groups) for mask in masks])
         parts = [sorted({p.part for p in result.part_instances if p.person == pid}) for pid in ids]
         keypoints = result.keypoints if result.keypoints.shape[1] == len(COCO_KEYPOINTS) else None
-        return result.relabel(self.update(masks, descriptors, parts, keypoints))
+        return result.relabel(self.update(masks, descriptors, parts, keypoints, frame))
 
     @property
     def nbytes(self) -> int:
@@ -372,7 +381,7 @@ class Tracker:
     def summaries(self) -> list[TrackSummary]:
         """Every track ever created, by id."""
         return [
-            TrackSummary(t.track_id, t.first_frame, t.last_frame, t.frames, t.area_sum / t.frames, tuple(sorted(t.parts)))
+            TrackSummary(t.track_id, t.first_number, t.last_number, t.frames, t.area_sum / t.frames, tuple(sorted(t.parts)))
             for t in self._tracks
         ]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from click.testing import CliRunner
 
 from humanparse import __version__
@@ -46,6 +48,18 @@ def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path) -> None:
         assert result.exit_code == 1
         assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
         assert "Traceback" not in result.output
+
+
+def test_an_option_the_model_does_not_read_is_a_usage_error_before_anything_runs(tmp_path) -> None:
+    photo = Path(__file__).resolve().parent / "fixtures" / "photos" / "camera.jpg"
+    for args, named in (
+        (["images", str(photo), "--checkpoint", "pose-guided", "--scale", "0.5"], "input_scale (--scale): not used by PoseGuidedParser"),
+        (["images", str(photo), "--detector", "file:" + str(photo), "--nms-iou", "0.5"], "--nms-iou"),
+        (["video", "examples/pedestrians.mp4", "--detect-every", "3"], "--detect-every"),
+    ):
+        result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"])
+        assert result.exit_code == 2 and named in result.output and "Traceback" not in result.output, result.output
+        assert not (tmp_path / "out").exists()
 
 
 def test_export_writes_a_half_precision_model_that_info_describes(tmp_path) -> None:

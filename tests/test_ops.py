@@ -101,6 +101,13 @@ def test_mask_iou_matches_slow_reference() -> None:
         mask_iou(a, b[:, :8])
 
 
+def test_mask_iou_of_exact_fractions_is_their_float() -> None:
+    """k of 10 pixels shared is float(k / 10) exactly: the evaluators' strict ``> t`` rests on it."""
+    truth = np.ones((1, 1, 10), bool)
+    guesses = np.arange(10)[None, None, :] < np.arange(1, 10)[:, None, None]  # (9, 1, 10)
+    assert mask_iou(guesses, truth)[:, 0].tolist() == [k / 10 for k in range(1, 10)]
+
+
 def test_mask_boxes_agree_with_person_boxes() -> None:
     rng = np.random.default_rng(3)
     id_map = rng.integers(0, 4, (12, 17))

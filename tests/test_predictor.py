@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from humanparse.errors import HumanParseError
-from humanparse.modeling.holistic import upsampled_max
 from humanparse.modeling.instances import instance_statistics, part_map, person_map
 from humanparse.predictor import ParseOptions, Predictor
 from humanparse.structures import Detections, Poses
@@ -60,13 +58,6 @@ def test_built_in_detector_gives_boxes_in_the_image(model) -> None:
     assert 1 <= len(result.ids) <= 3
     assert (result.boxes >= 0).all() and (result.boxes[:, [0, 2]] <= 64).all() and (result.boxes[:, [1, 3]] <= 64).all()
     assert set(np.unique(result.persons).tolist()) <= {0, *result.ids.tolist()}
-
-
-def test_upsampled_max_equals_the_max_of_the_whole_upsampled_stack() -> None:
-    probs = torch.rand(37, 9, 13)
-    value, index = upsampled_max(probs, (20, 31), chunk=8)
-    full = F.interpolate(probs[None], (20, 31), mode="bilinear", align_corners=False)[0]
-    assert torch.equal(value, full.max(0).values) and torch.equal(index, full.argmax(0))
 
 
 def test_crf_at_half_scale_gives_a_full_size_result_close_to_full_scale(model) -> None:
@@ -212,6 +203,17 @@ def test_stream_stopped_early_closes_and_untracked_streams_keep_frame_ids(model,
     assert first.result.ids.tolist() == list(range(1, len(first.result.ids) + 1))
     with pytest.raises(HumanParseError, match="batch and workers"):
         predictor.stream(clip, batch=0)
+
+
+def test_detect_asks_the_external_detector_by_key_else_the_parser_and_is_timed(model) -> None:
+    image, detections = scene_image()
+    keys: list = []
+    external = Predictor(model, "cpu", lambda im, key=None: keys.append(key) or detections)
+    assert external.detect(image, key=7) is detections and keys == [7]
+    own = Predictor(model, "cpu", options=ParseOptions(det_threshold=0.2))
+    found = own.detect(image)
+    assert len(found) and (found.scores >= 0.2).all()
+    assert set(own.timings.seconds) == {"detect"} and set(external.timings.seconds) == {"detect"}
 
 
 def test_a_pose_stage_gives_each_person_its_keypoints_in_person_order(model) -> None:

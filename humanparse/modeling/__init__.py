@@ -1,12 +1,15 @@
-"""The networks, one block a file.
+"""The parsers and the networks they are made of, one block a file.
 
-* ``parser.py`` — the model interface (:class:`~.parser.Parser`: images → results) and the
-  inference options (:class:`~.parser.ParseOptions`).
-* ``holistic.py`` — the paper's network: segmenter + built-in detector + Instance CRF,
-  with its pre- and post-processing; ``build_model``.
-* ``backbones.py``, ``segmenter.py`` — dilated ResNets / MobileNetV3 and the pyramid pooling
-  part segmenter; ``detection_head.py`` — the CenterNet person detector on the backbone.
-* ``lattice.py`` — the permutohedral lattice; ``crf.py`` — the Instance CRF on it.
-* ``instances.py`` — part and person maps from the CRF labelling, read out as results.
-* ``checkpoints.py`` — self-describing checkpoint files and the shipped default model.
+* ``parser`` — the interface every parser offers (:class:`~.parser.Parser`) and :class:`~.parser.ParseOptions`;
+* ``bodypix_parser`` — :class:`~.bodypix_parser.BodyPixParser`, the default parser for real photos and video;
+* ``pose_guided`` — :class:`~.pose_guided.PoseGuidedParser`, the earlier parser for real photos;
+* ``skeleton`` — the pose-guided parser's part evidence: person masks split into parts by the skeleton;
+* ``holistic`` — :class:`~.holistic.HolisticParser`, the paper's network, and ``build_model``;
+* ``backbones`` — dilated torchvision ResNets and MobileNetV3 for the holistic network;
+* ``segmenter`` — the pyramid pooling part segmenter on a backbone;
+* ``detection_head`` — the built-in CenterNet person detector on the backbone's features;
+* ``lattice`` — the permutohedral lattice: high-dimensional Gaussian filtering in O(N);
+* ``crf`` — :class:`~.crf.InstanceCRF`, the Instance CRF on the lattice, shared by all parsers;
+* ``instances`` — the CRF's labels at the image's size, as part and person maps and results;
+* ``checkpoints`` — self-describing checkpoint files of the holistic network; the shipped synthetic model.
 """

@@ -42,9 +42,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import HumanParseError
-from ..follow import keypoint_boxes
 from ..labels import MIN_KEYPOINT_SCORE, PASCAL_PERSON_PART
-from ..ops import scaled_size
+from ..ops import keypoint_boxes, scaled_size
 from ..pretrained.bodypix import BodyPix, upsample_to
 from ..pretrained.crops import paste_masks
 from ..pretrained.nanodet import NanoDet
@@ -52,7 +51,7 @@ from ..pretrained.posenet import DecodedPoses, assign_poses_to_boxes, decode_pos
 from ..pretrained.selfie import SelfieMasks
 from ..structures import Detections, ParsingResult
 from .crf import InstanceCRF
-from .instances import parsing_result
+from .instances import parsing_result, upsampled_max
 from .parser import ParseOptions, StageClock, StageTimer
 
 # BodyPix's 24 parts grouped onto Pascal-Person-Part's six (../shared/bodypix/README.md):
@@ -200,13 +199,7 @@ def marginal_readout(probs: Tensor, num_parts: int, size: tuple[int, int], chunk
 
     background = up(probs[:1])[0]
     part_conf, part = up(by_person.sum(0)).max(0)
-    best = torch.full(size, -1.0, device=probs.device)
-    person = torch.zeros(size, dtype=torch.long, device=probs.device)
-    for start in range(0, d, chunk):
-        value, index = up(by_person[start : start + chunk].sum(1)).max(0)
-        better = value > best
-        best = torch.where(better, value, best)
-        person = torch.where(better, index + start, person)
+    _, person = upsampled_max(by_person.sum(1), size, chunk)
     is_person = background < 0.5
     labels = torch.where(is_person, person * p + part + 1, torch.zeros_like(part))
     return torch.where(is_person, part_conf, background), labels
@@ -216,8 +209,8 @@ class BodyPixParser(nn.Module):
     """BodyPix parts, NanoDet and PoseNet persons, the Instance CRF; Pascal-Person-Part labels.
 
     Args:
-        detector: the person detector (default: NanoDet), filtered by the options'
-            ``det_threshold`` and ``max_people``.
+        detector: the person detector (default: NanoDet), called as ``detector(image,
+            nms_iou=...)`` and filtered by the options' ``det_threshold`` and ``max_people``.
         segmenter: BodyPix (default: the shipped one).
         selfie: a whole-image person mask averaged with BodyPix's: True the shipped selfie
             model, False none (BodyPix's alone), or a masker module (``masker(image, boxes)
@@ -232,6 +225,7 @@ class BodyPixParser(nn.Module):
     finds_people = True
     follows_people = False
     default_crf_scale = 0.5
+    reads = frozenset({"det_threshold", "max_people", "nms_iou", "input_scale", "crf_scale", "crf_iterations"})
 
     def __init__(
         self,
@@ -255,7 +249,7 @@ class BodyPixParser(nn.Module):
     def detect(self, image: np.ndarray, options: ParseOptions = ParseOptions()) -> Detections:
         """The detector's persons in ``image`` (H, W, 3) uint8 RGB, by the options'
         ``det_threshold`` and ``max_people``, before the segmentation confirms them."""
-        return self.detector(image).top(options.det_threshold, options.max_people)
+        return self.detector(image, nms_iou=1.0 if options.nms_iou is None else options.nms_iou).top(options.det_threshold, options.max_people)
 
     @torch.inference_mode()
     def parse(
@@ -412,7 +406,7 @@ def find_persons(found: Detections, poses: DecodedPoses, person: Tensor, image_h
     a half) and it scores 0.5 or has a pose of MIN_POSE_KEYPOINTS confident keypoints. A
     decoded pose no box took becomes a person if it scores MIN_POSE_SCORE, has
     MIN_POSE_KEYPOINTS confident keypoints and the box they span
-    (:func:`~humanparse.follow.keypoint_boxes`) holds MIN_PERSON_PIXELS person pixels.
+    (:func:`~humanparse.ops.keypoint_boxes`) holds MIN_PERSON_PIXELS person pixels.
 
     Args:
         found: the detector's persons, boxes in image pixels.

@@ -1,7 +1,7 @@
-"""Checkpoints: one file holding the weights, the model configuration and the label set,
-loaded with ``weights_only=True`` (never unpickling arbitrary objects) and written
-atomically; and the parsers a name gives: BodyPix with the Instance CRF (the default), the
-pose-guided one and the synthetic model shipped inside the package."""
+"""Checkpoints of the holistic network: one file holding the weights, the model configuration
+and the label set, loaded with ``weights_only=True`` (never unpickling arbitrary objects) and
+written atomically; and the synthetic model shipped inside the package. The parsers a
+``--checkpoint`` name gives are built in :mod:`humanparse.build`."""
 
 from __future__ import annotations
 
@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..config import ModelConfig
 from ..errors import CheckpointError, ConfigError, HumanParseError
-from ..io.files import load_plain, write_bytes_atomic
+from ..io.files import write_bytes_atomic
+from ..io.weights import load_plain
 from ..labels import LabelSet
 from ..version import __version__
 from .holistic import HolisticParser, build_model
-from .parser import Parser
 
 CHECKPOINT_FORMAT = "humanparse-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -33,40 +32,6 @@ def synthetic_checkpoint() -> Path:
     if not path.is_file():
         raise HumanParseError("this installation has no synthetic model (humanparse/models/default.pt); give --checkpoint")
     return path
-
-
-# Parsers named where a checkpoint path may go: BodyPix's parts with NanoDet's persons and
-# the Instance CRF (the default, for real people), the earlier pose-guided parser (parts cut
-# from person masks by the skeleton; kept for comparison), both built from the shipped
-# pretrained networks, and the holistic network trained on the synthetic world (for the
-# synthetic benchmarks, training and Table 1).
-BODYPIX = "bodypix"
-POSE_GUIDED = "pose-guided"
-SYNTHETIC = "synthetic"
-DEFAULT_PARSER = BODYPIX
-PARSERS = {
-    BODYPIX: "real people: BodyPix's parts in one whole-image pass, NanoDet's and PoseNet's persons, PoseNet keypoints, the Instance CRF",
-    POSE_GUIDED: "real people, the earlier parser: NanoDet persons, top-down keypoints and masks, parts from the skeleton, the Instance CRF with the mask term",
-    SYNTHETIC: "the holistic network of the paper trained on humanparse's synthetic world (MobileNetV3, built-in detector)",
-}
-
-
-def load_parser(path_or_name: str | os.PathLike | None = None, map_location: str | torch.device = "cpu", pose: nn.Module | None = None) -> Parser:
-    """The parser a ``--checkpoint`` value names: ``"bodypix"`` (the default: real photos
-    and video, BodyPix's parts and NanoDet's persons through the Instance CRF),
-    ``"pose-guided"`` (the earlier parser for real photos, parts from the skeleton; ``pose``
-    is its keypoint network, default MoveNet Thunder), ``"synthetic"`` (the shipped holistic
-    model), or a checkpoint file of the holistic network."""
-    name = DEFAULT_PARSER if path_or_name is None else str(path_or_name)
-    if name == BODYPIX:
-        from .bodypix_parser import BodyPixParser  # builds its networks: only when asked
-
-        return BodyPixParser().to(map_location)
-    if name == POSE_GUIDED:
-        from .pose_guided import PoseGuidedParser  # builds its networks: only when asked
-
-        return PoseGuidedParser(pose=pose).to(map_location)
-    return load_checkpoint(synthetic_checkpoint() if name == SYNTHETIC else name, map_location)
 
 
 def save_checkpoint(model: HolisticParser, path: str | os.PathLike, extra: dict[str, Any] | None = None, half: bool = False) -> Path:

@@ -23,7 +23,7 @@ from ..ops import scaled_size
 from ..structures import Detections, ParsingResult
 from .crf import InstanceCRF
 from .detection_head import CenterNetHead, HeadOutput, decode
-from .instances import parsing_result
+from .instances import parsing_result, upsampled_max
 from .parser import ParseOptions, StageTimer
 from .segmenter import PartSegmenter, build_segmenter
 
@@ -71,6 +71,7 @@ class HolisticParser(nn.Module):
 
     follows_people = False  # video: detections on every frame (the head costs nothing extra)
     default_crf_scale = 1.0
+    reads = frozenset({"det_threshold", "max_people", "nms_iou", "input_scale", "crf_scale", "crf_iterations", "amp"})
 
     @property
     def finds_people(self) -> bool:
@@ -139,23 +140,12 @@ class HolisticParser(nn.Module):
         device = next(self.parameters()).device
         if detections is not None and len(detections) != len(images):
             raise HumanParseError(f"{len(images)} images but {len(detections)} detection sets")
-        if detections is None and self.detector is None:
-            raise HumanParseError("this model has no built-in detector: give one (--detector)")
         height, width = images[0].shape[:2]
         if any(image.shape[:2] != (height, width) for image in images):
             raise HumanParseError("parse takes images of one size; group them first")
         x = torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float()
-        small = scaled_size((height, width), options.input_scale)
-        seen = x if small == (height, width) else F.interpolate(x, small, mode="area")
-        padded = F.pad(seen, (0, max(_MIN_SIDE - small[1], 0), 0, max(_MIN_SIDE - small[0], 0)))
-        with torch.autocast(device.type, enabled=options.amp and device.type == "cuda"):
-            seg = self.segmenter(padded)
-            head = self.detector(seg.features) if detections is None else None
-        q = torch.softmax(seg.logits.float(), 1)[:, :, : small[0], : small[1]]
-        if detections is None:
-            found = [d.scaled(width / small[1], height / small[0]) for d in self._decode(head, small, options)]
-        else:
-            found = list(detections)
+        q, own = self._network(x, options, detect=detections is None)
+        found = own if detections is None else list(detections)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if timer is not None:
@@ -170,6 +160,32 @@ class HolisticParser(nn.Module):
                 timer("crf", time.perf_counter() - started)
         return results
 
+    @torch.no_grad()
+    def detect(self, image: np.ndarray, options: ParseOptions = ParseOptions()) -> Detections:
+        """The built-in head's persons in one (H, W, 3) uint8 RGB image, as :meth:`parse`
+        finds them (the segmenter runs too: the head reads its features)."""
+        device = next(self.parameters()).device
+        x = torch.from_numpy(image[None]).to(device).permute(0, 3, 1, 2).float()
+        return self._network(x, options, detect=True)[1][0]
+
+    def _network(self, x: Tensor, options: ParseOptions, detect: bool) -> tuple[Tensor, list[Detections]]:
+        """The segmenter's (B, P+1, h, w) probabilities at the scaled input size and, with
+        ``detect``, the built-in head's persons at the images' size. ``x``: (B, 3, H, W)
+        float RGB 0..255; the network sees it scaled by ``options.input_scale`` and padded
+        to at least 32 pixels a side, under autocast on CUDA."""
+        if detect and self.detector is None:
+            raise HumanParseError("this model has no built-in detector: give one (--detector)")
+        height, width = x.shape[-2:]
+        small = scaled_size((height, width), options.input_scale)
+        seen = x if small == (height, width) else F.interpolate(x, small, mode="area")
+        padded = F.pad(seen, (0, max(_MIN_SIDE - small[1], 0), 0, max(_MIN_SIDE - small[0], 0)))
+        with torch.autocast(x.device.type, enabled=options.amp and x.device.type == "cuda"):
+            seg = self.segmenter(padded)
+            head = self.detector(seg.features) if detect else None
+        q = torch.softmax(seg.logits.float(), 1)[:, :, : small[0], : small[1]]
+        found = [d.scaled(width / small[1], height / small[0]) for d in self._decode(head, small, options)] if detect else []
+        return q, found
+
     def _decode(self, head: HeadOutput, size: tuple[int, int], options: ParseOptions) -> list[Detections]:
         return decode(head, self.segmenter.backbone.output_stride, size, options.det_threshold, options.max_people, options.nms_iou)
 
@@ -181,11 +197,10 @@ class HolisticParser(nn.Module):
         grid = scaled_size((height, width), options.crf_scale or self.default_crf_scale)
         if tuple(q.shape[-2:]) != grid:
             q = F.interpolate(q[None], grid, mode="bilinear", align_corners=False)[0]
-        if grid == (height, width):
-            return self.crf(q, image, boxes, scores, iterations=options.crf_iterations).max(0)
-        image_small = F.interpolate(image[None], grid, mode="area")[0]
-        factors = boxes.new_tensor([grid[1] / width, grid[0] / height] * 2)
-        probs = self.crf(q, image_small, boxes * factors, scores, iterations=options.crf_iterations)
+        if grid != (height, width):
+            image = F.interpolate(image[None], grid, mode="area")[0]
+            boxes = boxes * boxes.new_tensor([grid[1] / width, grid[0] / height] * 2)
+        probs = self.crf(q, image, boxes, scores, iterations=options.crf_iterations)
         return upsampled_max(probs, (height, width))
 
 
@@ -209,17 +224,3 @@ def build_model(config: ModelConfig, labels: LabelSet | None = None, pretrained:
     crf = InstanceCRF(labels.num_parts, **dataclasses.asdict(config.crf))
     detector = CenterNetHead(segmenter.backbone.out_channels) if config.detection_head else None
     return HolisticParser(segmenter, crf, labels, config, detector)
-
-
-def upsampled_max(probs: Tensor, size: tuple[int, int], chunk: int = 16) -> tuple[Tensor, Tensor]:
-    """Max and argmax over channels of the bilinearly upsampled (L, h, w) ``probs``, a few
-    channels at a time so that the full (L, H, W) stack never exists."""
-    best = torch.full(size, -1.0, device=probs.device)
-    labels = torch.zeros(size, dtype=torch.long, device=probs.device)
-    for start in range(0, probs.shape[0], chunk):
-        up = F.interpolate(probs[None, start : start + chunk], size, mode="bilinear", align_corners=False)[0]
-        value, index = up.max(0)
-        better = value > best
-        best = torch.where(better, value, best)
-        labels = torch.where(better, index + start, labels)
-    return best, labels

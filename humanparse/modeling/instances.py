@@ -1,8 +1,9 @@
 """Other granularities of the Instance CRF output (paper Sec. 3.4), and its readout.
 
 The argmax label (i, j) — part j of person i, channel ``(i-1)·P + j``, 0 = background —
-gives the category-level part map (→ j), the person instance map (→ i), and the part and
-person instances that AP^r ranks, read out as a :class:`~humanparse.structures.ParsingResult`.
+found at the image's size from the CRF's grid (:func:`upsampled_max`), gives the
+category-level part map (→ j), the person instance map (→ i), and the part and person
+instances that AP^r ranks, read out as a :class:`~humanparse.structures.ParsingResult`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import HumanParseError
 from ..labels import LabelSet
 from ..structures import ParsingResult, PartScore
 
-__all__ = ["InstanceStatistics", "instance_statistics", "part_map", "parsing_result", "person_map"]
+__all__ = ["InstanceStatistics", "instance_statistics", "part_map", "parsing_result", "person_map", "upsampled_max"]
 
 
 def _check_labels(labels: Tensor, num_parts: int) -> None:
@@ -25,6 +27,37 @@ def _check_labels(labels: Tensor, num_parts: int) -> None:
         raise HumanParseError(f"label map must be an (H, W) integer tensor, got {tuple(labels.shape)} {labels.dtype}")
     if num_parts < 1:
         raise HumanParseError(f"num_parts must be positive, got {num_parts}")
+
+
+def upsampled_max(probs: Tensor, size: tuple[int, int], chunk: int = 16) -> tuple[Tensor, Tensor]:
+    """Max and argmax over channels at the image's size, for a CRF that ran on a smaller grid.
+
+    Upsampling the probabilities rather than the labels keeps edges smooth where labels
+    would make them blocky; a few channels at a time, so that the full (L, H, W) stack
+    never exists. At the grid's own size it is the plain max.
+
+    Args:
+        probs: (L, h, w) float probabilities per channel (the Instance CRF's, or sums of
+            them), on the CRF's grid.
+        size: (H, W) the image's size; probs are upsampled bilinearly to it.
+        chunk: the channels upsampled at once.
+
+    Returns:
+        (H, W) float the largest probability and (H, W) long its channel (the first of
+        equal ones), on the device of ``probs``; -1 and 0 without channels (L = 0).
+    """
+    if tuple(probs.shape[-2:]) == tuple(size) and len(probs):
+        value, index = probs.max(0)
+        return value, index
+    best = torch.full(size, -1.0, device=probs.device)
+    labels = torch.zeros(size, dtype=torch.long, device=probs.device)
+    for start in range(0, probs.shape[0], chunk):
+        up = F.interpolate(probs[None, start : start + chunk], size, mode="bilinear", align_corners=False)[0]
+        value, index = up.max(0)
+        better = value > best
+        best = torch.where(better, value, best)
+        labels = torch.where(better, index + start, labels)
+    return best, labels
 
 
 def part_map(labels: Tensor, num_parts: int) -> Tensor:

@@ -12,14 +12,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
 
 from ..errors import HumanParseError
 from ..labels import LabelSet
 from ..structures import Detections, ParsingResult
+
+if TYPE_CHECKING:
+    import torch
 
 # Called with a stage's name and the seconds it took, once per stage and call.
 StageTimer = Callable[[str, float], None]
@@ -91,22 +93,32 @@ class ParseOptions:
             raise HumanParseError(f"crf_iterations must be >= 0, got {self.crf_iterations}")
 
 
+# The command line's name of each option, for messages.
+OPTION_FLAGS = {
+    "det_threshold": "--det-threshold", "max_people": "--max-people", "nms_iou": "--nms-iou", "max_side": "--max-side",
+    "input_scale": "--scale", "crf_scale": "--crf-scale", "crf_iterations": "--crf-iterations",
+}
+
+
 class Parser(Protocol):
     """What a model offers to everything that runs it.
 
     labels: the label set of the results' part maps.
-    finds_people: whether the parser detects persons itself; when False, ``parse`` needs
-        detections.
+    finds_people: whether the parser detects persons itself (:meth:`detect`); when False,
+        ``parse`` needs detections.
     follows_people: whether, in a video, the parser's persons can be followed from frame to
-        frame by their keypoints (:class:`~humanparse.follow.CropFollower`); such a parser
-        has ``detect(image, options) -> Detections``, its own detector.
+        frame by their keypoints (:class:`~humanparse.streaming.CropFollower`): the stream
+        then calls :meth:`detect` on detection frames only and gives ``parse`` the persons.
     default_crf_scale: the CRF's scale when the options' ``crf_scale`` is None.
+    reads: the :class:`ParseOptions` fields the parser reads; the predictor refuses any
+        other set away from its default (it reads ``max_side`` itself).
     """
 
     labels: LabelSet
     finds_people: bool
     follows_people: bool
     default_crf_scale: float
+    reads: frozenset[str]
 
     def to(self, device: torch.device) -> "Parser": ...
 
@@ -124,4 +136,10 @@ class Parser(Protocol):
         ``detections``: per image, the persons to parse (None: the parser's own detector).
         ``timer`` receives the seconds of each stage (e.g. "detect_segment", "crf").
         """
+        ...
+
+    def detect(self, image: np.ndarray, options: ParseOptions = ParseOptions()) -> Detections:
+        """The parser's own persons in one (H, W, 3) uint8 RGB image, by the options'
+        ``det_threshold`` and ``max_people``, as ``parse`` would find them before
+        confirming them; HumanParseError if it has no detector (``finds_people`` False)."""
         ...

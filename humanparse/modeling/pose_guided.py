@@ -33,8 +33,7 @@ from ..pretrained.nanodet import NanoDet
 from ..pretrained.selfie import SelfieMasks
 from ..structures import Detections, ParsingResult
 from .crf import InstanceCRF
-from .holistic import upsampled_max
-from .instances import parsing_result, person_map
+from .instances import parsing_result, person_map, upsampled_max
 from .parser import ParseOptions, StageClock, StageTimer
 from .skeleton import category_q, part_evidence
 
@@ -99,8 +98,9 @@ class PoseGuidedParser(nn.Module):
     Instance CRF with the mask term. Pascal-Person-Part labels.
 
     Args:
-        detector: a person detector module (default: NanoDet) whose output is filtered by
-            the options' ``det_threshold`` and ``max_people``.
+        detector: a person detector module (default: NanoDet), called as ``detector(image,
+            nms_iou=...)``, whose output is filtered by the options' ``det_threshold`` and
+            ``max_people``.
         pose: a top-down keypoint network (default: MoveNet Thunder); if it gives masks as
             well (BlazePose), they are one of the mask sources.
         maskers: more top-down networks giving person masks; all sources are averaged
@@ -116,6 +116,7 @@ class PoseGuidedParser(nn.Module):
     finds_people = True
     follows_people = True
     default_crf_scale = 0.5
+    reads = frozenset({"det_threshold", "max_people", "nms_iou", "crf_scale", "crf_iterations"})
 
     def __init__(
         self,
@@ -137,7 +138,7 @@ class PoseGuidedParser(nn.Module):
     def detect(self, image: np.ndarray, options: ParseOptions = ParseOptions()) -> Detections:
         """The detector's persons in ``image`` (H, W, 3) uint8 RGB, by the options'
         ``det_threshold`` and ``max_people``, before the pose confirms them."""
-        return self.detector(image).top(options.det_threshold, options.max_people)
+        return self.detector(image, nms_iou=1.0 if options.nms_iou is None else options.nms_iou).top(options.det_threshold, options.max_people)
 
     @torch.inference_mode()
     def parse(
@@ -169,7 +170,7 @@ class PoseGuidedParser(nn.Module):
         found = found.clipped(height, width)
         poses = self.pose(image, found.boxes)
         keep = plausible(found.scores, poses.keypoints)
-        found, keypoints = Detections(found.boxes[keep], found.scores[keep]), poses.keypoints[keep]
+        found, keypoints = found[keep], poses.keypoints[keep]
         sources = [] if poses.masks is None else [(poses.masks[keep], poses.regions[keep])]
         clock.lap("pose")
         device = self.crf.log_box_weight.device
@@ -183,7 +184,7 @@ class PoseGuidedParser(nn.Module):
         pasted = [paste_masks(crop_masks, regions * np.array([fx, fy, fx, fy], np.float32), *grid) for crop_masks, regions in sources]
         masks = torch.from_numpy(np.mean(pasted, axis=0)).to(device)
         keep = distinct(masks, found.scores)
-        found, keypoints, masks = Detections(found.boxes[keep], found.scores[keep]), keypoints[keep], masks[torch.from_numpy(keep).to(device)]
+        found, keypoints, masks = found[keep], keypoints[keep], masks[torch.from_numpy(keep).to(device)]
         clock.lap("mask")
         small = keypoints.copy()
         small[..., 0] *= fx
@@ -212,7 +213,7 @@ class PoseGuidedParser(nn.Module):
                 q[:, y0:y1, x0:x1], picture[:, y0:y1, x0:x1], boxes * boxes.new_tensor([fx, fy, fx, fy]) - offset, scores,
                 iterations=options.crf_iterations, masks=masks[:, y0:y1, x0:x1], person_q=person_q[..., y0:y1, x0:x1],
             )
-        confidence, labels = probs.max(0) if grid == (height, width) else upsampled_max(probs, (height, width))
+        confidence, labels = upsampled_max(probs, (height, width))
         # A person the CRF leaves a sliver of their mask (crowded out by the others, a mask
         # on the wrong person) is no person of its own: its scraps go to background.
         person = person_map(labels, self.labels.num_parts)  # 1-based, 0 = background

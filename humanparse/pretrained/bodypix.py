@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, HumanParseError
-from ..io.files import load_marked
+from ..io.weights import load_marked
 from .crops import resize_image
 from .registry import NETWORKS, network_path
 

@@ -46,13 +46,15 @@ class NanoDet(PretrainedNetwork):
         self.register_buffer("std", torch.tensor(BGR_STD, device=device).view(1, 3, 1, 1), persistent=False)
 
     @torch.inference_mode()
-    def forward(self, image: np.ndarray, key: str | int | None = None) -> Detections:
+    def forward(self, image: np.ndarray, key: str | int | None = None, nms_iou: float | None = None) -> Detections:
+        """Persons in one (H, W, 3) uint8 RGB image; ``nms_iou`` in place of the one given at
+        construction (a parser passes its options'). ``key`` is unused (Detector protocol)."""
         height, width = image.shape[:2]
         small = resize_image(image, INPUT_SIZE, INPUT_SIZE)
         x = torch.from_numpy(np.ascontiguousarray(small[..., ::-1].transpose(2, 0, 1)))[None].to(self.device).float()
         outputs = self.network.run((x - self.mean) / self.std)
         boxes, scores = decode(outputs, self.threshold)
-        keep = torchvision.ops.nms(boxes, scores, self.nms_iou)[: self.max_people]
+        keep = torchvision.ops.nms(boxes, scores, self.nms_iou if nms_iou is None else nms_iou)[: self.max_people]
         boxes = boxes[keep] * torch.tensor([width, height, width, height], device=boxes.device) / INPUT_SIZE
         return Detections(boxes.cpu().numpy(), scores[keep].clamp(0, 1).cpu().numpy()).clipped(height, width)
 

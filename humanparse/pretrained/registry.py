@@ -24,25 +24,33 @@ MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 @dataclass(frozen=True)
 class Network:
-    """One shipped network: its checkpoint file, what it does, where it came from, and what
-    it was converted from: ``"TF.js"`` (a graph that :func:`load_network` runs) or
-    ``"TFLite"`` (a native module's weights, loaded by its own class)."""
+    """One shipped network: its checkpoint file, what it does, where it came from (its
+    project's address), its license, and what it was converted from: ``"TF.js"`` (a graph
+    that :func:`load_network` runs; ``package_model`` is its name in the npm package that
+    ``tools/convert_pretrained.py`` converts) or ``"TFLite"`` (a native module's weights,
+    loaded by its own class; ``tools/convert_bodypix.py``). The one provenance table: the
+    converters, ``humanparse info`` and docs/pretrained.md take it from here."""
 
     file: str
     what: str
     upstream: str
     license: str
     converted_from: str = "TF.js"
+    package_model: str | None = None
 
 
 NETWORKS: dict[str, Network] = {
-    "nanodet": Network("nanodet.pt", "COCO object detector (NanoDet, 416 px); persons kept", "RangiLyu/nanodet", "Apache-2.0"),
-    "movenet-multipose": Network("movenet-multipose.pt", "up to 6 people: boxes and 17 COCO keypoints (MoveNet MultiPose Lightning)", "Google, TF Hub movenet/multipose/lightning/1", "Apache-2.0"),
-    "movenet-thunder": Network("movenet-thunder.pt", "17 COCO keypoints on a person crop (MoveNet SinglePose Thunder, 256 px)", "Google, TF Hub movenet/singlepose/thunder/4", "Apache-2.0"),
-    "blazepose-full": Network("blazepose-full.pt", "33 landmarks and a person mask on a person crop (BlazePose GHUM full, 256 px)", "Google MediaPipe pose_landmark_full", "Apache-2.0"),
-    "selfie": Network("selfie.pt", "person/background mask, 256 px (MediaPipe selfie segmentation)", "Google MediaPipe selfie_segmentation", "Apache-2.0"),
+    "nanodet": Network("nanodet.pt", "COCO object detector (NanoDet, 416 px); persons kept", "https://github.com/RangiLyu/nanodet", "Apache-2.0", package_model="nanodet"),
+    "movenet-multipose": Network("movenet-multipose.pt", "up to 6 people: boxes and 17 COCO keypoints (MoveNet MultiPose Lightning)",
+                                 "https://tfhub.dev/google/tfjs-model/movenet/multipose/lightning/1", "Apache-2.0", package_model="movenet-multipose"),
+    "movenet-thunder": Network("movenet-thunder.pt", "17 COCO keypoints on a person crop (MoveNet SinglePose Thunder, 256 px)",
+                               "https://tfhub.dev/google/movenet/singlepose/thunder/4", "Apache-2.0", package_model="movenet-thunder"),
+    "blazepose-full": Network("blazepose-full.pt", "33 landmarks and a person mask on a person crop (BlazePose GHUM full, 256 px)",
+                              "https://github.com/google/mediapipe (pose_landmark_full)", "Apache-2.0", package_model="blazepose-full"),
+    "selfie": Network("selfie.pt", "person/background mask, 256 px (MediaPipe selfie segmentation)", "https://github.com/google/mediapipe (selfie_segmentation)",
+                      "Apache-2.0", package_model="selfie"),
     "bodypix": Network("bodypix.pt", "person mask, 24 body parts and PoseNet keypoint maps on a 16-px grid, any image size (BodyPix 2, MobileNetV1 0.75)",
-                       "google-coral/project-bodypix (BodyPix 2, TensorFlow.js tfjs-models)", "Apache-2.0", converted_from="TFLite"),
+                       "https://github.com/google-coral/project-bodypix", "Apache-2.0", converted_from="TFLite"),
 }
 
 

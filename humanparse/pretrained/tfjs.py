@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
-from ..io.files import AtomicFile, load_marked
+from ..io.files import AtomicFile
+from ..io.weights import load_marked
 from .graph import SUPPORTED, GraphSpec, NodeSpec
 
 FORMAT = "humanparse.tfgraph"

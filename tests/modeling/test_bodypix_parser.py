@@ -13,10 +13,10 @@ import torch
 
 from humanparse.io.images import read_image
 from humanparse.modeling.bodypix_parser import (
-    PART_GROUPS,
-    BodyPixParser,
     CROP_SIZE,
+    PART_GROUPS,
     SMALL_HEIGHT,
+    BodyPixParser,
     associate,
     find_persons,
     instance_crf,

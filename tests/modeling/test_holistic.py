@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,6 +13,8 @@ from humanparse.errors import CheckpointError, ConfigError, HumanParseError
 from humanparse.labels import CIHP, LabelSet
 from humanparse.modeling.checkpoints import init_from_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
 from humanparse.modeling.holistic import build_model
+from humanparse.modeling.parser import ParseOptions
+from tests.scenes import eager_parser
 
 TINY = ModelConfig(backbone="resnet18", output_stride=16, crf=CRFConfig(iterations=2))
 
@@ -115,6 +118,19 @@ def test_without_boxes_the_built_in_detector_supplies_them() -> None:
     assert out.head is not None and out.head.heatmap.shape == (1, 1, 4, 3)
     d = out.boxes[0].shape[0]
     assert out.instances[0].shape == (6 * d + 1, 64, 48) and out.scores[0].shape == (d,)
+
+
+def test_detect_gives_the_persons_parse_finds() -> None:
+    model = eager_parser()
+    image = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+    options = ParseOptions(input_scale=0.5)
+    found = model.detect(image, options)
+    [own] = model.parse([image], None, options)
+    [given] = model.parse([image], [found], options)
+    assert len(found) > 0 and len(own.ids) > 0
+    assert np.array_equal(own.parts, given.parts) and np.array_equal(own.persons, given.persons)
+    with pytest.raises(HumanParseError, match="no built-in detector"):
+        build_model(ModelConfig(backbone="resnet18", output_stride=16, detection_head=False)).detect(image)
 
 
 def test_detector_requirements() -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from humanparse.errors import HumanParseError
 from humanparse.labels import LabelSet
-from humanparse.modeling.instances import parsing_result, part_map, person_map
+from humanparse.modeling.instances import parsing_result, part_map, person_map, upsampled_max
 
 
 def test_part_and_person_maps() -> None:
@@ -19,6 +20,24 @@ def test_part_and_person_maps() -> None:
     assert part_map(one_part, 1).tolist() == [[0, 1, 1, 1]]
     assert person_map(one_part, 1).tolist() == [[0, 1, 2, 3]]
     assert part_map(labels, 3).dtype == person_map(labels, 3).dtype == torch.long
+
+
+def test_upsampled_max_equals_the_max_of_the_whole_upsampled_stack() -> None:
+    probs = torch.rand(37, 9, 13)
+    probs[30] = probs[3]  # ties across chunks go to the first channel, as argmax's do
+    value, index = upsampled_max(probs, (20, 31), chunk=8)
+    full = F.interpolate(probs[None], (20, 31), mode="bilinear", align_corners=False)[0]
+    assert torch.equal(value, full.max(0).values) and torch.equal(index, full.argmax(0))
+
+
+def test_upsampled_max_at_the_grid_size_is_the_max_and_without_channels_background() -> None:
+    probs = torch.rand(37, 9, 13)
+    probs[30] = probs[3]
+    value, index = upsampled_max(probs, (9, 13), chunk=8)
+    assert torch.equal(value, probs.max(0).values) and torch.equal(index, probs.argmax(0))
+    for size in ((9, 13), (20, 31)):
+        value, index = upsampled_max(probs[:0], size)
+        assert value.shape == index.shape == size and (value == -1).all() and (index == 0).all()
 
 
 def hand_example() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from humanparse.errors import CheckpointError
-from humanparse.io.files import load_plain
+from humanparse.io.weights import load_marked, load_plain
 
 
 class _Exploit:
@@ -43,3 +43,28 @@ def test_tensors_and_plain_data_load_and_damage_is_one_line(tmp_path) -> None:
     with pytest.raises(CheckpointError, match=r"cannot read detector weights .*damaged.pt: ") as caught:
         load_plain(damaged, "detector weights")
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, r"test model .*m.pt does not exist"),
+        ([1, 2], r"m.pt: not a converted test model \(no 'test.format' format mark\)"),
+        ({"format": "other", "version": 2}, r"not a converted test model \(no 'test.format' format mark\)"),
+        ({"format": "test.format", "version": 1}, r"m.pt: converted test model format version 1, this humanparse reads 2"),
+    ],
+)
+def test_a_marked_file_of_another_format_or_version_is_refused_in_one_line(tmp_path, content, message) -> None:
+    path = tmp_path / "m.pt"
+    if content is not None:
+        torch.save(content, path)
+    with pytest.raises(CheckpointError, match=message) as caught:
+        load_marked(path, "test model", "test.format", 2, kind="converted test model")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_marked_file_loads_with_its_mark(tmp_path) -> None:
+    path = tmp_path / "m.pt"
+    torch.save({"format": "test.format", "version": 2, "w": torch.ones(2)}, path)
+    data = load_marked(path, "test model", "test.format", 2)
+    assert data["format"] == "test.format" and data["version"] == 2 and torch.equal(data["w"], torch.ones(2))

@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from humanparse.follow import MARGIN_BOTTOM, MARGIN_SIDE, MARGIN_TOP, CropFollower, keypoint_boxes
+from humanparse.errors import HumanParseError
 from humanparse.labels import PASCAL_PERSON_PART
 from humanparse.modeling.pose_guided import PoseGuidedParser
+from humanparse.ops import MARGIN_BOTTOM, MARGIN_SIDE, MARGIN_TOP, keypoint_boxes
 from humanparse.predictor import Predictor
 from humanparse.pretrained import BlazePose
+from humanparse.streaming import CropFollower
 from humanparse.structures import Detections, ParsingResult
 
 CLIP = Path(__file__).resolve().parents[1] / "examples" / "pedestrians.mp4"
@@ -32,6 +34,11 @@ def result_for(given: Detections, keep: list[int], keypoints: np.ndarray, size=(
         np.zeros(size, np.uint8), np.zeros(size, np.int32), np.arange(1, n + 1), given.clipped(*size).boxes[keep],
         np.full(n, 0.5, np.float32), (), PASCAL_PERSON_PART, keypoints.reshape(n, 17, 3),
     )
+
+
+def persons_of(follower: CropFollower, detect) -> Detections:
+    """One frame's persons as the stream asks for them: the detector only when due."""
+    return follower.persons(detect() if follower.due() else None)
 
 
 def test_keypoint_boxes_span_the_confident_keypoints_and_the_margins() -> None:
@@ -54,7 +61,7 @@ def test_a_frame_without_persons_calls_the_detector_again() -> None:
     follower = CropFollower(detect_every=10)
     calls: list[int] = []
     for frame in range(3):
-        given = follower.persons(lambda: calls.append(frame) or Detections.empty())
+        given = persons_of(follower, lambda: calls.append(frame) or Detections.empty())
         follower.update(result_for(given, [], np.zeros((0, 17, 3), np.float32)))
     assert calls == [0, 1, 2]  # no one to follow: look for newcomers on every frame
 
@@ -69,7 +76,7 @@ def test_the_detector_runs_on_schedule_and_followed_persons_keep_their_scores() 
         return person
 
     for frame in range(7):
-        given = follower.persons(detect)
+        given = persons_of(follower, detect)
         assert len(given) == 1 and given.scores[0] == pytest.approx(0.8)  # not the result's 0.5
         follower.update(result_for(given, [0], standing(55 + frame, 20, 100)))
         if frame % 3:
@@ -83,7 +90,7 @@ def test_a_lost_person_calls_the_detector_on_the_next_frame() -> None:
     two = Detections(np.array([[40.0, 10, 70, 130], [150, 20, 180, 120]]), np.array([0.9, 0.7]))
     calls: list[int] = []
     for frame in range(4):
-        given = follower.persons(lambda: calls.append(frame) or two)
+        given = persons_of(follower, lambda: calls.append(frame) or two)
         keep = [0] if frame == 1 else list(range(len(given)))  # frame 1: the second is lost
         follower.update(result_for(given, keep, np.stack([standing(55, 20, 100), standing(165, 30, 90)])[keep]))
     assert calls == [0, 2]
@@ -94,7 +101,7 @@ def test_unconfirmed_detections_are_not_losses() -> None:
     person_and_cone = Detections(np.array([[40.0, 10, 70, 130], [250, 150, 260, 170]]), np.array([0.9, 0.35]))
     calls: list[int] = []
     for frame in range(4):
-        given = follower.persons(lambda: calls.append(frame) or person_and_cone)
+        given = persons_of(follower, lambda: calls.append(frame) or person_and_cone)
         follower.update(result_for(given, [0], standing(55, 20, 100)))  # the cone never is a person
     assert calls == [0]
 
@@ -102,15 +109,27 @@ def test_unconfirmed_detections_are_not_losses() -> None:
 def test_a_detection_frame_keeps_followed_persons_the_detector_misses() -> None:
     follower = CropFollower(detect_every=2)
     both = Detections(np.array([[40.0, 10, 70, 130], [150, 20, 180, 120]]), np.array([0.9, 0.7]))
-    given = follower.persons(lambda: both)
+    given = persons_of(follower, lambda: both)
     follower.update(result_for(given, [0, 1], np.stack([standing(55, 20, 100), standing(165, 30, 90)])))
-    follower.update(result_for(follower.persons(lambda: both), [0, 1], np.stack([standing(56, 20, 100), standing(166, 30, 90)])))
+    follower.update(result_for(persons_of(follower, lambda: both), [0, 1], np.stack([standing(56, 20, 100), standing(166, 30, 90)])))
     # Frame 2 detects again; the detector finds the first person only (the second walks behind a post).
     first_again = Detections(np.array([[42.0, 10, 72, 130]]), np.array([0.95]))
-    merged = follower.persons(lambda: first_again)
+    merged = persons_of(follower, lambda: first_again)
     assert len(merged) == 2
     np.testing.assert_allclose(merged.boxes[0], first_again.boxes[0])  # found again: the detector's box
     assert merged.scores.tolist() == pytest.approx([0.95, 0.7])  # the missed one kept, with its score
+
+
+def test_persons_refuses_detections_off_schedule() -> None:
+    follower = CropFollower(detect_every=4)
+    with pytest.raises(HumanParseError, match="detection frame"):
+        follower.persons(None)  # the first frame is a detection frame
+    person = Detections(np.array([[40.0, 10, 70, 130]]), np.array([0.8]))
+    given = follower.persons(person)
+    follower.update(result_for(given, [0], standing(55, 20, 100)))
+    assert not follower.due()
+    with pytest.raises(HumanParseError, match="detection frame"):
+        follower.persons(person)
 
 
 @pytest.fixture(scope="module")
