@@ -11,11 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from .build import AUTO_POSE_RULE, DETECT_EVERY, POSE_CHOICES, POSE_NETWORKS, checkpoint_help
+from .config import MAX_CRF_ITERATIONS
 from .errors import HumanParseError, OptionError
 from .interrupts import StopRequests
 from .version import __version__
 
-MAX_CRF_ITERATIONS = 100  # a slip of the keyboard (100000) would parse one photo for hours
 MAX_SYNTH_SIDE = 4096  # rendering peaks at 1.9 GB for an image and 2.2 GB for a video at 4096x4096 (6.7 GB at 8192)
 
 
@@ -51,8 +51,14 @@ _owns_process = False  # set by run(): the command line is the whole process
 
 def run() -> None:
     """The ``humanparse`` program (console script and ``python -m humanparse``)."""
+    import signal
+
     global _owns_process
     _owns_process = True
+    # SIGTERM (kill, a service manager, a batch system's time limit) stops a command as
+    # Ctrl-C does: the jobs that stop at a safe point take both (StopRequests); every other
+    # command cleans up on the KeyboardInterrupt and exits 130, never half-written.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     main()
 
 
@@ -75,7 +81,9 @@ def main() -> None:
 
     \b
     Examples:
-      humanparse info
+      humanparse images photo.jpg --out runs/photo      # parts, person ids, keypoints
+      humanparse video clip.mp4 --out runs/clip         # tracked people, overlay MP4, MOTS
+      humanparse info                                   # versions, device, the model and its licenses
       humanparse synth images data/synth-train --num 2000 --seed 1 --size 512x512 --preview
     """
     import cv2
@@ -139,6 +147,19 @@ def _size(value: str) -> tuple[int, int]:
     if not (8 <= width <= MAX_SYNTH_SIDE and 8 <= height <= MAX_SYNTH_SIDE):
         raise click.BadParameter(f"{value!r}: width and height must be 8..{MAX_SYNTH_SIDE}")
     return width, height
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _loading(quiet: bool):
+    """A spinner saying the model loads (a second or two before the first progress), off
+    with --quiet or when stderr is not a terminal."""
+    import contextlib
+
+    console = Console(stderr=True)
+    return contextlib.nullcontext() if quiet or not console.is_terminal else console.status("loading the model…")
 
 
 def _progress(quiet: bool, description: str):
@@ -235,11 +256,10 @@ def convert_pascal(out: str, annotations: str, images: str, split: str, ids_file
       humanparse data convert pascal-part data/ppp-train \\
           --annotations Annotations_Part --images VOC2010/JPEGImages --ids train_id.txt
     """
-    from pathlib import Path
-
+    from .data.cihp import read_id_list
     from .data.pascal_part import convert_pascal_part
 
-    ids = Path(ids_file).read_text().split() if ids_file else None
+    ids = read_id_list(ids_file) if ids_file else None
     with _progress(quiet, "converting") as bar:
         task = bar.add_task("converting", total=None)
         convert_pascal_part(annotations, images, out, split=split, ids=ids, progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -307,7 +327,7 @@ def train_command(config_path: str, overrides: tuple[str, ...], resume: bool, qu
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .config import load_train_config
-    from .train import train
+    from .train import TrainingStopped, train
 
     config = load_train_config(config_path, overrides)
     console = Console(stderr=True)
@@ -326,8 +346,8 @@ def train_command(config_path: str, overrides: tuple[str, ...], resume: bool, qu
 
         try:
             final = train(config, resume=resume, progress=show)
-        except KeyboardInterrupt:
-            console.print(f"interrupted; resume with --resume (checkpoint in {config.out}/last.pt)", highlight=False, soft_wrap=True)
+        except TrainingStopped as exc:  # says whether there is a checkpoint to resume from
+            console.print(f"interrupted; {exc}", highlight=False, soft_wrap=True)
             raise SystemExit(130) from None
     if main_rank:
         Console().print(f"wrote {final}", soft_wrap=True)
@@ -405,7 +425,8 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
     paths = list_images(inputs)
     if not overwrite:
         check_no_results(Path(out), output_names(paths), kinds)  # before the model loads
-    predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side)
+    with _loading(quiet):
+        predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side)
     with StopRequests():  # a second signal while reporting cannot undo the clean stop
         with _progress(quiet or os.environ.get("RANK", "0") != "0", "parsing") as bar:
             task = bar.add_task("parsing", total=None)
@@ -413,7 +434,7 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
         console = Console(stderr=True)
         for path, reason in summary.failed:
             console.print(f"[yellow]skipped[/] {reason}", highlight=False, soft_wrap=True)
-        Console().print(f"parsed {summary.parsed} images ({summary.persons} persons) into {out}" + (f"; {len(summary.failed)} failed" if summary.failed else ""), soft_wrap=True)
+        Console().print(f"parsed {_count(summary.parsed, 'image')} ({_count(summary.persons, 'person')}) into {out}" + (f"; {len(summary.failed)} failed" if summary.failed else ""), soft_wrap=True)
         if summary.interrupted:
             console.print(f"interrupted: the results of the {summary.parsed} images parsed are complete", soft_wrap=True)
             raise SystemExit(130)
@@ -463,7 +484,8 @@ def video_command(source, out, checkpoint, detector, det_threshold, max_people, 
         raise click.BadParameter(f"--end {end} must come after --start {start}", param_hint="--end")
     with VideoReader(source):  # a source that is no video fails now, not after the model loads
         pass
-    predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side, job="video")
+    with _loading(quiet):
+        predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side, job="video")
     gpu = predictor.device.type != "cpu"
     batch = batch or (4 if gpu else 1)
     workers = workers or (1 if gpu or torch.get_num_threads() < 2 else 2)
@@ -479,10 +501,13 @@ def _report_video(summary, source: str, out: str, labels) -> None:
     """The tracks table and speed line of a video run (a jobs.video.VideoSummary); exit 130
     if it was interrupted, 1 if the video broke part-way."""
     table = Table(title=f"{summary.frames} frames of {source}, {len(summary.tracks)} tracks")
-    for column in ("track", "frames", "first", "last", "mean area (px)", "parts seen"):
+    for column in ("track", "frames", "first", "last", "area px", "parts seen"):
         table.add_column(column, justify="left" if column == "parts seen" else "right")
+    every = tuple(range(1, labels.num_parts + 1))
     for track in summary.tracks:
-        table.add_row(str(track.track_id), str(track.frames), str(track.first_frame), str(track.last_frame), f"{track.mean_area:.0f}", ", ".join(labels.names[p] for p in track.parts))
+        # "all" keeps a row on one line at 80 columns; the names are in summary.json.
+        parts = f"all {len(every)}" if track.parts == every else ", ".join(labels.names[p] for p in track.parts)
+        table.add_row(str(track.track_id), str(track.frames), str(track.first_frame), str(track.last_frame), f"{track.mean_area:.0f}", parts)
     Console().print(table)
     seconds = summary.seconds
     Console().print(

@@ -16,6 +16,18 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 
+# Mean-field iterations of the Instance CRF, wherever they come from (a config, a checkpoint,
+# the command line's --crf-iterations): a slip of the keyboard (100000) would parse one photo
+# for hours and make a training step that never ends (nor hears Ctrl-C, which waits for it).
+MAX_CRF_ITERATIONS = 100
+# The largest training crop. A training step holds about 1 KiB (resnet18) to 1.5 KiB
+# (resnet101) of activations per pixel of the crop, per image of the batch (measured on the
+# CPU at output stride 8): 2048x2048 takes 4-6 GiB an image, within an 8 GiB budget per
+# image; a slip (100000) would pad every image to 28 GiB before the step even starts.
+MAX_CROP = 2048
+# Integers are TOML's 64-bit ones: config.toml must read back in any TOML reader.
+_INT64 = (-(2**63), 2**63 - 1)
+
 
 @dataclass(frozen=True)
 class CRFConfig:
@@ -33,6 +45,14 @@ class CRFConfig:
     theta_beta: float = 13.0
     theta_gamma: float = 3.0
     global_term: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.iterations <= MAX_CRF_ITERATIONS:
+            raise ConfigError(f"model.crf.iterations must be 0 to {MAX_CRF_ITERATIONS}, got {self.iterations}")
+        positive = ["box_weight", "epsilon", "bilateral_weight", "spatial_weight", "same_person_penalty", "other_person_penalty", "theta_alpha", "theta_beta", "theta_gamma"]
+        for name in positive + (["global_weight"] if self.global_term else []):
+            if not getattr(self, name) > 0:  # learned as logarithms; the thetas divide
+                raise ConfigError(f"model.crf.{name} must be positive, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -78,6 +98,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.crop < 0 or self.val_images < 0:
             raise ConfigError(f"data.crop and data.val_images must be 0 or more, got {self.crop} and {self.val_images}")
+        if self.crop > MAX_CROP:
+            raise ConfigError(f"data.crop must be at most {MAX_CROP} pixels, got {self.crop}")
 
 
 @dataclass(frozen=True)
@@ -107,8 +129,14 @@ class OptimConfig:
         for name in ("lr", "momentum", "weight_decay", "poly_power", "clip_grad_norm"):
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"optim.{name} must be a finite number, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError(f"optim.lr must be positive, got {self.lr}")
+        for name in ("lr", "poly_power"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"optim.{name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.momentum < 1:  # 1 or more sums every past gradient undamped
+            raise ConfigError(f"optim.momentum must be 0 or more and less than 1, got {self.momentum}")
+        for name in ("weight_decay", "clip_grad_norm"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"optim.{name} must be 0 or more, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -121,6 +149,8 @@ class LossConfig:
     def __post_init__(self) -> None:
         if not 0 < self.ohem_fraction <= 1:
             raise ConfigError(f"loss.ohem_fraction must be in (0, 1], got {self.ohem_fraction}")
+        if not self.detection_weight >= 0:
+            raise ConfigError(f"loss.detection_weight must be 0 or more, got {self.detection_weight}")
 
 
 @dataclass(frozen=True)
@@ -142,6 +172,10 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
+        if not self.out.strip():
+            raise ConfigError("out must name the run's folder, got an empty string")
+        if not 0 <= self.seed <= _INT64[1]:  # numpy's generators take no negative seed
+            raise ConfigError(f"seed must be 0 to {_INT64[1]}, got {self.seed}")
         if self.stage not in STAGES:
             raise ConfigError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
         if self.stage != "semantic" and not self.init:
@@ -156,9 +190,13 @@ def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainC
     a bare word is a string). Errors name the key and the file."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        raw = path.read_bytes()
+        data = tomllib.loads(raw.decode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); a config is a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     for item in overrides:
@@ -177,6 +215,14 @@ def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainC
                 raise ConfigError(f"override {item!r}: {part!r} is not a table")
         table[leaf] = value
     return from_dict(TrainConfig, data, str(path))
+
+
+def parse_train_config(text: str, source: str) -> TrainConfig:
+    """A config from TOML text (a run's resolved config, kept in its checkpoints)."""
+    try:
+        return from_dict(TrainConfig, tomllib.loads(text), source)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML ({exc})") from None
 
 
 def to_toml(config: Any, prefix: str = "") -> str:
@@ -199,6 +245,16 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise ConfigError(f"cannot write {value!r} as TOML")
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` is writable as UTF-8: an argument with bytes that are not UTF-8
+    arrives with surrogates, which would make config.toml unreadable."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def from_dict(cls: type[T], data: Any, source: str) -> T:
@@ -225,6 +281,12 @@ def _build(cls: type[T], data: Any, source: str) -> T:
             value = float(value)
         if not isinstance(value, expected) or (expected in (int, float) and isinstance(value, bool)):
             raise ConfigError(f"{where} must be {expected.__name__}, got {value!r}")
+        if expected is float and not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+        if expected is int and not _INT64[0] <= value <= _INT64[1]:
+            raise ConfigError(f"{where} must fit 64 bits, got {value}")
+        if expected is str and not _is_text(value):
+            raise ConfigError(f"{where} must be text (valid Unicode), got {value!r}")
         checked[name] = value
     try:
         return cls(**checked)

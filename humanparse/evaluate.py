@@ -9,6 +9,8 @@ the same report."""
 
 from __future__ import annotations
 
+import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +20,12 @@ import cv2
 import numpy as np
 
 from .data.cihp import Sample, check_label_set, check_samples, load_sample, read_split
-from .detectors.files import CocoResultsDetector
 from .errors import HumanParseError
+from .io.files import write_bytes_atomic
+from .io.images import encode_png
 from .io.results import read_result_json
 from .labels import IGNORE, LabelSet
-from .metrics import BoxAP, InstanceAP, ParsingAP, box_ap, confusion_matrix, instance_ap, mean_iou, parsing_ap
+from .metrics import BoxAP, InstanceAP, InstanceAPAccumulator, ParsingAP, ParsingAPAccumulator, box_ap, confusion_matrix, mean_iou
 from .structures import ParsingResult
 
 if TYPE_CHECKING:
@@ -52,6 +55,8 @@ def evaluate(
     that scoring live and scoring the written files (:func:`evaluate_predictions`) agree.
     Box AP scores the boxes of the persons in the results (detections that won no pixel
     are not in a result)."""
+    from .detectors.files import CocoResultsDetector  # here: scoring files (evaluate_predictions) needs no torch
+
     ids = read_split(root, split) if ids is None else ids
     check_label_set(root, predictor.labels, "the model")
     check_samples(root, ids)  # a missing file fails now, not after the images before it
@@ -85,7 +90,9 @@ def evaluate_predictions(
 ) -> EvalReport:
     """Score result files written earlier (``humanparse images ... --save json``, or any
     model's output in that format): ``<predictions>/json/<id>.json`` for every id of the
-    split. The persons' boxes and scores get a box AP."""
+    split, each of that image (its ``image`` field) and of its size, with finite numbers and
+    scores in [0, 1] (:func:`~humanparse.io.results.read_result_json`). The persons' boxes
+    and scores get a box AP."""
 
     ids = read_split(root, split)
     folder = Path(predictions) / "json"
@@ -95,10 +102,7 @@ def evaluate_predictions(
     scores = _Scores(len(labels.names))
     for k, sample_id in enumerate(ids):
         sample = _load(root, sample_id, labels)
-        result = read_result_json(folder / f"{sample_id}.json", labels)
-        if result.size != sample.parts.shape:
-            raise HumanParseError(f"{folder / sample_id}.json: the result is {result.size[1]}x{result.size[0]}, the image {sample.parts.shape[1]}x{sample.parts.shape[0]}")
-        _add_result(scores, sample, result)
+        _add_result(scores, sample, read_result_json(folder / f"{sample_id}.json", labels, size=sample.parts.shape, image=sample_id))
         if progress is not None:
             progress(k + 1, len(ids))
     return scores.report()
@@ -112,16 +116,18 @@ def _load(root: str | Path, sample_id: str, labels: LabelSet) -> Sample:
 
 
 class _Scores:
-    """Predictions and ground truth gathered image by image, scored at the end."""
+    """The metrics gathered image by image. Each image is reduced at once to what the
+    metrics need of it (per prediction its score and hits, a confusion matrix, boxes), so
+    that memory does not grow with the number of images by their masks."""
 
     def __init__(self, num_labels: int) -> None:
         self.num_labels = num_labels
         self.images = 0
-        self.parts: list = []
-        self.persons: list = []
-        self.parsings: list = []
-        self.box_preds: list = []
-        self.box_truth: list = []
+        self.parts = InstanceAPAccumulator()
+        self.persons = InstanceAPAccumulator()
+        self.parsings = ParsingAPAccumulator(num_labels)
+        self.box_preds: list[tuple[list, list]] = []  # per image (D, 4) boxes and (D,) scores
+        self.box_truth: list[list] = []  # per image (G, 4)
         self.confusion = np.zeros((num_labels, num_labels), np.int64)
 
     def add(self, sample: Sample, parts: list, persons: list, predicted_map: np.ndarray, boxes: tuple[np.ndarray, np.ndarray]) -> None:
@@ -129,20 +135,21 @@ class _Scores:
         category-level parts; boxes: (D, 4) and (D,) detections."""
         truth_parts, truth_persons, truth_parsings = ground_truth(sample.parts, sample.persons)
         self.images += 1
-        self.parts.append((parts, truth_parts))
-        self.persons.append(([(1, mask, score) for mask, score in persons], truth_persons))
-        self.parsings.append(([(np.where(mask, predicted_map, 0), score) for mask, score in persons], truth_parsings))
+        self.parts.add(parts, truth_parts)
+        self.persons.add([(1, mask, score) for mask, score in persons], truth_persons)
+        self.parsings.add([(np.where(mask, predicted_map, 0), score) for mask, score in persons], truth_parsings)
         self.confusion += confusion_matrix(predicted_map, sample.parts, self.num_labels)
-        self.box_preds.append(boxes)
-        self.box_truth.append(sample.boxes)
+        # As plain lists: no array per image kept among the images' large buffers (see InstanceAPAccumulator).
+        self.box_preds.append((boxes[0].tolist(), boxes[1].tolist()))
+        self.box_truth.append(sample.boxes.tolist())
 
     def report(self) -> EvalReport:
         miou, class_iou = mean_iou(self.confusion)
         return EvalReport(
             images=self.images,
-            parts=instance_ap(self.parts),
-            persons=instance_ap(self.persons),
-            parsing=parsing_ap(self.parsings, self.num_labels),
+            parts=self.parts.result(),
+            persons=self.persons.result(),
+            parsing=self.parsings.result(),
             miou=miou,
             class_iou=class_iou,
             boxes=box_ap(self.box_preds, self.box_truth),
@@ -214,3 +221,46 @@ def ap_heatmap(report: EvalReport, labels: LabelSet, cell: int = 48) -> np.ndarr
     for c, t in enumerate(report.parts.thresholds):
         cv2.putText(canvas, f"{t:.1f}", (label_width + c * cell + 10, cell * rows + cell // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     return canvas
+
+
+def check_eval_outputs(report_path: str | Path | None, heatmap_path: str | Path | None, overwrite: bool = False) -> None:
+    """Refuse, before any evaluation and without creating anything, the report (JSON) and
+    heatmap (PNG) destinations that would fail or lose data: the same file for both, a
+    folder, an existing file unless ``overwrite``, a path through a file, or a folder that
+    cannot be written (its nearest existing folder is probed: :func:`write_report` makes
+    the missing ones only once there is a report to write)."""
+    named = [(what, Path(path)) for what, path in (("report", report_path), ("heatmap", heatmap_path)) if path is not None]
+    if len(named) == 2 and named[0][1].resolve() == named[1][1].resolve():
+        raise HumanParseError(f"the report and the heatmap would both be written to {named[0][1]}; give them different files")
+    for what, path in named:
+        if path.is_dir():
+            raise HumanParseError(f"{path} is a folder; give a file name for the {what}")
+        if path.exists() and not overwrite:
+            raise HumanParseError(f"{path} already exists; choose another file for the {what} or pass --overwrite")
+        folder = path.resolve().parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir():
+            raise HumanParseError(f"cannot write the {what} {path}: {folder} is not a folder")
+        try:
+            with tempfile.TemporaryFile(dir=folder, prefix=".humanparse-write-test-"):
+                pass
+        except OSError as exc:
+            raise HumanParseError(f"cannot write the {what} {path}: {folder}: {exc.strerror or exc}") from None
+
+
+def write_report(report: EvalReport, labels: LabelSet, report_path: str | Path | None = None, heatmap_path: str | Path | None = None) -> None:
+    """Write the report as JSON (:func:`report_dict`) and the heatmap as a PNG
+    (:func:`ap_heatmap`), each atomically, making missing folders; a failure (a full disk)
+    is a HumanParseError naming the file."""
+    files = []
+    if report_path is not None:
+        files.append((Path(report_path), (json.dumps(report_dict(report, labels), indent=2) + "\n").encode()))
+    if heatmap_path is not None:
+        files.append((Path(heatmap_path), encode_png(ap_heatmap(report, labels))))
+    for path, data in files:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(path, data)
+        except OSError as exc:
+            raise HumanParseError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -139,35 +139,61 @@ def instance_ap(
     is strictly above t, and the ground truth is then used up; otherwise (duplicates
     included) a false positive. Predictions of all images are ranked by score (stable);
     AP is the area under the precision curve made non-increasing. Classes without ground
-    truth are left out of the mean.
+    truth are left out of the mean. Image by image: :class:`InstanceAPAccumulator`.
     """
-    classes = sorted({c for _, gts in images for c, _ in gts} | {c for preds, _ in images for c, _, _ in preds})
-    per_class: dict[int, tuple[float, ...]] = {}
-    for cls in classes:
-        ious, scores, gt_count = [], [], 0
-        for preds, gts in images:
+    accumulator = InstanceAPAccumulator(thresholds)
+    for preds, gts in images:
+        accumulator.add(preds, gts)
+    return accumulator.result()
+
+
+class InstanceAPAccumulator:
+    """:func:`instance_ap` gathered one image at a time, keeping no masks: the matching is
+    within an image, so each image leaves per class only its predictions' scores (in rank
+    order), whether each is a hit at every threshold, and its number of ground truths. They
+    are kept in growing lists of Python numbers, not an array per image: thousands of small
+    arrays, allocated between each image's large buffers, fragment the heap."""
+
+    def __init__(self, thresholds: Sequence[float] = SDS_THRESHOLDS) -> None:
+        self.thresholds = tuple(thresholds)
+        self._scores: dict[int, list[float]] = {}  # per class, every prediction's score
+        self._hits: dict[int, list[list[bool]]] = {}  # per class and threshold, every prediction's hit
+        self._truths: dict[int, int] = {}
+
+    def add(self, preds: Sequence[tuple[int, np.ndarray, float]], gts: Sequence[tuple[int, np.ndarray]]) -> None:
+        """One image: predictions [(class, (H, W) bool mask, score)], ground truth [(class, mask)]."""
+        for cls in sorted({c for c, _ in gts} | {c for c, _, _ in preds}):
             mine = sorted((p for p in preds if p[0] == cls), key=lambda p: -p[2])
             truth = [m for c, m in gts if c == cls]
-            gt_count += len(truth)
-            ious.append(mask_iou(np.stack([m for _, m, _ in mine]), np.stack(truth)) if mine and truth else np.zeros((len(mine), len(truth))))
-            scores.append(np.array([s for _, _, s in mine], float))
-        values = []
-        for t in thresholds:
-            hits = []
-            for iou in ious:
-                used = np.zeros(iou.shape[1], bool)
-                for k in range(iou.shape[0]):
-                    candidates = np.where(used, -1.0, iou[k])
-                    best = int(np.argmax(candidates)) if len(candidates) else -1
-                    hit = best >= 0 and candidates[best] > t
-                    if hit:
-                        used[best] = True
-                    hits.append(hit)
-            values.append(_all_point_ap(np.concatenate(scores) if scores else np.zeros(0), np.array(hits, bool), gt_count))
-        per_class[cls] = tuple(values)
-    scored = {c: v for c, v in per_class.items() if not np.isnan(v[0])}
-    mean = tuple(float(np.mean([v[i] for v in scored.values()])) if scored else float("nan") for i in range(len(thresholds)))
-    return InstanceAP(tuple(thresholds), scored, mean, float(np.mean(mean)))
+            iou = mask_iou(np.stack([m for _, m, _ in mine]), np.stack(truth)) if mine and truth else np.zeros((len(mine), len(truth)))
+            self._truths[cls] = self._truths.get(cls, 0) + len(truth)
+            self._scores.setdefault(cls, []).extend(float(s) for _, _, s in mine)
+            for hits, t in zip(self._hits.setdefault(cls, [[] for _ in self.thresholds]), self.thresholds):
+                hits.extend(_greedy_hits(iou, t))
+
+    def result(self) -> InstanceAP:
+        per_class: dict[int, tuple[float, ...]] = {}
+        for cls in sorted(self._truths):
+            scores = np.array(self._scores[cls], float)
+            per_class[cls] = tuple(_all_point_ap(scores, np.array(hits, bool), self._truths[cls]) for hits in self._hits[cls])
+        scored = {c: v for c, v in per_class.items() if not np.isnan(v[0])}
+        mean = tuple(float(np.mean([v[i] for v in scored.values()])) if scored else float("nan") for i in range(len(self.thresholds)))
+        return InstanceAP(self.thresholds, scored, mean, float(np.mean(mean)))
+
+
+def _greedy_hits(iou: np.ndarray, t: float) -> list[bool]:
+    """AP^r's matching in one image: (N, M) IoUs of N predictions in score order with M
+    ground truths -> each prediction's hit at threshold t."""
+    used = np.zeros(iou.shape[1], bool)
+    hits = []
+    for k in range(iou.shape[0]):
+        candidates = np.where(used, -1.0, iou[k])
+        best = int(np.argmax(candidates)) if len(candidates) else -1
+        hit = best >= 0 and candidates[best] > t
+        if hit:
+            used[best] = True
+        hits.append(hit)
+    return hits
 
 
 def confusion_matrix(pred: np.ndarray, truth: np.ndarray, num_labels: int, ignore: int = IGNORE) -> np.ndarray:
@@ -224,35 +250,56 @@ def parsing_ap(
     takes the ground truth it overlaps most; it is a true positive if the overlap exceeds t
     and that ground truth is not already taken. PCP@0.5: for each true positive at 0.5,
     the share of the ground truth's parts with IoU > 0.5; unmatched persons count 0; over
-    the number of ground-truth persons.
+    the number of ground-truth persons. Image by image: :class:`ParsingAPAccumulator`.
     """
-    total_gt = sum(len(g) for _, g in images)
-    ranked = []
+    accumulator = ParsingAPAccumulator(num_labels, thresholds)
     for preds, gts in images:
+        accumulator.add(preds, gts)
+    return accumulator.result()
+
+
+class ParsingAPAccumulator:
+    """:func:`parsing_ap` gathered one image at a time, keeping no part maps: the matching is
+    within an image, so each image leaves its predictions' scores (in rank order), whether
+    each is a hit at every threshold, its share of PCP and its number of ground truths (in
+    growing lists, as :class:`InstanceAPAccumulator`)."""
+
+    def __init__(self, num_labels: int, thresholds: Sequence[float] = SDS_THRESHOLDS) -> None:
+        self.num_labels = num_labels
+        self.thresholds = tuple(thresholds)
+        self._scores: list[float] = []  # every prediction's score
+        self._hits: list[list[bool]] = [[] for _ in self.thresholds]  # per threshold, every prediction's hit
+        self._truths = 0
+        self._pcp = 0.0
+
+    def add(self, preds: Sequence[tuple[np.ndarray, float]], gts: Sequence[np.ndarray]) -> None:
+        """One image: predicted persons [((H, W) part map, score)], ground-truth persons [(H, W) part map]."""
         order = sorted(range(len(preds)), key=lambda k: -preds[k][1])
-        table = [[_parsing_overlap(preds[k][0], g, num_labels) for g in gts] for k in order]
-        ranked.append(([preds[k][1] for k in order], table, gts))
+        table = [[_parsing_overlap(preds[k][0], g, self.num_labels) for g in gts] for k in order]
+        self._truths += len(gts)
+        self._scores.extend(float(preds[k][1]) for k in order)
+        for hits, t in zip(self._hits, self.thresholds):
+            hits.extend(hit for hit, _ in _voc_matches(table, t))
+        for (hit, best), row in zip(_voc_matches(table, 0.5), table):
+            if hit:
+                parts = [lab for lab in range(1, self.num_labels) if (gts[best] == lab).any()]
+                self._pcp += float(np.mean([row[best][1][lab] > 0.5 for lab in parts])) if parts else 0.0
 
-    def match(t: float) -> tuple[list[float], list[bool], list[tuple[np.ndarray, np.ndarray]]]:
-        scores, hits, pairs = [], [], []
-        for ranked_scores, table, gts in ranked:
-            taken = np.zeros(len(gts), bool)
-            for score, row in zip(ranked_scores, table):
-                best = int(np.argmax([overlap for overlap, _ in row])) if row else -1
-                hit = best >= 0 and row[best][0] > t and not taken[best]
-                if hit:
-                    taken[best] = True
-                    pairs.append((row[best][1], gts[best]))
-                scores.append(score)
-                hits.append(hit)
-        return scores, hits, pairs
+    def result(self) -> ParsingAP:
+        scores = np.array(self._scores, float)
+        aps = [_all_point_ap(scores, np.array(hits, bool), self._truths) for hits in self._hits]
+        return ParsingAP(self.thresholds, tuple(aps), float(np.mean(aps)), self._pcp / self._truths if self._truths else float("nan"))
 
-    aps = []
-    for t in thresholds:
-        scores, hits, _ = match(t)
-        aps.append(_all_point_ap(np.array(scores, float), np.array(hits, bool), total_gt))
-    pcp = 0.0
-    for label_iou, truth in match(0.5)[2]:
-        parts = [lab for lab in range(1, num_labels) if (truth == lab).any()]
-        pcp += float(np.mean([label_iou[lab] > 0.5 for lab in parts])) if parts else 0.0
-    return ParsingAP(tuple(thresholds), tuple(aps), float(np.mean(aps)), pcp / total_gt if total_gt else float("nan"))
+
+def _voc_matches(table: list[list[tuple[float, np.ndarray]]], t: float) -> list[tuple[bool, int]]:
+    """AP^p's matching in one image: per prediction in score order, its row of (overlap,
+    per-label IoUs) with every ground truth -> (hit at threshold t, the ground truth it took)."""
+    taken = np.zeros(len(table[0]) if table else 0, bool)
+    matches = []
+    for row in table:
+        best = int(np.argmax([overlap for overlap, _ in row])) if row else -1
+        hit = best >= 0 and row[best][0] > t and not taken[best]
+        if hit:
+            taken[best] = True
+        matches.append((hit, best))
+    return matches

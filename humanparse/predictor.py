@@ -122,23 +122,30 @@ class Predictor:
         return self.predict([image], None if key is None else [key])[0]
 
     def predict(
-        self, images: Sequence[np.ndarray], keys: Sequence[str | int] | None = None, detections: Sequence[Detections] | None = None
+        self, images: Sequence[np.ndarray], keys: Sequence[str | int] | None = None, detections: Sequence[Detections | None] | None = None
     ) -> list[ParsingResult]:
-        """Parse images; those of one size share one call of the parser (one batch).
-        ``detections``: per image, the persons to parse, in place of any detector's."""
+        """Parse a list of images; those of one size share one call of the parser (one batch).
+        ``detections``: per image, the persons to parse in place of any detector's (None for
+        an image: its detector's, as without ``detections``)."""
+        if isinstance(images, np.ndarray):
+            raise HumanParseError("predict takes a list of images; for one image call the predictor: predictor(image)")
         if keys is not None and len(keys) != len(images):
             raise HumanParseError(f"{len(images)} images but {len(keys)} keys")
         if detections is not None and len(detections) != len(images):
             raise HumanParseError(f"{len(images)} images but {len(detections)} detection sets")
+        if detections is not None and not all(found is None or isinstance(found, Detections) for found in detections):
+            raise HumanParseError("detections must hold a Detections (or None) per image")
         for image in images:
             _check_image(image)
+        images = [_writable(image) for image in images]
         results: list[ParsingResult | None] = [None] * len(images)
-        by_size: dict[tuple[int, int], list[int]] = {}
+        # One parser call per size, and per whether the persons are given or found.
+        groups: dict[tuple[int, int, bool], list[int]] = {}
         for k, image in enumerate(images):
-            by_size.setdefault(image.shape[:2], []).append(k)
-        for (height, width), indices in by_size.items():
+            groups.setdefault((*image.shape[:2], detections is None or detections[k] is None), []).append(k)
+        for (height, width, found_here), indices in groups.items():
             batch = [images[k] for k in indices]
-            given = None if detections is None else [detections[k] for k in indices]
+            given = None if found_here else [detections[k] for k in indices]  # type: ignore[index,misc]
             if given is None and self.detector is not None:
                 started = time.perf_counter()
                 given = [self.detector(images[k], key=None if keys is None else keys[k]) for k in indices]
@@ -164,6 +171,8 @@ class Predictor:
     def detect(self, image: np.ndarray, key: str | int | None = None) -> Detections:
         """The persons in one (H, W, 3) uint8 RGB image: the external detector's, else the
         parser's own (by the options' det_threshold and max_people); timed as "detect"."""
+        _check_image(image)
+        image = _writable(image)
         started = time.perf_counter()
         found = self.detector(image, key=key) if self.detector is not None else self.parser.detect(image, self.options)
         self.timings.add("detect", time.perf_counter() - started)
@@ -212,6 +221,12 @@ def working_size(height: int, width: int, max_side: int | None) -> tuple[int, in
         return height, width
     scale = max_side / max(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _writable(image: np.ndarray) -> np.ndarray:
+    """``image``, or a copy if it is read-only: np.asarray(PIL.Image) gives read-only arrays,
+    which torch warns about wherever it wraps one."""
+    return image if image.flags.writeable else image.copy()
 
 
 def _check_image(image: np.ndarray) -> None:

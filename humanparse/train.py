@@ -25,7 +25,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,11 +48,12 @@ from .io.images import encode_png
 from .labels import IGNORE, LabelSet
 from .matching import matched_instance_loss, ohem_cross_entropy, ohem_k
 from .metrics import confusion_matrix, mean_iou
-from .modeling.checkpoints import init_from_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
+from .modeling.checkpoints import init_from_checkpoint, load_checkpoint, save_checkpoint
 from .modeling.detection_head import detection_loss, encode_targets
 from .modeling.holistic import HolisticParser, build_model
 from .ops import person_boxes
 from .predictor import Predictor
+from .run_folder import RunLock, check_new_run, config_file_holds, identity, read_log, recorded_config, resume_changes, resume_state, split_digest
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,20 @@ class StepReport:
     lr: float
     images_per_second: float  # all ranks together
     validation: dict[str, float] | None = None  # at the steps that validated
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the run at a safe point. ``checkpoint`` is the last.pt to
+    resume from, None where a new run stopped before its first step (nothing to resume;
+    the folder is left as a new run may start over). ``str()`` is the advice to give."""
+
+    def __init__(self, checkpoint: Path | None, step: int) -> None:
+        self.checkpoint, self.step = checkpoint, step
+        if checkpoint is None:
+            advice = "stopped before the first step: nothing to resume; run the same command again to start"
+        else:
+            advice = f"stopped after step {step}; resume with --resume (checkpoint in {checkpoint})"
+        super().__init__(advice)
 
 
 @dataclass(frozen=True)
@@ -134,19 +149,17 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[StepRep
     The output folder holds ``config.toml`` (resolved), ``log.jsonl`` (one line per logged
     step and per validation), ``last.pt`` (every ``checkpoint_every`` steps, on Ctrl-C, at
     the end), ``best.pt`` (the best validation score so far, when ``data.val_split`` is set)
-    and ``curves.png`` (loss and validation curves, written at the end and on Ctrl-C).
-    ``resume`` continues from ``last.pt`` exactly where it stopped.
+    and ``curves.png`` (loss and validation curves, written at the end and on Ctrl-C);
+    ``train.lock`` keeps a second run out while this one works there. A new run starts only
+    in a missing or empty folder, or over one that stopped before its first checkpoint.
+    ``resume`` continues from ``last.pt`` exactly where it stopped, with the same settings
+    but the operational ones (:func:`~humanparse.run_folder.resume_changes`).
+
+    Ctrl-C or SIGTERM, from the first file written on, stops at the next step's start with
+    :class:`TrainingStopped` (a KeyboardInterrupt), after saving last.pt if a step was done.
     """
     out = Path(config.out)
-    last = out / "last.pt"
-    if resume and not last.is_file():
-        raise HumanParseError(f"nothing to resume: {last} does not exist")
-    # A run that failed before its first checkpoint left only its config and log: a new run
-    # starts over them (there is nothing to resume).
-    if not resume and (last.is_file() or (out / "final.pt").is_file()):
-        raise HumanParseError(f"{out} already holds a run; use --resume to continue it or choose another --out")
-    if out.exists() and not out.is_dir():
-        raise HumanParseError(f"out={out} is a file; a run needs a folder")
+    _check_out(out, resume)
     if config.optim.batch_size > 1 and config.data.crop == 0:
         raise ConfigError("optim.batch_size > 1 needs data.crop > 0: images of a batch must have one size")
     spec = DetectorSpec.parse(config.data.detector)
@@ -156,14 +169,24 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[StepRep
     check_samples(config.data.root, ids)
     if config.data.val_split:
         check_samples(config.data.root, read_split(config.data.root, config.data.val_split))  # now, not at the first validation
-    check_writable(out)  # after the checks above: a refused run leaves no empty folder behind
+    detections_file = CocoResultsDetector(spec.path) if spec.kind == "file" else None
     ranks, device = _start_ranks(config.device)
     threads, deterministic = torch.get_num_threads(), torch.backends.mkldnn.deterministic
     try:
         # oneDNN may otherwise pick kernels whose sums vary run to run; a resumed run must
         # repeat the uninterrupted one bit for bit.
         torch.backends.mkldnn.deterministic = True
-        return _run(config, spec, resume, progress, ids, ranks, device)
+        # The thread count pinned for every library, as a resume pins it: set_num_threads
+        # also turns MKL's dynamic threading off, a condition of its reproducible sums
+        # (MKL_CBWR); a new run left it on, where MKL may choose fewer threads call by call.
+        torch.set_num_threads(threads)
+        # Everything that can refuse the run (the model, what a resume starts from) before
+        # the folder is made and locked.
+        start = _prepare(config, resume, ids, ranks)
+        # From before the first file is written to the end, a stop signal waits for a safe
+        # point: the first step's start, the end of a step.
+        with StopRequests() as stops, _locked(out, resume, ranks, device, start.last_seen):
+            return _run(config, spec, start, progress, ids, detections_file, ranks, device, stops)
     finally:
         torch.set_num_threads(threads)
         torch.backends.mkldnn.deterministic = deterministic
@@ -171,20 +194,70 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[StepRep
             dist.destroy_process_group()
 
 
-def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: list[str], ranks: Ranks, device: torch.device) -> Path:
+def _check_out(out: Path, resume: bool) -> None:
+    """Whether the run may start (or resume) in ``out``, before anything is written."""
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise HumanParseError(f"nothing to resume: {out / 'last.pt'} does not exist")
+    else:
+        check_new_run(out)
+
+
+@dataclass(frozen=True)
+class _Start:
+    """What a run starts from, read before anything is written."""
+
+    model: HolisticParser
+    state: dict | None  # a resume's (run_folder.resume_state)
+    changes: dict  # the settings a resume changes (run_folder.resume_changes)
+    kept_log: str  # the log a resume keeps (run_folder.read_log)
+    last_seen: tuple | None  # the identity of the last.pt a resume read
+
+
+def _prepare(config: TrainConfig, resume: bool, ids: list[str], ranks: Ranks) -> _Start:
     out, last = Path(config.out), Path(config.out) / "last.pt"
     torch.manual_seed(config.seed)  # before the model: its initial weights follow the seed
     if resume:
-        state = read_checkpoint(last)["extra"]
-        model = load_checkpoint(last)
+        seen = identity(last)
+        state = resume_state(last, ids, ranks.world)
+        changes = resume_changes(state["config"] or recorded_config(out), config, state["step"])
+        kept_log = read_log(out / "log.jsonl", state["step"]) if ranks.main else ""  # steps logged after last.pt run again
+        start = _Start(load_checkpoint(last), state, changes, kept_log, seen)
     else:
         model = init_from_checkpoint(config.model, config.init) if config.init else build_model(config.model)
-        state = None
-    check_label_set(config.data.root, model.labels, config.init or "the model config")
-    if ranks.main and not resume:
-        out.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(out / "config.toml", to_toml(config).encode())
-        (out / "log.jsonl").unlink(missing_ok=True)  # a failed start's
+        start = _Start(model, None, {}, "", None)
+    check_label_set(config.data.root, start.model.labels, config.init or "the model config")
+    return start
+
+
+@contextmanager
+def _locked(out: Path, resume: bool, ranks: Ranks, device: torch.device, last_seen: tuple | None):
+    """Rank 0 makes the folder and locks it for the run (:class:`RunLock`), then checks it
+    again: another run may have written there since this one looked. All ranks fail
+    together."""
+    stack, error = ExitStack(), None
+    if ranks.main:
+        try:
+            check_writable(out)
+            stack.enter_context(RunLock(out))
+            _check_out(out, resume)
+            if resume and identity(out / "last.pt") != last_seen:
+                raise HumanParseError(f"{out / 'last.pt'} changed while this run was starting (another run ended there); start this one again")
+        except HumanParseError as exc:
+            stack.close()
+            error = exc
+    if _any_rank(error is not None, ranks, device):
+        raise error or HumanParseError(f"rank 0 could not take the run folder {out}")
+    with stack:
+        yield
+
+
+def _run(
+    config: TrainConfig, spec: DetectorSpec, start: _Start, progress, ids: list[str], detections_file: CocoResultsDetector | None,
+    ranks: Ranks, device: torch.device, stops: StopRequests,
+) -> Path:
+    out, last = Path(config.out), Path(config.out) / "last.pt"
+    model, state, changes, resume = start.model, start.state, start.changes, start.state is not None
     model.to(device)
     trainable = _set_stage(model, config.stage)
     objective: torch.nn.Module = _Objective(config, spec, model)
@@ -201,94 +274,106 @@ def _run(config: TrainConfig, spec: DetectorSpec, resume: bool, progress, ids: l
     sampler = ResumableSampler(len(ids), config.seed, ranks)
     step, best = 0, None
     if state is not None:
-        optimiser.load_state_dict(state["optimiser"])
-        generators = json.loads(state["generators"])
-        if len(generators) != ranks.world:
-            raise HumanParseError(f"{last} was written by a run on {len(generators)} process(es); resume it on as many, not {ranks.world}")
-        rng.bit_generator.state = generators[ranks.rank]["numpy"]
-        torch.set_rng_state(torch.tensor(generators[ranks.rank]["torch"], dtype=torch.uint8))
-        sampler = ResumableSampler(len(ids), config.seed, ranks, int(state["epoch"]), int(state["position"]))
-        step, best = int(state["step"]), state.get("best")
-        torch.set_num_threads(int(state.get("threads", torch.get_num_threads())))  # the same sums as before the stop
-    detections_file = CocoResultsDetector(spec.path) if spec.kind == "file" else None
+        try:
+            optimiser.load_state_dict(state["optimiser"])
+            rng.bit_generator.state = state["generators"][ranks.rank]["numpy"]
+            torch.set_rng_state(torch.tensor(state["generators"][ranks.rank]["torch"], dtype=torch.uint8))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{last}: cannot restore the optimiser and random generators ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); the checkpoint is damaged") from None
+        sampler = ResumableSampler(len(ids), config.seed, ranks, state["epoch"], state["position"])
+        step, best = state["step"], state["best"]
+        torch.set_num_threads(state["threads"])  # the same sums as before the stop
+
+    # Files are written once nothing can refuse the run any more.
+    if ranks.main and resume:
+        write_bytes_atomic(out / "log.jsonl", start.kept_log.encode())
+        if changes or not config_file_holds(out, config):
+            write_bytes_atomic(out / "config.toml", to_toml(config).encode())
+    elif ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(out / "config.toml", to_toml(config).encode())
+        (out / "log.jsonl").unlink(missing_ok=True)  # a failed start's
+    split = split_digest(ids)
 
     def checkpoint() -> None:
-        _save(model, optimiser, rng, sampler, step, best, last, ranks)
+        _save(model, optimiser, rng, sampler, step, best, last, ranks, config, split)
 
-    if ranks.main and resume:
-        _truncate_log(out / "log.jsonl", step)  # steps logged after last.pt was saved run again
     log = (out / "log.jsonl").open("a") if ranks.main else None
-    started, seen = time.perf_counter(), 0
-    with StopRequests() as stops:
-        try:
-            while step < config.optim.iterations:
-                lr = _learning_rate(config, step)
-                for group in optimiser.param_groups:
-                    group["lr"] = lr
-                optimiser.zero_grad(set_to_none=True)
-                total = 0.0
-                for micro in range(config.optim.accumulate):
-                    batch = [
-                        _load_item(config, spec, model.labels, ids[sampler.next()], rng, detections_file).to(device)
-                        for _ in range(config.optim.batch_size)
-                    ]
-                    # Gradients are averaged across ranks once per optimiser step, not per micro-batch.
-                    sync = micro == config.optim.accumulate - 1 or ranks.world == 1
-                    with (nullcontext() if sync else objective.no_sync()), torch.autocast(device.type, amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                        loss = objective(batch) / config.optim.accumulate
-                    scaler.scale(loss).backward()
-                    total += loss.item()
-                    seen += len(batch) * ranks.world
-                # float16 loss scaling skips such steps itself. Every rank decides together:
-                # one rank stopping alone would leave the others waiting in an all-reduce.
-                if _any_rank(not math.isfinite(total) and not scaler.is_enabled(), ranks, device):
-                    # The weights are still the last step's; nothing is saved over last.pt.
-                    kept = f"; {last} holds the last good step" if last.is_file() else ""
-                    became = total if not math.isfinite(total) else "non-finite on another rank"
-                    raise HumanParseError(f"the loss became {became} at step {step + 1}: training diverged (lower optim.lr?){kept}")
-                if config.optim.clip_grad_norm > 0:
-                    scaler.unscale_(optimiser)
-                    torch.nn.utils.clip_grad_norm_(trainable, config.optim.clip_grad_norm)
-                scaler.step(optimiser)
-                scaler.update()
-                step += 1
-                validation = None
-                if config.data.val_split and (step % config.validate_every == 0 or step == config.optim.iterations):
-                    validation = _validate(config, spec, model, ranks)
-                    if ranks.main and (best is None or validation["score"] > best):
-                        best = validation["score"]
-                        save_checkpoint(model, out / "best.pt", extra={"step": step, "validation": validation})
-                    _set_stage(model, config.stage)
-                report = StepReport(step, config.optim.iterations, total, lr, seen / max(time.perf_counter() - started, 1e-9), validation)
-                if log is not None and (step % config.log_every == 0 or step == config.optim.iterations):
-                    line = {"stage": config.stage, "step": step, "loss": total, "lr": lr, "images_per_s": report.images_per_second}
-                    log.write(_json_line(line))
-                if log is not None and validation is not None:
-                    log.write(_json_line({"stage": config.stage, "step": step, "validation": validation}))
-                if log is not None:
-                    log.flush()
-                if step % config.checkpoint_every == 0:
-                    checkpoint()
-                if progress is not None:
-                    progress(report)
-                # All ranks stop after the same step, or the others would wait forever in the
-                # next step's gradient all-reduce.
-                if _any_rank(stops.requested, ranks, device) and step < config.optim.iterations:
-                    raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            checkpoint()
+    if log is not None and changes:
+        log.write(_json_line({"stage": config.stage, "step": step, "resumed_with": changes}))
+        log.flush()
+    started, seen, first = time.perf_counter(), 0, step
+    try:
+        while step < config.optim.iterations:
+            # All ranks stop before the same step, or the others would wait forever in its
+            # gradient all-reduce.
+            if _any_rank(stops.requested, ranks, device):
+                raise KeyboardInterrupt
+            lr = _learning_rate(config, step)
+            for group in optimiser.param_groups:
+                group["lr"] = lr
+            optimiser.zero_grad(set_to_none=True)
+            total = 0.0
+            for micro in range(config.optim.accumulate):
+                batch = [
+                    _load_item(config, spec, model.labels, ids[sampler.next()], rng, detections_file).to(device)
+                    for _ in range(config.optim.batch_size)
+                ]
+                # Gradients are averaged across ranks once per optimiser step, not per micro-batch.
+                sync = micro == config.optim.accumulate - 1 or ranks.world == 1
+                with (nullcontext() if sync else objective.no_sync()), torch.autocast(device.type, amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                    loss = objective(batch) / config.optim.accumulate
+                scaler.scale(loss).backward()
+                total += loss.item()
+                seen += len(batch) * ranks.world
+            # float16 loss scaling skips such steps itself. Every rank decides together:
+            # one rank stopping alone would leave the others waiting in an all-reduce.
+            if _any_rank(not math.isfinite(total) and not scaler.is_enabled(), ranks, device):
+                # The weights are still the last step's; nothing is saved over last.pt.
+                kept = f"; {last} holds the last good step" if last.is_file() else ""
+                became = total if not math.isfinite(total) else "non-finite on another rank"
+                raise HumanParseError(f"the loss became {became} at step {step + 1}: training diverged (lower optim.lr?){kept}")
+            if config.optim.clip_grad_norm > 0:
+                scaler.unscale_(optimiser)
+                torch.nn.utils.clip_grad_norm_(trainable, config.optim.clip_grad_norm)
+            scaler.step(optimiser)
+            scaler.update()
+            step += 1
+            validation = None
+            if config.data.val_split and (step % config.validate_every == 0 or step == config.optim.iterations):
+                validation = _validate(config, spec, model, ranks)
+                if ranks.main and (best is None or validation["score"] > best):
+                    best = validation["score"]
+                    save_checkpoint(model, out / "best.pt", extra={"step": step, "validation": validation})
+                _set_stage(model, config.stage)
+            report = StepReport(step, config.optim.iterations, total, lr, seen / max(time.perf_counter() - started, 1e-9), validation)
+            if log is not None and (step % config.log_every == 0 or step == config.optim.iterations):
+                line = {"stage": config.stage, "step": step, "loss": total, "lr": lr, "images_per_s": report.images_per_second}
+                log.write(_json_line(line))
+            if log is not None and validation is not None:
+                log.write(_json_line({"stage": config.stage, "step": step, "validation": validation}))
             if log is not None:
-                log.close()
-                _write_curves(out)
-            raise
+                log.flush()
+            if step % config.checkpoint_every == 0:
+                checkpoint()
+            if progress is not None:
+                progress(report)
+    except KeyboardInterrupt:
+        if step > first:
+            checkpoint()
         if log is not None:
             log.close()
-        checkpoint()
-        _check_ranks_agree(model, ranks)
-        final = out / "final.pt"
-        if ranks.main:
-            save_checkpoint(model, final)
-            _write_curves(out)
+            if step > first:
+                _write_curves(out)
+        raise TrainingStopped(last if step > first or resume else None, step) from None
+    if log is not None:
+        log.close()
+    checkpoint()
+    _check_ranks_agree(model, ranks)
+    final = out / "final.pt"
+    if ranks.main:
+        save_checkpoint(model, final)
+        _write_curves(out)
     return final
 
 
@@ -302,14 +387,6 @@ def _json_line(record: dict) -> str:
         return value
 
     return json.dumps(finite(record), allow_nan=False) + "\n"
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop the lines of steps after ``step`` from log.jsonl (atomically)."""
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines(keepends=True) if line.strip() and json.loads(line).get("step", 0) <= step]
-    write_bytes_atomic(path, "".join(kept).encode())
 
 
 def _any_rank(flag: bool, ranks: Ranks, device: torch.device) -> bool:
@@ -529,7 +606,7 @@ def _crop(rng: np.random.Generator, image, parts, persons, boxes, size: int):
 
 def _save(
     model: HolisticParser, optimiser: torch.optim.Optimizer, rng: np.random.Generator, sampler: ResumableSampler,
-    step: int, best: float | None, path: Path, ranks: Ranks,
+    step: int, best: float | None, path: Path, ranks: Ranks, config: TrainConfig, split: dict,
 ) -> None:
     """last.pt with everything an exact resume needs; every rank's generators, rank 0 writes."""
     mine = {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state().tolist()}
@@ -548,6 +625,8 @@ def _save(
         # JSON keeps the 128-bit generator states exact and loadable with weights_only.
         "generators": json.dumps(generators),
         "threads": torch.get_num_threads(),
+        "config": to_toml(config),  # what a resume must repeat (and config.toml, should it go)
+        "split": split,  # the images the sampler's place is a place in
     }
     try:
         save_checkpoint(model, path, extra=extra)

@@ -171,3 +171,78 @@ def test_synth_sizes_whose_rendering_would_not_fit_in_3_gb_are_refused(tmp_path)
         result = CliRunner().invoke(main, [*command, "--size", "8192x8192"])  # peaked at 6.7 GB
         assert result.exit_code == 2 and "width and height must be 8..4096" in result.output, result.output
     assert not list(tmp_path.iterdir())
+
+
+def test_ctrl_c_while_a_command_is_still_importing_exits_130_without_a_traceback() -> None:
+    """SIGINT 1 s after start: past the interpreter's own start-up (which no program can
+    guard), while the train command imports torch (about 2 s)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "synth-small.toml"
+    child = subprocess.Popen([sys.executable, "-m", "humanparse", "train", "--config", str(config)], stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130 and "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted"
+
+
+def test_images_says_one_image_and_one_person(tmp_path) -> None:
+    photo = Path(__file__).resolve().parent / "fixtures" / "photos" / "camera.jpg"
+    result = CliRunner().invoke(main, ["images", str(photo), "--out", str(tmp_path), "--device", "cpu", "--save", "json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert f"parsed 1 image (1 person) into {tmp_path}" in result.output
+
+
+def test_the_video_table_keeps_each_track_on_one_line_at_80_columns(monkeypatch, capsys) -> None:
+    from humanparse.cli import _report_video
+    from humanparse.jobs.video import VideoSummary
+    from humanparse.labels import PASCAL_PERSON_PART
+    from humanparse.tracking import TrackSummary
+
+    monkeypatch.setenv("COLUMNS", "80")
+    tracks = (TrackSummary(1, 0, 189, 167, 830.4, (1, 2, 3, 4, 5, 6)), TrackSummary(2, 10, 30, 21, 91.0, (1, 2)))
+    _report_video(VideoSummary(200, tracks, None, False, {"decode": 0.1, "crf": 10.0, "total": 30.0}), "clip.mp4", "runs/clip", PASCAL_PERSON_PART)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│")]
+    assert len(rows) == 2 and "all 6" in rows[0] and "head, torso" in rows[1]
+
+
+def test_convert_reads_a_non_utf8_ids_file_as_one_line(tmp_path) -> None:
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "img").mkdir()
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes(b"2008_000001\n\xff\xfe\n")
+    result = CliRunner().invoke(main, ["data", "convert", "pascal-part", str(tmp_path / "out"), "--annotations", str(tmp_path / "ann"),
+                                       "--images", str(tmp_path / "img"), "--ids", str(ids), "--quiet"])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
+
+
+def test_sigterm_during_eval_stops_it_as_ctrl_c_does(tmp_path) -> None:
+    """Exit 130 with one line, no report; the program sends itself SIGTERM after two images."""
+    import subprocess
+    import sys
+
+    from humanparse.data.synth import write_image_dataset
+
+    write_image_dataset(tmp_path / "data", 4, 0, (96, 96), split="val")
+    script = f"""
+import os, signal, sys
+import humanparse.evaluate as evaluation
+from humanparse.cli import run
+original = evaluation.evaluate
+def evaluate(*args, progress=None, **kwargs):
+    def tick(done, total):
+        if done == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        progress(done, total)
+    return original(*args, progress=tick, **kwargs)
+evaluation.evaluate = evaluate
+sys.argv = ["humanparse", "eval", "--data", {str(tmp_path / "data")!r}, "--checkpoint", "synthetic", "--out", {str(tmp_path / "r.json")!r}, "--quiet"]
+run()
+"""
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert child.returncode == 130 and child.stderr.strip() == "interrupted", child.stderr
+    assert not (tmp_path / "r.json").exists()

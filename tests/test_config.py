@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from humanparse.config import TrainConfig, load_train_config, to_toml
+from humanparse.config import MAX_CRF_ITERATIONS, MAX_CROP, CRFConfig, ModelConfig, TrainConfig, load_train_config, to_toml
 from humanparse.errors import ConfigError
 
 
@@ -54,3 +54,61 @@ def test_missing_file(tmp_path) -> None:
 
 def test_defaults_are_a_valid_semantic_stage() -> None:
     assert TrainConfig().stage == "semantic"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.momentum=-0.5", r"optim.momentum must be 0 or more and less than 1, got -0.5"),
+        ("optim.momentum=1", r"optim.momentum must be 0 or more and less than 1"),
+        ("optim.weight_decay=-1", r"optim.weight_decay must be 0 or more"),
+        ("optim.clip_grad_norm=-1", r"optim.clip_grad_norm must be 0 or more"),
+        ("optim.poly_power=-1", r"optim.poly_power must be positive"),
+        ("seed=-1", r"seed must be 0 to 9223372036854775807, got -1"),
+        ("seed=9223372036854775808", r"key 'seed' must fit 64 bits"),  # beyond TOML's and torch's int64
+        ("loss.detection_weight=nan", r"key 'detection_weight' must be a finite number, got nan"),
+        ("loss.detection_weight=-1", r"loss.detection_weight must be 0 or more"),
+        ("model.crf.theta_alpha=inf", r"key 'theta_alpha' must be a finite number"),
+        ("model.crf.theta_beta=0", r"model.crf.theta_beta must be positive"),
+        ("data.crop=100000", r"data.crop must be at most 2048 pixels, got 100000"),
+        ("model.crf.iterations=1000000", r"model.crf.iterations must be 0 to 100, got 1000000"),
+        ('out=""', r"out must name the run's folder"),
+        ("out=", r"out must name the run's folder"),
+        ("data.root=caf\udce9", r"key 'root' must be text"),  # a non-UTF-8 byte in an argument
+    ],
+)
+def test_out_of_range_values_are_one_line_errors_naming_the_key(tmp_path, override, message) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_train_config(write(tmp_path, ""), [override])
+    assert "\n" not in str(caught.value)
+
+
+def test_the_limits_hold_at_their_bounds(tmp_path) -> None:
+    config = load_train_config(write(tmp_path, ""), [f"model.crf.iterations={MAX_CRF_ITERATIONS}", f"data.crop={MAX_CROP}", "seed=9223372036854775807", "optim.momentum=0"])
+    assert config.model.crf.iterations == MAX_CRF_ITERATIONS == 100 and config.data.crop == MAX_CROP
+    assert load_train_config(write(tmp_path, to_toml(config))) == config
+
+
+def test_a_config_that_is_not_utf8_is_one_line_error(tmp_path) -> None:
+    path = tmp_path / "run.toml"
+    path.write_bytes(b'stage = "semantic"\n# caf\xe9\n')
+    with pytest.raises(ConfigError, match=r"run.toml:2: not UTF-8 text \(byte 0xe9\)"):
+        load_train_config(path)
+
+
+def test_a_checkpoint_asking_for_a_million_crf_iterations_is_refused(tmp_path) -> None:
+    """The cap holds wherever the model config comes from: a checkpoint's too (its loaders
+    read the config through ModelConfig), so that a step or a photo cannot take forever."""
+    import torch
+
+    from humanparse.errors import CheckpointError
+    from humanparse.modeling.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
+    from humanparse.modeling.holistic import build_model
+
+    path = save_checkpoint(build_model(ModelConfig(backbone="resnet18", output_stride=16, crf=CRFConfig(iterations=1))), tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["crf"]["iterations"] = 1_000_000
+    torch.save(payload, path)
+    for load in (read_checkpoint, load_checkpoint):
+        with pytest.raises(CheckpointError, match=r"m.pt.*crf.iterations must be 0 to 100, got 1000000"):
+            load(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import cv2
 import numpy as np
@@ -14,7 +15,7 @@ from humanparse.config import CRFConfig, ModelConfig
 from humanparse.data.synth import write_image_dataset
 from humanparse.detectors import GroundTruthDetector
 from humanparse.evaluate import evaluate, ground_truth, report_dict
-from humanparse.metrics import BoxAP
+from humanparse.metrics import BoxAP, box_ap
 from humanparse.modeling.checkpoints import save_checkpoint
 from humanparse.modeling.holistic import build_model
 from humanparse.predictor import Predictor
@@ -101,3 +102,197 @@ def test_void_pixels_of_a_person_count_for_their_mask_and_not_against_their_pars
     # person AP^r: the whole person, void included, is the mask to find (IoU 1, not 6/8).
     found = instance_ap([([(1, persons == 1, 0.9)], person_instances)])
     assert found.per_class[1] == pytest.approx((1.0,) * 9)
+
+
+def results_from_truth(root, out, shift: int = 2, seed: int = 0):
+    """`humanparse images --save json` files for every val image of ``root``, made from its
+    ground truth: every map shifted ``shift`` pixels right and down, scores at random (so
+    that every metric has hits, misses and false positives to count)."""
+    from humanparse.data.cihp import load_sample, read_split
+    from humanparse.io.results import write_outputs
+    from humanparse.labels import PASCAL_PERSON_PART
+    from humanparse.ops import person_boxes
+    from humanparse.structures import ParsingResult, PartScore
+
+    rng = np.random.default_rng(seed)
+    for sample_id in read_split(root, "val"):
+        sample = load_sample(root, sample_id, 7)
+        parts = np.roll(np.where(sample.parts == 255, 0, sample.parts), (shift, shift), (0, 1)).astype(np.uint8)
+        persons = np.roll(sample.persons, (shift, shift), (0, 1)).astype(np.int32)
+        ids, boxes = person_boxes(persons)
+        instances = tuple(PartScore(int(i), int(p), float(rng.random()), int(((persons == i) & (parts == p)).sum())) for i in ids for p in np.unique(parts[persons == i]) if p)
+        result = ParsingResult(parts, persons, ids, boxes, rng.random(len(ids)).astype(np.float32), instances, PASCAL_PERSON_PART)
+        write_outputs(out, sample_id, sample.image, result, ("json",))
+    return out
+
+
+@pytest.fixture(scope="module")
+def predictions(data, tmp_path_factory):
+    return results_from_truth(data, tmp_path_factory.mktemp("pred") / "p")
+
+
+def damaged_copy(predictions, tmp_path, sample_id, change):
+    """A copy of the predictions with ``change(record)`` applied to one image's file."""
+    import shutil
+
+    copy = tmp_path / "damaged"
+    shutil.copytree(predictions, copy)
+    path = copy / "json" / f"{sample_id}.json"
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+    return copy
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r["parts"][0].update(score=float("nan")), "holds nan"),
+        (lambda r: r["parts"][0].update(score=1e9), r"outside \[0, 1\]"),
+        (lambda r: r["persons"][0].update(score=-1e9), r"outside \[0, 1\]"),
+        (lambda r: r["persons"][0]["box"].__setitem__(0, float("nan")), "box holds nan"),
+        (lambda r: r.update(image="000002"), "the result of image '000002', not of '000001'"),
+    ],
+)
+def test_eval_refuses_result_files_with_nan_huge_scores_or_of_another_image(tmp_path, data, predictions, change, message) -> None:
+    """These were scored (issue 23: part AP^r_vol and box AP moved); now one line naming the file."""
+    damaged = damaged_copy(predictions, tmp_path, "000001", change)
+    result = CliRunner().invoke(main, ["eval", "--data", str(data), "--predictions", str(damaged), "--quiet"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert re.search(message, result.output) and "000001.json" in result.output
+    assert result.output.count("\n") == 1 and "part AP^r" not in result.output
+
+
+def test_a_result_claiming_a_huge_image_is_refused_before_any_mask_is_decoded(tmp_path, data, predictions, monkeypatch) -> None:
+    """A 355-byte file claiming 30000 x 30000 pixels once peaked at 5.9 GB for 37 s."""
+    from humanparse.errors import HumanParseError
+    from humanparse.evaluate import evaluate_predictions
+    from humanparse.io import rle
+    from humanparse.labels import PASCAL_PERSON_PART
+
+    empty = rle.encode(np.zeros((3000, 3000), bool))  # valid: one run of 9 million zeros
+
+    def claim(record):
+        for item in record["persons"] + record["parts"]:
+            item["mask"] = empty
+        record.update(height=3000, width=3000)
+
+    damaged = damaged_copy(predictions, tmp_path, "000000", claim)
+    decoded = []
+    real = rle.decode
+    monkeypatch.setattr(rle, "decode", lambda counts: decoded.append(counts["size"]) or real(counts))
+    with pytest.raises(HumanParseError, match=r"000000.json: the result is 3000x3000, the image 64x48"):
+        evaluate_predictions(damaged, data, PASCAL_PERSON_PART)
+    assert decoded == []
+
+
+def scored_in_one_batch(data, predictions):
+    """The report as the metrics give it over all images' masks at once (the evaluation
+    before it streamed): what the streamed evaluation must equal exactly."""
+    from humanparse.data.cihp import load_sample, read_split
+    from humanparse.io.results import read_result_json
+    from humanparse.labels import PASCAL_PERSON_PART
+    from humanparse.metrics import box_ap, confusion_matrix, instance_ap, mean_iou, parsing_ap
+
+    parts, persons, parsings, boxes, truth_boxes = [], [], [], [], []
+    confusion = np.zeros((7, 7), np.int64)
+    for sample_id in read_split(data, "val"):
+        sample = load_sample(data, sample_id, 7)
+        result = read_result_json(predictions / "json" / f"{sample_id}.json", PASCAL_PERSON_PART)
+        truth_parts, truth_persons, truth_parsings = ground_truth(sample.parts, sample.persons)
+        masks = [(result.person_mask(i), float(s)) for i, s in zip(result.ids.tolist(), result.scores)]
+        parts.append(([(p.part, result.part_mask(p.person, p.part), p.score) for p in result.part_instances], truth_parts))
+        persons.append(([(1, m, s) for m, s in masks], truth_persons))
+        parsings.append(([(np.where(m, result.parts, 0), s) for m, s in masks], truth_parsings))
+        confusion += confusion_matrix(result.parts, sample.parts, 7)
+        boxes.append((result.boxes, result.scores))
+        truth_boxes.append(sample.boxes)
+    return instance_ap(parts), instance_ap(persons), parsing_ap(parsings, 7), mean_iou(confusion), box_ap(boxes, truth_boxes)
+
+
+class _FromFiles:
+    """A stand-in predictor giving the results in files (the live path, without a model)."""
+
+    detector = None
+
+    def __init__(self, folder):
+        from humanparse.labels import PASCAL_PERSON_PART
+
+        self.folder, self.labels = folder, PASCAL_PERSON_PART
+
+    def __call__(self, image, key=None):
+        from humanparse.io.results import read_result_json
+
+        return read_result_json(self.folder / "json" / f"{key}.json", self.labels)
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_evaluation_streams_keeping_no_masks_and_scores_exactly_as_in_one_batch(tmp_path_factory, live) -> None:
+    """Memory used to grow by every image's masks (3.1 GB for 150 images of 512 x 512): each
+    image is now reduced to what the metrics need as it is scored. The memory held once
+    the first images are scored stays under one image's mask to the last, and the report is
+    exactly the one the metrics give over all images' masks at once."""
+    import tracemalloc
+
+    from humanparse.evaluate import evaluate_predictions
+    from humanparse.labels import PASCAL_PERSON_PART
+
+    root = write_image_dataset(tmp_path_factory.mktemp("stream") / "d", 8, seed=3, size=(256, 256), split="val")
+    predictions = results_from_truth(root, root.parent / "p")
+    held = []
+    tracemalloc.start()
+    try:
+        if live:
+            report = evaluate(_FromFiles(predictions), root, progress=lambda done, total: held.append(tracemalloc.get_traced_memory()[0]))
+        else:
+            report = evaluate_predictions(predictions, root, PASCAL_PERSON_PART, progress=lambda done, total: held.append(tracemalloc.get_traced_memory()[0]))
+    finally:
+        tracemalloc.stop()
+    assert len(held) == 8
+    assert held[-1] - held[1] < 256 * 256, held  # before: about 20 masks of 64 KB an image
+    parts, persons, parsing, (miou, class_iou), boxes = scored_in_one_batch(root, predictions)
+    assert report.parts == parts and report.persons == persons and report.parsing == parsing and report.boxes == boxes
+    assert report.miou == miou and np.array_equal(report.class_iou, class_iou, equal_nan=True)
+    assert 0 < report.parts.vol < 1 and 0 < report.parsing.pcp50 < 1 and 0 < report.boxes.ap < 1  # something to count
+
+
+def test_check_eval_outputs_refuses_clashes_folders_and_existing_files_creating_nothing(tmp_path) -> None:
+    from humanparse.errors import HumanParseError
+    from humanparse.evaluate import check_eval_outputs
+
+    (tmp_path / "old.json").write_text("{}")
+    (tmp_path / "a-file").write_text("")
+    check_eval_outputs(tmp_path / "new" / "deep" / "r.json", tmp_path / "ap.png")
+    check_eval_outputs(None, None)
+    check_eval_outputs(tmp_path / "old.json", None, overwrite=True)
+    for report, heatmap, message in (
+        (tmp_path / "r.json", tmp_path / "sub" / ".." / "r.json", "both be written to"),
+        (tmp_path / "old.json", None, "already exists; choose another file for the report or pass --overwrite"),
+        (None, tmp_path / "old.json", "already exists; choose another file for the heatmap"),
+        (tmp_path, None, "is a folder"),
+        (tmp_path / "a-file" / "deeper" / "r.json", None, "a-file is not a folder"),
+        (None, "/proc/humanparse-ap.png", "cannot write the heatmap"),
+    ):
+        with pytest.raises(HumanParseError, match=message):
+            check_eval_outputs(report, heatmap)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "old.json"]  # no folder made, no probe left
+
+
+def test_write_report_names_the_file_it_cannot_write(tmp_path, monkeypatch) -> None:
+    """A full disk said only 'No space left on device'."""
+    import humanparse.evaluate as evaluate_module
+    from humanparse.errors import HumanParseError
+    from humanparse.labels import PASCAL_PERSON_PART
+    from humanparse.metrics import InstanceAPAccumulator, ParsingAPAccumulator
+
+    report = evaluate_module.EvalReport(0, InstanceAPAccumulator().result(), InstanceAPAccumulator().result(), ParsingAPAccumulator(7).result(),
+                                        float("nan"), np.full(7, np.nan), box_ap([], []))
+    evaluate_module.write_report(report, PASCAL_PERSON_PART, tmp_path / "made" / "r.json", tmp_path / "ap.png")
+    assert json.loads((tmp_path / "made" / "r.json").read_text())["images"] == 0 and cv2.imread(str(tmp_path / "ap.png")) is not None
+
+    def full_disk(path, data, fsync=False):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(evaluate_module, "write_bytes_atomic", full_disk)
+    with pytest.raises(HumanParseError, match=r"cannot write .*r2.json: No space left on device"):
+        evaluate_module.write_report(report, PASCAL_PERSON_PART, tmp_path / "r2.json")

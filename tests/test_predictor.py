@@ -256,3 +256,38 @@ def test_an_image_over_max_side_is_parsed_at_the_working_size_and_mapped_back(mo
     assert [p.score for p in bounded.part_instances] == pytest.approx([p.score for p in small.part_instances], abs=1e-6)
     with pytest.raises(HumanParseError, match="max_side"):
         ParseOptions(max_side=8)
+
+
+def test_predict_takes_none_for_an_image_whose_persons_its_detector_finds(model) -> None:
+    image, detections = scene_image()
+    predictor = Predictor(model, "cpu")
+    own, given = predictor.predict([image, image], detections=[None, detections])
+    assert np.array_equal(own.persons, predictor(image).persons)
+    assert np.array_equal(given.persons, predictor.predict([image], detections=[detections])[0].persons)
+    with pytest.raises(HumanParseError, match="a Detections"):
+        predictor.predict([image], detections=[detections.boxes])
+
+
+def test_predict_given_one_image_instead_of_a_list_says_so(model) -> None:
+    image, _ = scene_image()
+    with pytest.raises(HumanParseError, match=r"a list of images; for one image call the predictor"):
+        Predictor(model, "cpu").predict(image)
+
+
+def test_a_read_only_photo_parses_without_warnings() -> None:
+    """np.asarray(PIL.Image.open(...)), the most common way to load an image, is read-only."""
+    import warnings
+    from pathlib import Path
+
+    from PIL import Image
+
+    from humanparse.modeling.bodypix_parser import BodyPixParser
+
+    with Image.open(Path(__file__).resolve().parent / "fixtures" / "photos" / "camera.jpg") as photo:
+        frozen = np.asarray(photo.convert("RGB"))
+    assert not frozen.flags.writeable
+    predictor = Predictor(BodyPixParser(), "cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = predictor(frozen)
+    assert np.array_equal(result.persons, predictor(frozen.copy()).persons)

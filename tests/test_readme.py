@@ -27,3 +27,14 @@ def test_ci_runs_the_readme_test_command() -> None:
     install, test = (part.strip() for part in readme_commands()[1].split("&&"))
     assert install in ci_lines and test in ci_lines
     assert ci_lines.index(install) < ci_lines.index(test)
+
+
+def test_the_readmes_python_block_runs(monkeypatch, capsys) -> None:
+    """The "From Python" block, as written, from the repository's root."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"From Python[^\n]*:\n\n```python\n(.*?)\n```", text, flags=re.S).group(1)
+    monkeypatch.chdir(ROOT)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert len(scope["result"].ids) == 1 and scope["frame"].index == 9  # the clip's first second, 10 frames/s
+    assert "head" in capsys.readouterr().out

@@ -12,9 +12,10 @@ import torch
 
 from humanparse.config import load_train_config
 from humanparse.data.synth import write_image_dataset
-from humanparse.errors import ConfigError, HumanParseError
+from humanparse.errors import CheckpointError, ConfigError, HumanParseError
 from humanparse.modeling.checkpoints import load_checkpoint, read_checkpoint
-from humanparse.train import Ranks, ResumableSampler, train
+from humanparse.run_folder import RunLock
+from humanparse.train import Ranks, ResumableSampler, TrainingStopped, train
 
 
 @pytest.fixture(scope="module")
@@ -202,11 +203,14 @@ def test_label_set_and_device_mismatches_are_clear_errors(tmp_path, data) -> Non
 
 
 def test_a_full_disk_keeps_the_last_good_checkpoint(tmp_path, data) -> None:
-    cfg = config(tmp_path, data, "disk", "optim.iterations=1")
-    train(cfg)
+    def stop_after_one(report) -> None:
+        raise KeyboardInterrupt
+
+    cfg = config(tmp_path, data, "disk", "optim.iterations=2")
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=stop_after_one)
     last = tmp_path / "disk" / "last.pt"
     good = last.read_bytes()
-    (tmp_path / "disk" / "config.toml").write_text((tmp_path / "disk" / "config.toml").read_text().replace("iterations = 1\n", "iterations = 2\n"))
     # A real failing write: the file-size limit makes the kernel refuse bytes past it (EFBIG).
     script = (
         "import resource, signal, sys\n"
@@ -282,3 +286,240 @@ def test_a_sample_missing_its_files_is_reported_before_training_starts(tmp_path,
     with pytest.raises(HumanParseError, match=f"{victim}.png: person ids not found"):
         train(cfg)
     assert not (tmp_path / "run").exists()
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_an_out_folder_that_holds_no_run_is_refused_before_anything_is_written(tmp_path, data) -> None:
+    """The user's own files (even a config.toml and a log.jsonl of theirs) are never written
+    over; a run that stopped before its first checkpoint is still started over."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.toml").write_text("# my notes\n")
+    (mine / "log.jsonl").write_text("my log\n")
+    (mine / "notes.txt").write_text("keep me\n")
+    for shown in ("notes.txt", "config.toml, log.jsonl"):
+        before = _files(mine)
+        with pytest.raises(HumanParseError, match=rf"mine is not empty and holds no training run \({shown}\); choose another out"):
+            train(config(tmp_path, data, "mine", "optim.iterations=1"))
+        assert _files(mine) == before
+        (mine / "notes.txt").unlink(missing_ok=True)
+    failed = config(tmp_path, data, "failed", "optim.iterations=4", "optim.lr=1e30", "optim.clip_grad_norm=0")
+    with pytest.raises(HumanParseError, match="diverged"):
+        train(failed)
+    assert sorted(_files(tmp_path / "failed")) == ["config.toml", "log.jsonl", "train.lock"]
+    assert train(config(tmp_path, data, "failed", "optim.iterations=1")).is_file()
+
+
+def _no_step(report) -> None:
+    raise AssertionError(f"a run that was to be refused did step {report.step}")
+
+
+def test_a_second_run_in_a_folder_in_use_fails_naming_the_first(tmp_path, data) -> None:
+    import os
+    import signal
+    import time
+
+    config(tmp_path, data, "busy")  # writes base.toml
+    sets = ["out=" + str(tmp_path / "busy"), "log_every=1", "optim.iterations=1000"]
+    command = [sys.executable, "-m", "humanparse", "train", "--config", str(tmp_path / "base.toml"), "--quiet"]
+    first = subprocess.Popen([*command, *(arg for item in sets for arg in ("--set", item))], stderr=subprocess.DEVNULL)
+    try:
+        log = tmp_path / "busy" / "log.jsonl"
+        deadline = time.monotonic() + 120
+        while not (log.is_file() and log.read_text().count("\n") >= 1) and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with pytest.raises(HumanParseError, match=rf"busy is in use by another training run \(process {first.pid} on "):
+            train(config(tmp_path, data, "busy", "optim.iterations=1000"), progress=_no_step)
+        assert first.poll() is None and log.read_text().count("\n") >= 1  # its log untouched
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    # A resume takes the lock too (here held by this process, through another file handle).
+    cfg = _stopped_run(tmp_path, data, "stopped")
+    with RunLock(tmp_path / "stopped"), pytest.raises(HumanParseError, match=rf"stopped is in use by another training run \(process {os.getpid()} on "):
+        train(cfg, resume=True, progress=_no_step)
+
+
+def test_text_files_that_are_not_utf8_are_one_line_errors(tmp_path, data) -> None:
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    (root / "bad_id.txt").write_bytes(b"caf\xe9\n")
+    with pytest.raises(HumanParseError, match=r"bad_id.txt:1: not UTF-8"):
+        train(config(tmp_path, data, "split", f"data.root={root}", "data.split=bad"))
+    detections = tmp_path / "det.json"
+    detections.write_bytes(b'[{"image_id": "caf\xe9"}]')
+    semantic = train(config(tmp_path, data, "semantic", "optim.iterations=1"))
+    with pytest.raises(HumanParseError, match=r"det.json: cannot read detections \(not UTF-8"):
+        train(config(tmp_path, data, "file", "stage=instance", f"init={semantic}", f"data.detector=file:{detections}"))
+    assert not (tmp_path / "split").exists()
+
+
+def _stopped_run(tmp_path, data, out: str, *overrides: str):
+    """A run of 4 steps stopped after the second, its last.pt of step 2."""
+
+    def stop_after_two(report) -> None:
+        if report.step == 2:
+            raise KeyboardInterrupt
+
+    cfg = config(tmp_path, data, out, "optim.iterations=4", "checkpoint_every=100", *overrides)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=stop_after_two)
+    return cfg
+
+
+def test_a_resume_from_a_damaged_run_folder_is_one_line_error_or_recovers(tmp_path, data) -> None:
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    cfg = _stopped_run(tmp_path, data, "run", f"data.root={root}")
+    run = tmp_path / "run"
+    last, good = run / "last.pt", (run / "last.pt").read_bytes()
+
+    payload = torch.load(last, weights_only=True)
+    del payload["extra"]["generators"]
+    torch.save(payload, last)
+    with pytest.raises(CheckpointError, match=r"last.pt: no 'generators' to resume from"):
+        train(cfg, resume=True)
+    last.write_bytes(good)
+
+    split = root / "train_id.txt"
+    ids = split.read_text().split()
+    split.write_text(ids[0] + "\n")  # fewer images than the sampler's place
+    with pytest.raises(HumanParseError, match=r"list of images changed since .*last.pt was written \(4 images then, 1 now\)"):
+        train(cfg, resume=True)
+    split.write_text("\n".join(reversed(ids)) + "\n")  # as many, in another order
+    with pytest.raises(HumanParseError, match=r"list of images changed"):
+        train(cfg, resume=True)
+    split.write_text("\n".join(ids) + "\n")
+
+    log = run / "log.jsonl"
+    logged = log.read_text()
+    log.write_text(logged + "garbage\n" + logged)
+    with pytest.raises(HumanParseError, match=r"log.jsonl:3: not a log line"):
+        train(cfg, resume=True)
+    assert last.read_bytes() == good
+    # A crash mid-write leaves a last line cut short: the resume drops it and goes on.
+    log.write_text(logged + '{"stage": "semantic", "st')
+    train(cfg, resume=True)
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3, 4]
+
+
+def test_a_resume_refuses_settings_that_change_the_run_and_records_the_others(tmp_path, data) -> None:
+    _stopped_run(tmp_path, data, "run")
+    run = tmp_path / "run"
+    before = _files(run)
+    for overrides, message in (
+        (["optim.lr=0.01"], r"optim.lr 0.01 \(the run has 0.001\)"),
+        (["seed=7", "model.backbone=resnet50"], r"but seed 7 \(the run has 0\); model.backbone 'resnet50' \(the run has 'resnet18'\); resume with"),
+        (["optim.iterations=8"], r"optim.iterations 8 \(the run has 4\)"),  # the poly rate of every step to come
+    ):
+        with pytest.raises(ConfigError, match=message):
+            train(config(tmp_path, data, "run", "optim.iterations=4", "checkpoint_every=100", *overrides), resume=True)
+    assert _files(run) == before  # nothing written
+
+    train(config(tmp_path, data, "run", "optim.iterations=4", "checkpoint_every=1", "log_every=2"), resume=True)
+    saved = load_train_config(run / "config.toml")
+    assert saved.checkpoint_every == 1 and saved.log_every == 2
+    lines = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert lines[2] == {"stage": "semantic", "step": 2, "resumed_with": {"checkpoint_every": [100, 1], "log_every": [1, 2]}}
+    assert [line["step"] for line in lines if "loss" in line] == [1, 2, 4]
+
+    fixed = _stopped_run(tmp_path, data, "fixed", "optim.schedule=fixed")
+    longer = config(tmp_path, data, "fixed", "optim.iterations=6", "checkpoint_every=100", "optim.schedule=fixed")
+    train(longer, resume=True)  # at a fixed rate, more steps are the same run, longer
+    assert load_train_config(tmp_path / "fixed" / "config.toml") == longer != fixed
+    assert read_checkpoint(tmp_path / "fixed" / "last.pt")["extra"]["step"] == 6
+
+
+_SIGNAL_AFTER_CONFIG = """
+import os, signal, sys
+import humanparse.train as train_module
+from humanparse.config import load_train_config
+
+write = train_module.write_bytes_atomic
+
+
+def write_then_signal(path, data, **options):
+    write(path, data, **options)
+    if path.name == "config.toml":
+        os.kill(os.getpid(), signal.{signal})  # config.toml written, no step begun
+
+
+train_module.write_bytes_atomic = write_then_signal
+"""
+
+
+def test_sigterm_after_the_config_is_written_stops_cleanly_before_the_first_step(tmp_path, data) -> None:
+    config(tmp_path, data, "run")  # writes base.toml
+    script = _SIGNAL_AFTER_CONFIG.format(signal="SIGTERM") + (
+        "from humanparse.cli import run\n"
+        f"sys.argv = ['humanparse', 'train', '--config', {str(tmp_path / 'base.toml')!r}, '--set', {'out=' + str(tmp_path / 'run')!r}, '--quiet']\n"
+        "run()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.toml", "log.jsonl", "train.lock"]
+    assert (tmp_path / "run" / "log.jsonl").read_text() == ""
+    assert train(config(tmp_path, data, "run", "optim.iterations=1")).is_file()  # started over
+
+
+def test_ctrl_c_before_the_first_step_has_nothing_to_resume(tmp_path, data) -> None:
+    """The stop is a TrainingStopped without a checkpoint, its advice not --resume; after a
+    step it names last.pt."""
+    config(tmp_path, data, "run")  # writes base.toml
+    script = _SIGNAL_AFTER_CONFIG.format(signal="SIGINT") + (
+        f"config = load_train_config({str(tmp_path / 'base.toml')!r}, [{'out=' + str(tmp_path / 'run')!r}])\n"
+        "try:\n"
+        "    train_module.train(config)\n"
+        "except KeyboardInterrupt as exc:\n"
+        "    print(type(exc).__name__, getattr(exc, 'checkpoint', '?'), exc, sep='|')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=300)
+    name, checkpoint, advice = result.stdout.strip().split("|")
+    assert (name, checkpoint) == ("TrainingStopped", "None") and "--resume" not in advice and "nothing to resume" in advice
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+    def stop_after_one(report) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(TrainingStopped) as stopped:
+        train(config(tmp_path, data, "steps", "optim.iterations=2"), progress=stop_after_one)
+    assert stopped.value.checkpoint == tmp_path / "steps" / "last.pt" and "after step 1; resume with --resume" in str(stopped.value)
+
+
+def test_two_runs_at_two_threads_end_with_the_same_bits(tmp_path, data) -> None:
+    """Two identical runs, side by side in two processes (neither pinning its threads
+    itself), through the segmenter, the detector head and the Instance CRF: every weight,
+    the optimiser's momenta and every logged loss equal bit for bit."""
+    import os
+
+    from humanparse.config import CRFConfig, ModelConfig
+    from humanparse.modeling.checkpoints import save_checkpoint
+    from humanparse.modeling.holistic import build_model
+
+    torch.manual_seed(3)
+    init = save_checkpoint(build_model(ModelConfig(backbone="resnet18", output_stride=16, crf=CRFConfig(iterations=1))), tmp_path / "init.pt")
+    config(tmp_path, data, "a")  # writes base.toml
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    runs = []
+    for name in ("a", "b"):
+        sets = [f"out={tmp_path / name}", "log_every=1", "optim.iterations=4", "stage=joint", f"init={init}", "data.detector=sim", "data.crop=40", "optim.batch_size=2"]
+        command = [sys.executable, "-m", "humanparse", "train", "--config", str(tmp_path / "base.toml"), "--quiet"]
+        runs.append(subprocess.Popen([*command, *(arg for item in sets for arg in ("--set", item))], stderr=subprocess.PIPE, text=True, env=env))
+    for process in runs:
+        assert process.wait(timeout=300) == 0, process.stderr.read()
+    a, b = (torch.load(tmp_path / name / "last.pt", weights_only=True) for name in ("a", "b"))
+    assert a["extra"]["threads"] == b["extra"]["threads"] == 2
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    for index, state in a["extra"]["optimiser"]["state"].items():
+        assert torch.equal(state["momentum_buffer"], b["extra"]["optimiser"]["state"][index]["momentum_buffer"]), index
+    logs = [[json.loads(line)["loss"] for line in (tmp_path / name / "log.jsonl").read_text().splitlines()] for name in ("a", "b")]
+    assert logs[0] == logs[1] and len(logs[0]) == 4

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from ..errors import HumanParseError
-from ..io.images import write_png
+from ..io.images import open_pil, write_png
 from ..labels import IGNORE, LabelSet
 from ..ops import person_boxes
 
@@ -44,6 +43,10 @@ def instance_ids(parts: np.ndarray, persons: np.ndarray) -> tuple[np.ndarray, li
 
 def write_sample(root: Path, sample_id: str, jpeg: bytes, parts: np.ndarray, persons: np.ndarray) -> None:
     """Write one image and its ground truth under ``root`` (a folder being built)."""
+    check_sample_id(sample_id)
+    for name, array in (("part labels", parts), ("person ids", persons)):
+        if array.dtype != np.uint8 and array.size and (array.min() < 0 or array.max() > 255):
+            raise HumanParseError(f"{sample_id}: {name} outside 0..255 do not fit the 8-bit PNGs of the CIHP layout")
     for folder in FOLDERS:
         (root / folder).mkdir(exist_ok=True)
     (root / "images" / f"{sample_id}.jpg").write_bytes(jpeg)
@@ -60,9 +63,23 @@ def write_split(root: Path, split: str, ids: list[str]) -> None:
 
 def check_split_name(split: str) -> str:
     """``split`` if it is a plain name (train, val, ...): never a path out of the data set."""
-    if not split or split in (".", "..") or any(c in split for c in "/\\\0"):
+    if not _is_plain_name(split):
         raise HumanParseError(f"a split is a plain name like train or val, got {split!r}")
     return split
+
+
+def check_sample_id(sample_id: str, where: str = "") -> str:
+    """``sample_id`` if it can name a sample's files (``images/<id>.jpg``, ...): a plain file
+    name, never a path out of the data set. ``where`` (a file, a file:line) prefixes the error."""
+    if not _is_plain_name(sample_id):
+        raise HumanParseError(f"{where + ': ' if where else ''}an image id is a plain file name (no folders, not '..'), got {sample_id!r}")
+    return sample_id
+
+
+def _is_plain_name(name: str) -> bool:
+    """A name of one file in one folder: not empty, not . or .., no path separator, no NUL or
+    other control character (which would also break the one-id-per-line split files)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\") and name.isprintable()
 
 
 def write_meta(root: Path, labels: LabelSet, **fields: object) -> None:
@@ -85,15 +102,38 @@ class Sample:
 
 
 def read_split(root: str | Path, split: str) -> list[str]:
-    """The ids listed in ``<root>/<split>_id.txt``."""
-    path = Path(root) / f"{split}_id.txt"
+    """The ids listed in ``<root>/<split>_id.txt`` (:func:`read_id_list`)."""
+    path = Path(root) / f"{check_split_name(split)}_id.txt"
     if not path.is_file():
         available = sorted(p.name[: -len("_id.txt")] for p in Path(root).glob("*_id.txt"))
         hint = f"; splits here: {', '.join(available)}" if available else ""
         raise HumanParseError(f"missing split file {path}{hint}")
-    ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    ids = read_id_list(path)
     if not ids:
         raise HumanParseError(f"split file {path} lists no images")
+    return ids
+
+
+def read_id_list(path: str | Path) -> list[str]:
+    """The image ids in a UTF-8 text file, one a line (blank lines and the lines' outer
+    spaces ignored): a split's ``<split>_id.txt``, or the images to convert. Each is checked
+    to be a plain file name (:func:`check_sample_id`); an unreadable file, one that is not
+    UTF-8 text, or an id that is a path is a HumanParseError naming the file and line."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise HumanParseError(f"{path}: cannot read the list of image ids ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise HumanParseError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); a list of image ids is a text file, one id a line") from None
+    ids = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        sample_id = line.strip()
+        if sample_id:
+            ids.append(check_sample_id(sample_id, f"{path}:{number}"))
     return ids
 
 
@@ -104,7 +144,7 @@ def load_sample(root: str | Path, sample_id: str, num_labels: int) -> Sample:
     A dataset without a ``Human_ids/`` folder is category-level only (persons None).
     """
     root = Path(root)
-    image_path = _find_image(root, sample_id)
+    image_path = _find_image(root, check_sample_id(sample_id))
     image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     if image is None:
         raise HumanParseError(f"{image_path}: cannot read the image")
@@ -149,18 +189,21 @@ def _find_image(root: Path, sample_id: str) -> Path:
 
 def read_label_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """A label PNG's values: grey levels, or palette indices for an indexed-colour PNG
-    (VOC-style releases); OpenCV would turn the latter into colours, so Pillow reads it."""
+    (VOC-style releases); OpenCV would turn the latter into colours, so Pillow reads it.
+
+    Its size is checked against the image's ``shape`` (H, W) from the header, before the
+    pixels are decoded, and against the bound of every image read (``io.images.MAX_PIXELS``)."""
     if not path.is_file():
         raise HumanParseError(f"{path}: label map not found")
     try:
-        with Image.open(path) as im:
+        with open_pil(path) as im:
             if im.mode not in ("L", "P", "I", "I;16"):
                 raise HumanParseError(f"{path}: a label map must hold one label per pixel, not {im.mode} colours")
+            if (im.height, im.width) != tuple(shape):
+                raise HumanParseError(f"{path}: label map is {im.width}x{im.height}, the image {shape[1]}x{shape[0]}")
             labels = np.array(im)
     except (OSError, ValueError) as exc:
         raise HumanParseError(f"{path}: cannot read the label map ({exc})") from None
-    if labels.shape != shape:
-        raise HumanParseError(f"{path}: label map is {labels.shape[1]}x{labels.shape[0]}, the image {shape[1]}x{shape[0]}")
     if labels.dtype != np.uint8:
         if labels.max() > 255 or labels.min() < 0:
             raise HumanParseError(f"{path}: label values outside 0..255")

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from ..errors import HumanParseError
+from ..interrupts import StopRequests
 from ..io.drawing import contact_sheet, ground_truth_panel
 from ..io.files import new_directory
 from ..io.images import encode_jpeg, write_png
@@ -388,6 +389,13 @@ def scene_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
+def check_seed(seed: int) -> int:
+    """``seed`` if it is a whole number of 0 or more (what numpy seeds a generator with)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise HumanParseError(f"--seed must be a whole number of 0 or more, got {seed}")
+    return int(seed)
+
+
 def write_image_dataset(
     out: str | Path,
     num: int,
@@ -402,17 +410,21 @@ def write_image_dataset(
 
     Writes ``meta.json`` with the generator settings and, with ``preview``, ``preview.png``:
     a contact sheet of the first 16 images with their ground truth. ``progress(done,
-    total)`` is called after each image. The folder appears only once complete.
+    total)`` is called after each image. The folder appears only once complete: an error,
+    Ctrl-C or SIGTERM (noted, and acted on before the next image) leave nothing behind.
     """
     width, height = size
     if num < 1:
         raise HumanParseError(f"--num must be at least 1, got {num}")
+    seed = check_seed(seed)
     if not split.isidentifier():
         raise HumanParseError(f"split name {split!r} must be a plain word")
     panels = []
-    with new_directory(out) as root:
+    with StopRequests() as stops, new_directory(out) as root:
         ids = []
         for index in range(num):
+            if stops.requested:
+                raise KeyboardInterrupt  # new_directory removes the partial folder
             scene = render_scene(scene_rng(seed, index), height, width, config)
             sample_id = f"{index:06d}"
             write_sample(root, sample_id, scene.jpeg, scene.parts, scene.persons)

@@ -18,20 +18,21 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HumanParseError
+from ..interrupts import StopRequests
 from ..io.files import new_directory
 from ..io.images import write_png
 from ..io.mots import frame_lines
 from ..io.video import VideoWriter
 from ..labels import PASCAL_PERSON_PART
 from ..version import __version__
-from .synth import Appearance, SceneConfig, background, draw_person, sample_appearance
+from .synth import Appearance, SceneConfig, background, check_seed, draw_person, sample_appearance
 
 
 @dataclass(frozen=True)
 class VideoConfig:
     people: tuple[int, int] = (3, 7)  # walkers in a clip, inclusive
     fps: int = 25
-    camera_speed: float = 0.6  # pixels per frame at most
+    camera_speed: float = 0.6  # pixels per frame at most (and one frame width over the clip)
     occluders: int = 1  # fixed foreground objects
     noise_sigma: float = 2.0
 
@@ -95,7 +96,8 @@ def write_video(
 
     The ground-truth folder holds ``Category_ids/%06d.png`` and ``Human_ids/%06d.png``
     (frames from 1; person ids persist through the clip), ``gt.txt`` (MOTS text) and
-    ``meta.json``. Both appear only once complete; existing outputs are never replaced.
+    ``meta.json``. Both appear only once complete (an error, Ctrl-C or SIGTERM, noted and
+    acted on before the next frame, leave neither); existing outputs are never replaced.
     """
     out = Path(out)
     width, height = size
@@ -103,18 +105,22 @@ def write_video(
         raise HumanParseError(f"the video must be an .mp4 file, got {out.name}")
     if frames < 1:
         raise HumanParseError(f"--frames must be at least 1, got {frames}")
+    seed = check_seed(seed)
     if width % 2 or height % 2:
         raise HumanParseError(f"H.264 needs an even width and height, got {width}x{height}")
     if out.exists():
         raise HumanParseError(f"{out} already exists; choose another output")
     gt_dir = out.with_name(f"{out.stem}_gt")
     rng = np.random.default_rng([seed, 1_000_003])
-    pan = config.camera_speed * frames
+    # The camera pans over at most one frame width in a clip: the panned world, drawn up
+    # front, stays within twice the frame however long the clip (--frames 1e8 asked for 57 GB).
+    camera_speed = min(config.camera_speed, width / frames)
+    pan = camera_speed * frames
     world = background(rng, height, width + int(math.ceil(pan)) + 1, SceneConfig())
     walkers = _walkers(rng, height, width, pan, config)
-    pan_speed = rng.uniform(-1, 1) * config.camera_speed
+    pan_speed = rng.uniform(-1, 1) * camera_speed
     occluders = [(rng.uniform(0, width + pan), rng.uniform(0.04, 0.1) * width, rng.uniform(0, 255, 3)) for _ in range(config.occluders)]
-    with new_directory(gt_dir) as gt_root:
+    with StopRequests() as stops, new_directory(gt_dir) as gt_root:
         (gt_root / "Category_ids").mkdir()
         (gt_root / "Human_ids").mkdir()
         # The same seed must give the same bytes.
@@ -122,6 +128,8 @@ def write_video(
         try:
             with open(gt_root / "gt.txt", "w") as mots:
                 for t in range(frames):
+                    if stops.requested:
+                        raise KeyboardInterrupt  # the writer and new_directory remove what was written
                     # World x of the view's left edge: it sweeps at most 0..pan over the clip.
                     shift = pan / 2 + pan_speed * (t - frames / 2)
                     x0 = int(round(shift))

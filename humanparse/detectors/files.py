@@ -39,9 +39,15 @@ class CocoResultsDetector:
     def __init__(self, path: str | Path, person_category: int = COCO_PERSON) -> None:
         self.path = Path(path)
         try:
-            rows = json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            rows = json.loads(self.path.read_bytes())  # UTF-8 (or the UTF-16/32 JSON allows)
+        except OSError as exc:
+            raise HumanParseError(f"{self.path}: cannot read detections ({exc.strerror or exc})") from None
+        except UnicodeDecodeError as exc:
+            raise HumanParseError(f"{self.path}: cannot read detections (not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+        except json.JSONDecodeError as exc:
             raise HumanParseError(f"{self.path}: cannot read detections ({exc})") from None
+        except RecursionError:
+            raise HumanParseError(f"{self.path}: cannot read detections (JSON nested too deeply)") from None
         if not isinstance(rows, list):
             raise HumanParseError(f"{self.path}: a COCO results file is a JSON list of detections")
         self._by_key: dict[str, _Rows] = {}
@@ -95,9 +101,14 @@ class MotDetector:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            lines = self.path.read_text().splitlines()
+            data = self.path.read_bytes()
         except OSError as exc:
             raise HumanParseError(f"{self.path}: cannot read detections ({exc.strerror or exc})") from None
+        try:
+            lines = data.decode("utf-8-sig").split("\n")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise HumanParseError(f"{self.path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); a MOT det.txt is comma-separated text") from None
         self._by_frame: dict[int, _Rows] = {}
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -107,10 +118,13 @@ class MotDetector:
             if len(fields) < 7:
                 raise HumanParseError(f"{where}: expected at least 7 comma-separated fields (frame, id, x, y, w, h, score)")
             try:
-                frame = int(float(fields[0]))
+                frame_value = float(fields[0])
                 x, y, w, h, score = (float(v) for v in fields[2:7])
             except ValueError:
                 raise HumanParseError(f"{where}: fields must be numbers") from None
+            if not frame_value.is_integer():
+                raise HumanParseError(f"{where}: the frame number must be a whole number, got {fields[0]}")
+            frame = int(frame_value)
             if frame < 1:
                 raise HumanParseError(f"{where}: frames count from 1, got {frame}")
             box = _box_xywh([x, y, w, h], where)

@@ -39,7 +39,7 @@ def overlay(image: np.ndarray, result: ParsingResult, alpha: float = 0.55, min_k
     thickness = max(1, round(min(image.shape[:2]) / 300))
     for k, pid in enumerate(result.ids.tolist()):
         mask = (result.persons == pid).view(np.uint8)
-        x, top, _, height = cv2.boundingRect(mask)  # of the nonzero pixels; 0 x 0 for none
+        x, top, width, height = cv2.boundingRect(mask)  # of the nonzero pixels; 0 x 0 for none
         # Outlines, joints and bones in proportion to the person, so that a small walker's
         # parts stay visible under them.
         line = max(1, min(thickness, height // 80))
@@ -49,10 +49,25 @@ def overlay(image: np.ndarray, result: ParsingResult, alpha: float = 0.55, min_k
         if result.keypoints.shape[1]:
             _skeleton(out, result.keypoints[k], rgb, line, min_keypoint_score)
         if height:
-            y = max(top - 4, 10)
-            cv2.putText(out, str(pid), (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, (0, 0, 0), thickness + 2, cv2.LINE_AA)
-            cv2.putText(out, str(pid), (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, rgb, thickness, cv2.LINE_AA)
+            text = str(pid)
+            (text_w, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, thickness + 2)
+            origin = label_origin((x, top, x + width, top + height), (text_w, text_h), image.shape[:2])
+            cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+            cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, rgb, thickness, cv2.LINE_AA)
     return out
+
+
+def label_origin(box: tuple[int, int, int, int], text: tuple[int, int], image_hw: tuple[int, int], pad: int = 2) -> tuple[int, int]:
+    """Where a person's id goes (cv2.putText's bottom-left origin, pixels): centred at the
+    top of its box ``(x1, y1, x2, y2)``, inside the box, and wholly inside the image, so
+    that it reads as this person's and is never cut off at an edge or drawn over what
+    stands above them. ``text``: (width, height) of the label in pixels."""
+    x1, y1, x2, _ = box
+    height, width = image_hw
+    text_w, text_h = text
+    x = min(max((x1 + x2 - text_w) // 2, pad), max(width - text_w - pad, 0))
+    y = min(max(y1 + text_h + pad, text_h + pad), height - pad)
+    return int(x), int(y)
 
 
 def _skeleton(out: np.ndarray, keypoints: np.ndarray, rgb: tuple[int, int, int], thickness: int, min_score: float) -> None:

@@ -3,10 +3,11 @@ RGB; and the one PNG and JPEG encoder of every image humanparse writes."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -95,11 +96,29 @@ def _read_jpeg(path: Path) -> np.ndarray:
     missing rows with grey, says so only on stderr, and returns the image); the same
     libjpeg-turbo decoding otherwise, the same pixels."""
     try:
-        with Image.open(path) as image:
+        with open_pil(path) as image:
             image.load()
             return np.array(image if image.mode == "RGB" else image.convert("RGB"))
     except (OSError, ValueError) as exc:
         raise HumanParseError(f"{path}: cannot read the image ({exc})") from None
+
+
+@contextlib.contextmanager
+def open_pil(path: str | Path) -> Iterator[Image.Image]:
+    """``PIL.Image.open(path)`` (the header read, the pixels decoded when used) under
+    humanparse's size bound in place of PIL's: an image of more than ``MAX_PIXELS`` is a
+    HumanParseError from its header, before any decoding, and PIL's DecompressionBombWarning
+    (printed from 89 megapixels on) is silenced while the image is open. PIL's other errors
+    (a file that is no image: OSError) are the caller's to report."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # ours is MAX_PIXELS
+        try:
+            with Image.open(path) as image:
+                check_pixels(path, image.height, image.width)
+                yield image
+        except Image.DecompressionBombError:  # over twice PIL's own limit: 179 megapixels
+            raise HumanParseError(f"{path}: more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, over the "
+                                  f"{MAX_PIXELS // 1_000_000} humanparse parses in bounded memory; scale it down first") from None
 
 
 def _checked_header(path: Path) -> tuple[int, str | None]:
@@ -107,18 +126,13 @@ def _checked_header(path: Path) -> tuple[int, str | None]:
     image's header, after checking its size there; (1, None) for a file PIL cannot parse
     (OpenCV may still read it)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # ours is MAX_PIXELS
-            with Image.open(path) as image:  # reads the header only
-                width, height = image.size
-                value = image.getexif().get(0x0112, 1)
-                kind = image.format
-    except Image.DecompressionBombError:  # over twice PIL's own limit: 179 megapixels
-        raise HumanParseError(f"{path}: more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, over the "
-                              f"{MAX_PIXELS // 1_000_000} humanparse parses in bounded memory; scale it down first") from None
+        with open_pil(path) as image:  # reads the header only
+            value = image.getexif().get(0x0112, 1)
+            kind = image.format
+    except HumanParseError:
+        raise
     except Exception:  # noqa: BLE001 - a file PIL cannot parse has no orientation we can use
         return 1, None
-    check_pixels(path, height, width)
     return (value if isinstance(value, int) and 1 <= value <= 8 else 1), kind
 
 

@@ -24,6 +24,8 @@ these files and of the video's ``tracks.json``.
 from __future__ import annotations
 
 import json
+import math
+import reprlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ from ..structures import ParsingResult, PartScore
 from . import rle
 from .drawing import overlay
 from .files import write_files_atomic
-from .images import encode_jpeg, encode_png
+from .images import check_pixels, encode_jpeg, encode_png
 
 OUTPUT_KINDS = ("parts", "persons", "cihp", "overlay", "json")
 RESULT_FORMAT = "humanparse.result/1"
@@ -112,37 +114,60 @@ def result_dict(result: ParsingResult, image_name: str) -> dict[str, Any]:
     }
 
 
-def read_result_json(path: str | Path, labels: LabelSet) -> ParsingResult:
-    """A result written by :func:`write_outputs` (or by another model in the same format)."""
+def read_result_json(path: str | Path, labels: LabelSet, size: tuple[int, int] | None = None, image: str | None = None) -> ParsingResult:
+    """A result written by :func:`write_outputs` (or by another model in the same format).
+
+    ``size`` (height, width) and ``image`` (its name), where given, are what the file must
+    describe (its ``image`` field, where it has one): both are checked before any mask is
+    decoded, so a small file claiming a huge image costs nothing. Without ``size`` the image
+    may have at most ``MAX_PIXELS``. Every number must be finite, every score in [0, 1],
+    every box four numbers. Any fault is a HumanParseError naming the file.
+    """
     path = Path(path)
     try:
         data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise HumanParseError(f"{path}: not a result file (a JSON object)")
         height, width = int(data["height"]), int(data["width"])
+        if image is not None and "image" in data and data["image"] != image:
+            raise HumanParseError(f"{path}: the result of image {reprlib.repr(data['image'])}, not of {image!r}")
+        if size is not None and (height, width) != tuple(size):
+            raise HumanParseError(f"{path}: the result is {width}x{height}, the image {size[1]}x{size[0]}")
+        if height < 1 or width < 1:
+            raise HumanParseError(f"{path}: the result is {width}x{height}; width and height must be positive")
+        check_pixels(path, height, width)
         if data.get("labels") is not None and list(data["labels"]) != list(labels.names):
-            raise HumanParseError(f"{path}: its labels {data['labels']} are not those of {labels.name}")
+            raise HumanParseError(f"{path}: its labels {reprlib.repr(data['labels'])} are not those of {labels.name}")
         parts = np.zeros((height, width), np.uint8)
         persons = np.zeros((height, width), np.int32)
-        ids, boxes, scores, keypoints = [], [], [], []
+        ids, boxes, scores, keypoints, known = [], [], [], [], set()
         for person in data["persons"]:
-            mask = _mask(person["mask"], height, width, path)
             pid = int(person["id"])
-            if pid < 1 or pid in ids:
-                raise HumanParseError(f"{path}: person ids must be distinct and positive, got {pid}")
-            persons[mask] = pid
+            if not 1 <= pid <= MAX_PERSON_ID or pid in known:
+                raise HumanParseError(f"{path}: person ids must be distinct and in 1..{MAX_PERSON_ID}, got {pid}")
+            box = [_finite(v, f"person {pid}'s box", path) for v in person["box"]]
+            if len(box) != 4:
+                raise HumanParseError(f"{path}: person {pid}'s box has {len(box)} numbers, not 4 (x1 y1 x2 y2)")
+            scores.append(_score(person["score"], f"person {pid}'s score", path))
+            keypoints.append(_keypoints(person, pid, path))
+            persons[_mask(person["mask"], height, width, path)] = pid
             ids.append(pid)
-            boxes.append([float(v) for v in person["box"]])
-            scores.append(float(person["score"]))
-            keypoints.append(_keypoints(person, path))
-        part_instances = []
+            known.add(pid)
+            boxes.append(box)
+        part_instances, listed = [], set()
         for part in data["parts"]:
             number, pid = int(part["part"]), int(part["person"])
-            if not 1 <= number <= labels.num_parts or pid not in ids:
+            if not 1 <= number <= labels.num_parts or pid not in known:
                 raise HumanParseError(f"{path}: part {number} of person {pid} is not in the label set or the persons")
+            if (pid, number) in listed:
+                raise HumanParseError(f"{path}: part {number} of person {pid} is listed twice")
+            listed.add((pid, number))
+            score = _score(part["score"], f"part {number} of person {pid}: its score", path)
             mask = _mask(part["mask"], height, width, path)
             parts[mask] = number
-            part_instances.append(PartScore(pid, number, float(part["score"]), int(mask.sum())))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise HumanParseError(f"{path}: not a readable result file ({exc})") from None
+            part_instances.append(PartScore(pid, number, score, int(mask.sum())))
+    except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+        raise HumanParseError(f"{path}: not a readable result file ({str(exc)[:200]})") from None
     if len({len(k) for k in keypoints}) > 1:
         raise HumanParseError(f"{path}: some persons have keypoints and some do not")
     order = np.argsort(ids, kind="stable")
@@ -153,7 +178,27 @@ def read_result_json(path: str | Path, labels: LabelSet) -> ParsingResult:
     )
 
 
-def _keypoints(person: dict[str, Any], path: Path) -> list[list[float]]:
+# Person ids of a result read back: they must fit its int32 person map.
+MAX_PERSON_ID = 2**31 - 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _finite(value: Any, what: str, path: Path) -> float:
+    """A number that stays finite as the float32 a result holds."""
+    number = float(value)
+    if not (math.isfinite(number) and abs(number) <= _FLOAT32_MAX):
+        raise HumanParseError(f"{path}: {what} holds {number}, not a finite number")
+    return number
+
+
+def _score(value: Any, what: str, path: Path) -> float:
+    number = _finite(value, what, path)
+    if not 0 <= number <= 1:
+        raise HumanParseError(f"{path}: {what} is {number}, outside [0, 1]")
+    return number
+
+
+def _keypoints(person: dict[str, Any], pid: int, path: Path) -> list[list[float]]:
     """(K, 3) x, y, score of a person record (K = 0 without keypoints)."""
     if "keypoints" not in person:
         return []
@@ -161,14 +206,18 @@ def _keypoints(person: dict[str, Any], path: Path) -> list[list[float]]:
     k = len(COCO_KEYPOINTS)
     if len(flat) != 3 * k or len(scores) != k:
         raise HumanParseError(f"{path}: a person's keypoints must be {k} (x, y, v) triples with {k} scores")
-    return [[float(flat[3 * j]), float(flat[3 * j + 1]), float(scores[j])] for j in range(k)]
+    where = f"person {pid}'s keypoints"
+    return [[_finite(flat[3 * j], where, path), _finite(flat[3 * j + 1], where, path), _score(scores[j], f"{where}: a score", path)] for j in range(k)]
 
 
 def _mask(data: Any, height: int, width: int, path: Path) -> np.ndarray:
-    mask = rle.decode(data)
-    if mask.shape != (height, width):
-        raise HumanParseError(f"{path}: a mask is {mask.shape[1]}x{mask.shape[0]}, the image {width}x{height}")
-    return mask
+    """A mask's COCO RLE, its size and counts checked against the image before decoding."""
+    mask_height, mask_width = (int(v) for v in data["size"])
+    if (mask_height, mask_width) != (height, width):
+        raise HumanParseError(f"{path}: a mask is {mask_width}x{mask_height}, the image {width}x{height}")
+    if not isinstance(data["counts"], str):
+        raise HumanParseError(f"{path}: a mask's RLE counts must be a string (COCO compressed RLE), not {type(data['counts']).__name__}")
+    return rle.decode(data)
 
 
 def cihp_files(result: ParsingResult, name: str) -> dict[str, bytes]:

@@ -6,6 +6,7 @@ written atomically; and the synthetic model shipped inside the package. The pars
 from __future__ import annotations
 
 import io
+import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -66,7 +67,13 @@ def save_checkpoint(model: HolisticParser, path: str | os.PathLike, extra: dict[
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The raw checkpoint dictionary, loaded with ``weights_only=True`` and validated."""
+    """The checkpoint dictionary, loaded with ``weights_only=True`` and validated, as every
+    loader (:func:`load_checkpoint`, :func:`init_from_checkpoint`, ``humanparse info``)
+    takes it: ``config`` a valid :class:`~humanparse.config.ModelConfig` and ``labels`` a
+    valid :class:`~humanparse.labels.LabelSet`, both as complete plain dicts (defaults
+    filled in); ``state_dict`` tensors by name, the floating-point ones finite; ``extra`` a
+    dict (empty where the file has none), its ``about`` a dict where present. Anything else
+    is a CheckpointError of one line naming the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist" if not path.exists() else f"checkpoint {path} is not a file")
@@ -78,13 +85,41 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     for key in ("config", "labels", "state_dict"):
         if key not in payload:
             raise CheckpointError(f"{path}: checkpoint has no {key!r}")
-    return payload
+    try:
+        config = ModelConfig.from_dict(payload["config"], source=f"{path}: config")
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    try:
+        labels = LabelSet.from_dict(payload["labels"])
+    except HumanParseError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    extra = payload.get("extra", {})
+    if not isinstance(extra, dict):
+        raise CheckpointError(f"{path}: checkpoint's 'extra' must be a dict, got {type(extra).__name__}")
+    if not isinstance(extra.get("about", {}), dict):
+        raise CheckpointError(f"{path}: checkpoint's 'extra.about' must be a dict, got {type(extra['about']).__name__}")
+    _check_weights(payload["state_dict"], path)
+    return {**payload, "config": config.to_dict(), "labels": labels.to_dict(), "extra": extra}
+
+
+def _check_weights(state: Any, path: Path) -> None:
+    """A state dict of tensors by name, none holding NaN or infinity (a diverged run's
+    weights evaluate to all-zero scores, which would pass for a result)."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: checkpoint's 'state_dict' must be a dict of tensors, got {type(state).__name__}")
+    for name, value in state.items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{path}: checkpoint's 'state_dict' must map names to tensors; {name!r} holds {type(value).__name__}")
+        # A sum is finite only where every value is (and costs a fifth of isfinite); one that
+        # is not (NaN, infinity, or large values overflowing) is settled by isfinite.
+        if value.is_floating_point() and not math.isfinite(float(value.sum())) and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{path}: weight {name!r} holds NaN or infinite values (a diverged training run?); this checkpoint cannot be used")
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> HolisticParser:
     """Rebuild the network from a checkpoint written by :func:`save_checkpoint`."""
     payload = read_checkpoint(path, map_location)
-    model, _ = _model_from(payload, path, _config_of(payload, path), strict=True)
+    model, _ = _model_from(payload, path, ModelConfig.from_dict(payload["config"]), strict=True)
     return model.to(map_location)
 
 
@@ -102,7 +137,7 @@ def init_from_checkpoint(config: ModelConfig, path: str | os.PathLike) -> Holist
     learned value. An architecture that differs is an error naming the fields; the global
     weight is dropped, or starts at ``crf.global_weight``, when the global term is switched."""
     payload = read_checkpoint(path)
-    source = _config_of(payload, path)
+    source = ModelConfig.from_dict(payload["config"])
     differ = [f"{name} {getattr(source, name)!r} (the run has {getattr(config, name)!r})" for name in _ARCHITECTURE if getattr(source, name) != getattr(config, name)]
     if differ:
         raise ConfigError(f"init {path} has a different architecture: {'; '.join(differ)}; set [model] to match it")
@@ -113,23 +148,17 @@ def init_from_checkpoint(config: ModelConfig, path: str | os.PathLike) -> Holist
     return model
 
 
-def _config_of(payload: dict[str, Any], path: str | os.PathLike) -> ModelConfig:
-    try:
-        return ModelConfig.from_dict(payload["config"], source=f"{path}")
-    except ConfigError as exc:
-        raise CheckpointError(str(exc)) from None
-
-
 def _model_from(payload: dict[str, Any], path: str | os.PathLike, config: ModelConfig, strict: bool) -> tuple[HolisticParser, set[str]]:
     """The network of ``config`` with the checkpoint's labels and weights, and the names of
     the parameters missing from the checkpoint or left over (empty when ``strict``)."""
     try:
-        labels = LabelSet.from_dict(payload["labels"])
-    except HumanParseError as exc:
+        model = build_model(config, labels=LabelSet.from_dict(payload["labels"]), pretrained=False)
+    except HumanParseError as exc:  # a configuration no network has (an unknown backbone)
         raise CheckpointError(f"{path}: {exc}") from None
-    model = build_model(config, labels=labels, pretrained=False)
     try:
         missing, unexpected = model.load_state_dict(payload["state_dict"], strict=strict)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the model: {str(exc).splitlines()[0]}") from None
+        # torch's first line only says "Error(s) in loading state_dict for ...": the next names the weight.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise CheckpointError(f"{path}: weights do not fit the model: {lines[1] if len(lines) > 1 else lines[0]}") from None
     return model, set(missing) | set(unexpected)

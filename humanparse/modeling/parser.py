@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from ..config import MAX_CRF_ITERATIONS
 from ..errors import HumanParseError
 from ..labels import LabelSet
 from ..structures import Detections, ParsingResult
@@ -89,8 +90,8 @@ class ParseOptions:
             value = getattr(self, name)
             if value is not None and not 0 < value <= 1:
                 raise HumanParseError(f"{name} must be in (0, 1], got {value}")
-        if self.crf_iterations is not None and self.crf_iterations < 0:
-            raise HumanParseError(f"crf_iterations must be >= 0, got {self.crf_iterations}")
+        if self.crf_iterations is not None and not 0 <= self.crf_iterations <= MAX_CRF_ITERATIONS:
+            raise HumanParseError(f"crf_iterations must be in 0..{MAX_CRF_ITERATIONS}, got {self.crf_iterations}")
 
 
 # The command line's name of each option, for messages.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from ..structures import Poses
 from .crops import crop_square, square_regions, to_image_coordinates
@@ -57,6 +58,8 @@ class BlazePose(PretrainedNetwork):
             points = outputs["ld_3d"].float().reshape(LANDMARKS, VALUES)[list(BLAZEPOSE_TO_COCO)].cpu().numpy()
             flag = float(outputs["output_poseflag"].float().reshape(()))
             keypoints[k, :, :2] = to_image_coordinates(points[:, :2], region, INPUT_SIZE)
-            keypoints[k, :, 2] = flag / (1 + np.exp(-points[:, 3]))
+            # expit: 1 / (1 + exp(-x)) overflows (a RuntimeWarning) for the float32 logit of
+            # a keypoint far out of view.
+            keypoints[k, :, 2] = flag * expit(points[:, 3])
             masks[k] = outputs["activation_segmentation"].float()[0, ..., 0].cpu().numpy()
         return Poses(keypoints, regions, masks)

@@ -75,3 +75,80 @@ def test_cihp_label_set_with_twenty_labels(tmp_path) -> None:
     assert set(np.unique(sample.parts)) == {14, 19}
     with pytest.raises(HumanParseError, match="outside the label set"):
         load_sample(tmp_path, "x", num_labels=7)
+
+
+def test_ids_and_splits_that_are_paths_are_refused(dataset, tmp_path) -> None:
+    import shutil
+
+    # The files '../x' would name (<root>/x.jpg, <root>/x.png), outside the data set's folders,
+    # and a sample whose id starts with '..' (a name, not a path: fine).
+    shutil.copy(dataset / "images" / "000000.jpg", dataset / "x.jpg")
+    shutil.copy(dataset / "Human_ids" / "000000.png", dataset / "x.png")
+    shutil.copy(dataset / "images" / "000000.jpg", dataset / "images" / "..x.jpg")
+    for folder in ("Category_ids", "Human_ids"):
+        shutil.copy(dataset / folder / "000000.png", dataset / folder / "..x.png")
+    for bad in ("../x", "/tmp/x", "..", "", "a\0b"):
+        with pytest.raises(HumanParseError, match="an image id is a plain file name"):
+            load_sample(dataset, bad, 7)
+    assert load_sample(dataset, "..x", 7).persons is not None
+    (dataset / "val_id.txt").write_text("000001\n../x\n")
+    with pytest.raises(HumanParseError, match=r"val_id.txt:2: an image id is a plain file name.*'../x'"):
+        read_split(dataset, "val")
+    (tmp_path / "escape_id.txt").write_text("000001\n")
+    with pytest.raises(HumanParseError, match="a split is a plain name"):
+        read_split(dataset, "../escape")
+
+
+def test_a_split_file_that_is_not_text_is_a_one_line_error(dataset) -> None:
+    (dataset / "val_id.txt").write_bytes(b"000001\n\xff\xfe000002\n")
+    with pytest.raises(HumanParseError, match=r"val_id.txt:2: not UTF-8 text \(byte 0xff\)"):
+        read_split(dataset, "val")
+
+
+def test_person_ids_over_255_are_refused_not_wrapped(tmp_path) -> None:
+    from humanparse.data.cihp import write_sample
+
+    persons = np.zeros((8, 8), np.int64)
+    persons[0, 0], persons[1, 1] = 1, 300
+    parts = (persons > 0).astype(np.uint8)
+    with pytest.raises(HumanParseError, match="x: person ids outside 0..255 do not fit the 8-bit PNGs"):
+        write_sample(tmp_path, "x", b"", parts, persons)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_label_map_over_pils_bomb_warning_size_reads_quietly_and_one_over_ours_is_refused(dataset, monkeypatch) -> None:
+    """PIL warns of a decompression bomb from 89 megapixels; humanparse reads images up to
+    MAX_PIXELS (100) and refuses larger ones, label maps alike. Scaled down here: PIL's
+    limit is set below the 80x64 label maps, ours at or just below their size."""
+    import warnings
+
+    from PIL import Image
+
+    from humanparse.io import images
+
+    expected = load_sample(dataset, "000001", 7)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 80 * 64 // 2 + 1)  # a warning, not PIL's error
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sample = load_sample(dataset, "000001", 7)
+    assert np.array_equal(sample.parts, expected.parts) and np.array_equal(sample.persons, expected.persons)
+    monkeypatch.setattr(images, "MAX_PIXELS", 80 * 64 - 1)
+    with pytest.raises(HumanParseError, match=r"Category_ids/000001.png: 80x64 is 0 megapixels, more than .*scale it down first"):
+        load_sample(dataset, "000001", 7)
+
+
+def test_a_100_megapixel_label_map_reads_without_a_warning(tmp_path) -> None:
+    import warnings
+
+    from PIL import Image
+
+    from humanparse.data.cihp import read_label_png
+
+    Image.new("L", (10_000, 10_000), 3).save(tmp_path / "big.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        labels = read_label_png(tmp_path / "big.png", (10_000, 10_000))
+    assert labels.shape == (10_000, 10_000) and labels[-1, -1] == 3
+    del labels
+    with pytest.raises(HumanParseError, match=r"big.png: label map is 10000x10000, the image 10x10"):
+        read_label_png(tmp_path / "big.png", (10, 10))  # from the header, not decoded

@@ -151,3 +151,122 @@ def test_conversions_refuse_paths_as_splits_masks_of_another_size_and_labels_out
     assert not (tmp_path / "out").exists()
     assert CliRunner().invoke(main, [*convert, "--label-map", "42:1"]).exit_code == 0
     assert json.loads((tmp_path / "out" / "meta.json").read_text())["label_set"] == "pascal-person-part"
+
+
+def files_under(folder) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("name", ["../../../x", "../x", "/tmp/x", "a/b", "a\\b", "..", ".", "a\nb", "a\tb"])
+def test_image_names_that_are_paths_are_refused_before_anything_is_written(tmp_path, name) -> None:
+    ann, img = tmp_path / "a" / "b" / "ann", tmp_path / "a" / "b" / "img"
+    ann.mkdir(parents=True)
+    img.mkdir()
+    write_mat(ann / "m.mat", name, [("person", box_mask(0, 12, 0, 6), [("head", box_mask(0, 2, 1, 4))])])
+    cv2.imwrite(str(tmp_path / "x.jpg"), np.full((H, W, 3), 128, np.uint8))  # what ../../../x would read
+    before = files_under(tmp_path)
+    with pytest.raises(HumanParseError, match=r"m.mat: imname: an image id is a plain file name"):
+        convert_pascal_part(ann, img, tmp_path / "a" / "b" / "out")
+    assert files_under(tmp_path) == before
+    result = CliRunner().invoke(main, ["data", "convert", "pascal-part", str(tmp_path / "a" / "b" / "out"), "--annotations", str(ann), "--images", str(img), "--quiet"])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
+    assert files_under(tmp_path) == before
+
+
+def test_ids_that_are_paths_are_refused(pascal, tmp_path) -> None:
+    from humanparse.data.cihp import read_id_list
+
+    ann, img = pascal
+    with pytest.raises(HumanParseError, match=r"ids: an image id is a plain file name.*'../2008_000001'"):
+        convert_pascal_part(ann, img, tmp_path / "o", ids=["2008_000001", "../2008_000001"])
+    listing = tmp_path / "ids.txt"
+    listing.write_text("2008_000001\n\n  ../x \n")
+    with pytest.raises(HumanParseError, match=r"ids.txt:3: an image id is a plain file name.*'../x'"):
+        read_id_list(listing)
+    listing.write_bytes("2008_000001\n2008_00000\xe9\n".encode("latin-1"))
+    with pytest.raises(HumanParseError, match=r"ids.txt:2: not UTF-8 text \(byte 0xe9\)"):
+        read_id_list(listing)
+    listing.write_text("x\0y\n")
+    with pytest.raises(HumanParseError, match=r"ids.txt:1: an image id is a plain file name"):
+        read_id_list(listing)
+    listing.write_bytes("\ufeff2008_000001\r\n 2008_000002 \n".encode())  # a BOM, CRLF, spaces: fine
+    assert read_id_list(listing) == ["2008_000001", "2008_000002"]
+    assert not (tmp_path / "o").exists()
+
+
+def write_struct(path, anno: dict) -> None:
+    scipy.io.savemat(str(path), {"anno": anno})
+
+
+def objects_of(**fields) -> np.ndarray:
+    """One object with just these fields."""
+    return np.array([tuple(fields.values())], dtype=[(k, "O") for k in fields]).reshape(1, -1)
+
+
+@pytest.mark.parametrize(
+    "anno, message",
+    [
+        ({"imname": "x", "objects": objects_of(mask=box_mask(0, 5, 0, 5))}, "object 1 has no 'class' field"),
+        ({"imname": "x", "objects": 5}, "objects is not a struct array"),
+        ({"imname": "x", "objects": objects_of(**{"class": "person"})}, "object 1 has no 'mask' field"),
+        ({"imname": "x", "objects": objects_of(**{"class": "person", "mask": box_mask(0, 5, 0, 5)})}, "object 1 has no 'parts' field"),
+        ({"imname": "x", "objects": objects_of(**{"class": "person", "mask": box_mask(0, 5, 0, 5), "parts": 7})}, "object 1 parts is not a struct array"),
+        ({"imname": 5, "objects": objects_of(**{"class": "dog", "mask": box_mask(0, 5, 0, 5)})}, "imname is not text"),
+        ({"imname": "x", "objects": objects_of(**{"class": 3, "mask": box_mask(0, 5, 0, 5)})}, "object 1 class is not text"),
+        ({"imname": "x", "objects": objects_of(**{"class": "dog", "mask": np.zeros((0, 0))})}, "object 1 mask is float64 of shape"),
+        ({"imname": "x", "objects": objects_of(**{"class": "dog", "mask": "abc"})}, "object 1 mask is <U3"),
+        ({"imname": "x", "objects": objects_of(**{"class": "person", "mask": box_mask(0, 5, 0, 5),
+                                                  "parts": objects_of(mask=box_mask(0, 1, 0, 1))})}, "object 1 part 1 has no 'part_name' field"),
+    ],
+    ids=["no class", "objects = 5", "no mask", "no parts", "parts = 7", "numeric imname", "numeric class", "empty mask", "text mask", "no part_name"],
+)
+def test_damaged_annotations_are_one_line_errors(tmp_path, anno, message) -> None:
+    write_struct(tmp_path / "x.mat", anno)
+    with pytest.raises(HumanParseError, match=rf"x.mat: {message}") as error:
+        read_pascal_part_mat(tmp_path / "x.mat")
+    assert "\n" not in str(error.value)
+
+
+def crowd(path, count: int, size: int = 20) -> None:
+    """``count`` one-pixel persons, each with a head."""
+    objects = []
+    for k in range(count):
+        mask = np.zeros((size, size), np.uint8)
+        mask.flat[k] = 1
+        objects.append(("person", mask, [("head", mask)]))
+    write_mat(path, path.stem, objects)
+
+
+def test_up_to_255_persons_keep_their_ids_and_more_are_refused_not_wrapped(tmp_path) -> None:
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "img").mkdir()
+    crowd(tmp_path / "ann" / "full.mat", 255)
+    cv2.imwrite(str(tmp_path / "img" / "full.jpg"), np.zeros((20, 20, 3), np.uint8))
+    out = convert_pascal_part(tmp_path / "ann", tmp_path / "img", tmp_path / "out")
+    sample = load_sample(out, "full", num_labels=7)
+    assert sample.person_ids == tuple(range(1, 256)) and sample.persons.flat[254] == 255
+    crowd(tmp_path / "ann" / "over.mat", 300)
+    with pytest.raises(HumanParseError, match="over.mat: more than 255 persons with parts; person ids are 8-bit"):
+        read_pascal_part_mat(tmp_path / "ann" / "over.mat")
+
+
+def test_two_annotations_of_one_image_are_refused(pascal, tmp_path) -> None:
+    ann, img = pascal
+    write_mat(ann / "copy.mat", "2008_000001", [("person", box_mask(0, 2, 0, 2), [("head", box_mask(0, 1, 0, 1))])])
+    with pytest.raises(HumanParseError, match=r"copy.mat: image '2008_000001' is annotated by .*2008_000001.mat too"):
+        convert_pascal_part(ann, img, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_label_png_whose_name_is_no_image_id_is_refused(tmp_path) -> None:
+    from humanparse.data.pascal_part import convert_png_release
+
+    images, labels = tmp_path / "img", tmp_path / "lab"
+    images.mkdir()
+    labels.mkdir()
+    cv2.imwrite(str(images / "a\nb.jpg"), np.zeros((H, W, 3), np.uint8))
+    cv2.imwrite(str(labels / "a\nb.png"), np.zeros((H, W), np.uint8))
+    with pytest.raises(HumanParseError, match=r"lab: an image id is a plain file name .*'a\\nb'") as error:
+        convert_png_release(images, labels, tmp_path / "out")
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "out").exists()

@@ -147,3 +147,23 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_data_set(tmp_path) -> Non
     done = subprocess.run(command, preexec_fn=small_files, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not list(tmp_path.iterdir())  # neither the data set nor its staging folder
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "7"])
+def test_a_seed_numpy_cannot_take_is_a_one_line_error(tmp_path, seed) -> None:
+    with pytest.raises(HumanParseError, match=f"--seed must be a whole number of 0 or more, got {seed}"):
+        write_image_dataset(tmp_path / "out", 1, seed, (16, 16))
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_command_line_refuses_a_negative_seed_in_one_line(tmp_path) -> None:
+    result = CliRunner().invoke(main, ["synth", "images", str(tmp_path / "out"), "--num", "1", "--size", "16x16", "--seed", "-1"])
+    assert result.exit_code == 1 and result.output == "Error: --seed must be a whole number of 0 or more, got -1\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_numpy_integer_seed_is_written_to_meta_as_a_number(tmp_path) -> None:
+    import json
+
+    out = write_image_dataset(tmp_path / "out", 1, np.int64(3), (16, 16))
+    assert json.loads((out / "meta.json").read_text())["seed"] == 3

@@ -111,3 +111,37 @@ def test_long_clips_keep_the_view_inside_the_panned_background(seed: int, tmp_pa
     video, gt_dir = write_video(tmp_path / "long.mp4", 240, seed=seed, size=(32, 24))
     with av.open(str(video)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 240
+
+
+def test_a_negative_seed_is_a_one_line_error_and_nothing_is_written(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from humanparse.cli import main
+
+    with pytest.raises(HumanParseError, match="--seed must be a whole number of 0 or more, got -1"):
+        write_video(tmp_path / "a.mp4", 2, -1, (16, 16))
+    result = CliRunner().invoke(main, ["synth", "video", str(tmp_path / "b.mp4"), "--frames", "2", "--size", "16x16", "--seed", "-1"])
+    assert result.exit_code == 1 and result.output == "Error: --seed must be a whole number of 0 or more, got -1\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_long_clip_pans_over_at_most_one_frame_width(tmp_path, monkeypatch) -> None:
+    """The panned world is drawn before the first frame: its size must not grow with the
+    clip's length (100 million frames asked for 57 GB at once)."""
+    from humanparse.data import synth_video
+
+    class Drawn(Exception):
+        pass
+
+    widths = []
+
+    def world(rng, height, width, config):
+        widths.append(width)
+        raise Drawn
+
+    monkeypatch.setattr(synth_video, "background", world)
+    for frames in (10, 100_000_000):
+        with pytest.raises(Drawn):
+            write_video(tmp_path / "a.mp4", frames, 0, (160, 96))
+    assert widths == [160 + 6 + 1, 160 + 160 + 1]  # 0.6 pixels a frame; then one frame width
+    assert list(tmp_path.iterdir()) == []

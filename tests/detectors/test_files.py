@@ -85,3 +85,27 @@ def test_malformed_mot_lines_name_the_line(tmp_path, line, message) -> None:
     path.write_text("1,-1,0,0,5,5,0.5\n" + line + "\n")
     with pytest.raises(HumanParseError, match=rf"det.txt:2: .*{message}"):
         MotDetector(path)
+
+
+def test_files_that_are_not_text_are_one_line_errors(tmp_path) -> None:
+    coco = tmp_path / "dets.json"
+    coco.write_bytes(b'[{"image_id": "caf\xe9", "bbox": [0, 0, 1, 1], "score": 0.5}]')
+    with pytest.raises(HumanParseError, match=r"dets.json: cannot read detections \(not UTF-8 text: byte 0xe9 at offset 18\)"):
+        CocoResultsDetector(coco)
+    coco.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(HumanParseError, match=r"dets.json: cannot read detections \(JSON nested too deeply\)"):
+        CocoResultsDetector(coco)
+    coco.write_text(json.dumps([{"image_id": "a", "bbox": [0, 0, 1, 1], "score": 0.5}]), encoding="utf-16")  # JSON may be UTF-16
+    assert len(CocoResultsDetector(coco)(IMAGE, key="a.jpg")) == 1
+    mot = tmp_path / "det.txt"
+    mot.write_bytes(b"1,-1,0,0,5,5,0.5\n2,-1,0,0,5,5,0.5 \xff\n")
+    with pytest.raises(HumanParseError, match=r"det.txt:2: not UTF-8 text \(byte 0xff\)"):
+        MotDetector(mot)
+
+
+@pytest.mark.parametrize("frame, message", [("inf", "whole number"), ("1e400", "whole number"), ("1.5", "whole number"), ("nan", "whole number")])
+def test_mot_frame_numbers_that_are_no_whole_numbers(tmp_path, frame, message) -> None:
+    path = tmp_path / "det.txt"
+    path.write_text(f"1,-1,0,0,5,5,0.5\n{frame},-1,0,0,5,5,0.5\n")
+    with pytest.raises(HumanParseError, match=rf"det.txt:2: the frame number must be a {message}, got {frame}"):
+        MotDetector(path)

@@ -134,3 +134,19 @@ def test_a_truncated_jpeg_is_refused_not_parsed_half_grey(tmp_path) -> None:
         read_image(cut)
     whole = read_image(photo)  # the same pixels OpenCV decodes
     assert np.array_equal(whole, cv2.imread(str(photo))[..., ::-1])
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_an_image_over_pils_bomb_warning_but_within_max_pixels_reads_quietly(tmp_path, monkeypatch, suffix) -> None:
+    """PIL warns of a decompression bomb from 89 megapixels, under humanparse's own bound of
+    100 (a 95-megapixel photo printed PIL's warning): scaled down here, PIL's limit set
+    under the image's size."""
+    import warnings
+
+    from PIL import Image
+
+    cv2.imwrite(str(tmp_path / f"photo{suffix}"), np.full((48, 64, 3), 90, np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 48 * 64 // 2 + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_image(tmp_path / f"photo{suffix}").shape == (48, 64, 3)

@@ -169,3 +169,59 @@ def test_scores_and_boxes_read_back_exactly(tmp_path, parsed) -> None:
     back = read_result_json(tmp_path / "json" / "exact.json", PASCAL_PERSON_PART)
     assert np.array_equal(back.scores, noisy.scores) and np.array_equal(back.boxes, noisy.boxes)
     assert [p.score for p in back.part_instances] == [p.score for p in noisy.part_instances]
+
+
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda d: d["persons"][0].update(score=float("nan")), "person 5's score holds nan"),
+        (lambda d: d["parts"][0].update(score=float("nan")), "its score holds nan"),
+        (lambda d: d["parts"][0].update(score=1e9), r"outside \[0, 1\]"),
+        (lambda d: d["parts"][-1].update(score=-1e9), r"outside \[0, 1\]"),
+        (lambda d: d["persons"][1].update(score=1.5), r"outside \[0, 1\]"),
+        (lambda d: d["persons"][0]["box"].__setitem__(2, float("nan")), "box holds nan"),
+        (lambda d: d["persons"][1]["box"].__setitem__(0, float("-inf")), "box holds -inf"),
+        (lambda d: d["persons"][1]["box"].__setitem__(3, 1e300), "box holds 1e[+]300"),  # infinite as float32
+        (lambda d: d["persons"][0].update(box=[1, 2, 3]), "not 4"),
+        (lambda d: d["persons"][0].update(score=10**400), "not a readable"),  # too large for a float
+        (lambda d: d.update(height=1e400), "not a readable"),  # infinite, as JSON reads 1e400
+        (lambda d: d["persons"][0].update(id=2**40), "distinct and in 1.."),
+        (lambda d: d["parts"].append(dict(d["parts"][0])), "listed twice"),
+        (lambda d: d["persons"][0]["mask"].update(counts=10**9), "counts must be a string"),
+    ],
+)
+def test_non_finite_numbers_and_scores_outside_0_1_are_refused(tmp_path, parsed, corrupt, message) -> None:
+    """JSON holds NaN, Infinity and numbers of any size: read as scores and boxes they would
+    be ranked and matched (issue 23), so they are refused, naming the file."""
+    data = json.loads(json.dumps(result_dict(parsed[1], "x")))
+    corrupt(data)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(HumanParseError, match=message) as caught:
+        read_result_json(path, PASCAL_PERSON_PART)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_file_of_another_image_or_size_is_refused_before_any_mask_is_decoded(tmp_path, parsed, monkeypatch) -> None:
+    """A 300-byte file claiming 30000 x 30000 pixels (its masks one run each: valid RLE) once
+    cost 5.9 GB before its error: its size is checked against the image's first."""
+    data = json.loads(json.dumps(result_dict(parsed[1], "x")))
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(data))
+    assert read_result_json(path, PASCAL_PERSON_PART, size=parsed[1].size, image="x").size == parsed[1].size
+    decoded = []
+    monkeypatch.setattr(rle, "decode", lambda counts: decoded.append(counts))
+    huge = {"size": [30000, 30000], "counts": "0"}  # never read
+    bomb = {**data, "height": 30000, "width": 30000, "persons": [{**p, "mask": huge} for p in data["persons"]], "parts": []}
+    path.write_text(json.dumps(bomb))
+    with pytest.raises(HumanParseError, match="30000x30000, the image 64x64"):
+        read_result_json(path, PASCAL_PERSON_PART, size=(64, 64))
+    with pytest.raises(HumanParseError, match="megapixels"):  # without a size to check: the bound of every image read
+        read_result_json(path, PASCAL_PERSON_PART)
+    path.write_text(json.dumps({**data, "persons": [{**data["persons"][0], "mask": huge}]}))
+    with pytest.raises(HumanParseError, match="a mask is 30000x30000, the image 64x64"):
+        read_result_json(path, PASCAL_PERSON_PART)
+    path.write_text(json.dumps(data))
+    with pytest.raises(HumanParseError, match="the result of image 'x', not of 'y'"):
+        read_result_json(path, PASCAL_PERSON_PART, image="y")
+    assert decoded == []

@@ -230,7 +230,7 @@ def test_damaged_and_oversized_files_give_one_line_each_and_nothing_from_the_dec
         f"skipped {inputs / 'huge.png'}: 12000x9000 is 108 megapixels, more than the 100 humanparse parses in bounded memory; scale it down first",
     ]
     summary = [line for line in lines if line.startswith("parsed")]
-    assert len(summary) == 1 and summary[0].startswith("parsed 1 images") and summary[0].endswith("3 failed")
+    assert len(summary) == 1 and summary[0].startswith("parsed 1 image ") and summary[0].endswith("3 failed")
 
 
 def test_sigterm_stops_after_the_image_in_flight_with_every_image_whole(tmp_path, eager_checkpoint) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -78,7 +79,7 @@ def test_checkpoint_with_mismatched_weights_is_rejected(tmp_path) -> None:
     payload["labels"]["palette"] = payload["labels"]["palette"][:7]
     payload["labels"]["mirror_pairs"] = []
     torch.save(payload, path)
-    with pytest.raises(CheckpointError, match="do not fit"):
+    with pytest.raises(CheckpointError, match="do not fit the model: size mismatch for segmenter.head.classifier.weight"):
         load_checkpoint(path)
 
 
@@ -179,3 +180,71 @@ def test_a_checkpoint_holding_code_is_refused_without_advising_to_unpickle_it(tm
         read_checkpoint(path)
     assert "weights_only" not in str(caught.value)
     assert "pickled code ran" not in capsys.readouterr().out
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused(tmp_path) -> None:
+    """NaN weights (a diverged run) evaluated to all-zero APs with exit status 0."""
+    model = build_model(TINY)
+    with torch.no_grad():
+        model.segmenter.head.classifier.weight[0, 0, 0, 0] = float("nan")
+    path = save_checkpoint(model, tmp_path / "nan.pt")
+    for load in (read_checkpoint, load_checkpoint, lambda p: init_from_checkpoint(TINY, p)):
+        with pytest.raises(CheckpointError, match="'segmenter.head.classifier.weight' holds NaN or infinite values") as caught:
+            load(path)
+        assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["crf.log_global_weight"] = torch.tensor(float("inf"), dtype=torch.float16)
+    payload["state_dict"]["segmenter.head.classifier.weight"].nan_to_num_(0.0)
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="'crf.log_global_weight' holds NaN or infinite"):
+        load_checkpoint(path)
+
+
+def _edited(path, edit):
+    payload = torch.load(path, weights_only=True)
+    edit(payload)
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda p: p.update(config={"backbone": 5}), "config: key 'backbone' must be str"),
+        (lambda p: p.update(config=[]), "config: expected a table"),
+        (lambda p: p.update(labels=[]), "malformed label set"),
+        (lambda p: p["labels"].update(names=5), "malformed label set"),
+        (lambda p: p.update(state_dict={"w": 5}), "'w' holds int"),
+        (lambda p: p.update(state_dict=[1, 2]), "'state_dict' must be a dict of tensors"),
+        (lambda p: p.update(extra=5), "'extra' must be a dict"),
+        (lambda p: p.update(extra={"about": "x"}), "'extra.about' must be a dict, got str"),
+    ],
+)
+def test_hand_edited_checkpoints_are_one_line_errors_for_every_loader(tmp_path, edit, message) -> None:
+    """`info --checkpoint` (humanparse.build.describe) read these unchecked and gave tracebacks;
+    one validation in read_checkpoint now serves it, eval and training alike."""
+    from humanparse.build import describe
+
+    path = _edited(save_checkpoint(build_model(TINY), tmp_path / "m.pt"), edit)
+    for load in (read_checkpoint, load_checkpoint, describe):
+        with pytest.raises(CheckpointError, match=message) as caught:
+            load(path)
+        assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_checkpoint_without_extra_or_with_an_empty_config_reads_with_the_defaults(tmp_path) -> None:
+    """``extra`` is optional and a config's missing keys take ModelConfig's defaults: every
+    loader sees complete, validated dicts, so `info` describes what `eval` would load."""
+    from humanparse.build import describe
+
+    path = _edited(save_checkpoint(build_model(TINY), tmp_path / "m.pt"), lambda p: (p.pop("extra"), p.update(config={})))
+    payload = read_checkpoint(path)
+    assert payload["extra"] == {} and payload["config"] == ModelConfig().to_dict()
+    assert load_checkpoint(path).config == ModelConfig()
+    assert ("crf", "5 mean-field iterations, global term on") in describe(str(path))
+
+
+def test_a_checkpoint_describing_no_network_names_the_file(tmp_path) -> None:
+    path = _edited(save_checkpoint(build_model(TINY), tmp_path / "m.pt"), lambda p: p["config"].update(backbone="nope"))
+    with pytest.raises(CheckpointError, match=rf"{re.escape(str(path))}: .*backbone.*'nope'"):  # from the builder, or from ModelConfig should it check
+        load_checkpoint(path)
