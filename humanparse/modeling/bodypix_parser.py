@@ -52,7 +52,7 @@ from ..pretrained.selfie import SelfieMasks
 from ..structures import Detections, ParsingResult
 from .crf import InstanceCRF
 from .instances import parsing_result, upsampled_max
-from .parser import ParseOptions, StageClock, StageTimer
+from .parser import ParseOptions, StageClock, StageTimer, detect_persons
 
 # BodyPix's 24 parts grouped onto Pascal-Person-Part's six (../shared/bodypix/README.md):
 # head, torso, upper arms, lower arms (hands included), upper legs, lower legs (feet).
@@ -249,7 +249,7 @@ class BodyPixParser(nn.Module):
     def detect(self, image: np.ndarray, options: ParseOptions = ParseOptions()) -> Detections:
         """The detector's persons in ``image`` (H, W, 3) uint8 RGB, by the options'
         ``det_threshold`` and ``max_people``, before the segmentation confirms them."""
-        return self.detector(image, nms_iou=1.0 if options.nms_iou is None else options.nms_iou).top(options.det_threshold, options.max_people)
+        return detect_persons(self.detector, image, options)
 
     @torch.inference_mode()
     def parse(

@@ -101,6 +101,13 @@ OPTION_FLAGS = {
 }
 
 
+def detect_persons(detector: Callable[..., Detections], image: np.ndarray, options: ParseOptions) -> Detections:
+    """A parser's own detector on one (H, W, 3) uint8 RGB image, called as ``detector(image,
+    nms_iou=...)`` with the options' NMS (None: no suppression, IoU 1) and filtered by their
+    ``det_threshold`` and ``max_people``: what the parsers built on NanoDet share."""
+    return detector(image, nms_iou=1.0 if options.nms_iou is None else options.nms_iou).top(options.det_threshold, options.max_people)
+
+
 class Parser(Protocol):
     """What a model offers to everything that runs it.
 

@@ -34,7 +34,7 @@ from ..pretrained.selfie import SelfieMasks
 from ..structures import Detections, ParsingResult
 from .crf import InstanceCRF
 from .instances import parsing_result, person_map, upsampled_max
-from .parser import ParseOptions, StageClock, StageTimer
+from .parser import ParseOptions, StageClock, StageTimer, detect_persons
 from .skeleton import category_q, part_evidence
 
 # Kernel weights of the untrained CRF, chosen by benchmarks/bench_pose_guided_crf.py on 40
@@ -138,7 +138,7 @@ class PoseGuidedParser(nn.Module):
     def detect(self, image: np.ndarray, options: ParseOptions = ParseOptions()) -> Detections:
         """The detector's persons in ``image`` (H, W, 3) uint8 RGB, by the options'
         ``det_threshold`` and ``max_people``, before the pose confirms them."""
-        return self.detector(image, nms_iou=1.0 if options.nms_iou is None else options.nms_iou).top(options.det_threshold, options.max_people)
+        return detect_persons(self.detector, image, options)
 
     @torch.inference_mode()
     def parse(
