@@ -531,8 +531,10 @@ def _report_video(summary, source: str, out: str, labels) -> None:
 @_model_options
 @click.option("--out", "report_path", type=click.Path(dir_okay=False), help="Write the report as JSON here.")
 @click.option("--heatmap", type=click.Path(dir_okay=False), help="Write per-class AP^r by IoU threshold as a PNG (the paper's Fig. 5).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out or --heatmap file.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def eval_command(data_root, split, predictions, checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side, report_path, heatmap, quiet) -> None:
+@click.pass_context
+def eval_command(ctx, data_root, split, predictions, checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side, report_path, heatmap, overwrite, quiet) -> None:
     """AP^r of part instances and persons at IoU 0.1..0.9, AP^r_vol, AP^p, PCP, mIoU, box AP.
 
     \b
@@ -540,17 +542,16 @@ def eval_command(data_root, split, predictions, checkpoint, detector, det_thresh
       humanparse eval --data data/synth-test --split test --checkpoint runs/joint/final.pt --out report.json --heatmap ap.png
       humanparse eval --data data/synth-test --split test --predictions runs/test-images
     """
-    import json
-    from pathlib import Path
+    from click.core import ParameterSource
 
-    from .evaluate import ap_heatmap, evaluate, evaluate_predictions, report_dict
-    from .io.files import check_writable, write_bytes_atomic
-    from .io.images import encode_png
+    from .evaluate import check_eval_outputs, evaluate, evaluate_predictions, report_dict, write_report
 
-    for destination in filter(None, (report_path, heatmap)):  # before the evaluation, not after it
-        if Path(destination).is_dir():
-            raise click.BadParameter(f"{destination} is a folder; give a file name", param_hint="--out" if destination == report_path else "--heatmap")
-        check_writable(Path(destination).resolve().parent)
+    if predictions:
+        model_options = ("checkpoint", "detector", "det_threshold", "max_people", "nms_iou", "pose", "crf_iterations", "device", "scale", "crf_scale", "max_side")
+        given = [f"--{name.replace('_', '-')}" for name in model_options if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT]
+        if given:
+            raise OptionError(f"{', '.join(given)}: no model runs with --predictions (the result files are scored as they are)")
+    check_eval_outputs(report_path, heatmap, overwrite)  # before the evaluation, creating nothing
     with _progress(quiet, "evaluating") as bar:
         task = bar.add_task("evaluating", total=None)
         update = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
@@ -578,10 +579,7 @@ def eval_command(data_root, split, predictions, checkpoint, detector, det_thresh
     ):
         table.add_row(name, str(value))
     Console().print(table)
-    if report_path:
-        write_bytes_atomic(Path(report_path), (json.dumps(data, indent=2) + "\n").encode())
-    if heatmap:
-        write_bytes_atomic(Path(heatmap), encode_png(ap_heatmap(report, labels)))
+    write_report(report, labels, report_path, heatmap)
 
 
 def _labels_of(predictions: str, data_root: str):

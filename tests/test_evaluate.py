@@ -296,3 +296,24 @@ def test_write_report_names_the_file_it_cannot_write(tmp_path, monkeypatch) -> N
     monkeypatch.setattr(evaluate_module, "write_bytes_atomic", full_disk)
     with pytest.raises(HumanParseError, match=r"cannot write .*r2.json: No space left on device"):
         evaluate_module.write_report(report, PASCAL_PERSON_PART, tmp_path / "r2.json")
+
+
+def test_eval_cli_checks_its_outputs_up_front_and_refuses_model_options_with_predictions(tmp_path, data, predictions) -> None:
+    """The report was overwritten by the heatmap given the same name, an existing report was
+    replaced silently, folders were made before a failing evaluation, and a --checkpoint given
+    with --predictions was ignored."""
+    def run(*extra):
+        return CliRunner().invoke(main, ["eval", "--data", str(data), "--predictions", str(predictions), "--quiet", *extra])
+
+    same = run("--out", str(tmp_path / "r"), "--heatmap", str(tmp_path / "r"))
+    assert same.exit_code == 1 and "both be written to" in same.output and not (tmp_path / "r").exists()
+    (tmp_path / "old.json").write_text("{}")
+    kept = run("--out", str(tmp_path / "old.json"))
+    assert kept.exit_code == 1 and "pass --overwrite" in kept.output and (tmp_path / "old.json").read_text() == "{}"
+    replaced = run("--out", str(tmp_path / "old.json"), "--overwrite")
+    assert replaced.exit_code == 0 and json.loads((tmp_path / "old.json").read_text())["images"] == 3
+    failing = CliRunner().invoke(main, ["eval", "--data", str(data), "--predictions", str(tmp_path), "--out", str(tmp_path / "new" / "deep" / "r.json"), "--quiet"])
+    assert failing.exit_code == 1 and not (tmp_path / "new").exists()  # no result files there: fails, making no folder
+    for option in (["--checkpoint", "synthetic"], ["--checkpoint", "bodypix"], ["--device", "cpu"], ["--crf-iterations", "3"]):
+        ignored = run(*option)
+        assert ignored.exit_code == 2 and f"{option[0]}: no model runs with --predictions" in ignored.output
