@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, HumanParseError
+from .labels import get_label_set
 
 T = TypeVar("T")
 
@@ -25,6 +26,16 @@ MAX_CRF_ITERATIONS = 100
 # CPU at output stride 8): 2048x2048 takes 4-6 GiB an image, within an 8 GiB budget per
 # image; a slip (100000) would pad every image to 28 GiB before the step even starts.
 MAX_CROP = 2048
+# Images in one optimiser step (batch_size x accumulate, per process). Ctrl-C and SIGTERM
+# are heard between steps, never inside one (a stop saves the sampler and the generators,
+# which a half-taken step would leave part-way); at the 0.3-3 images/s a CPU trains (the
+# paper's crop and network to the smallest), a step of 1024 images keeps a stop within
+# minutes to an hour. The paper's largest effective batch is 16 (appendix B.2): 64 times less.
+MAX_IMAGES_PER_STEP = 1024
+# The networks build_backbone knows (modeling/backbones.py), named here so that a config is
+# checked when it is read, before torch is imported.
+BACKBONES = ("resnet101", "resnet50", "resnet18", "mobilenet_v3_large")
+OUTPUT_STRIDES = (8, 16)
 # Integers are TOML's 64-bit ones: config.toml must read back in any TOML reader.
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -70,6 +81,16 @@ class ModelConfig:
     pretrained: bool = False
     detection_head: bool = True
     crf: CRFConfig = field(default_factory=CRFConfig)
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"model.backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        if self.output_stride not in OUTPUT_STRIDES:
+            raise ConfigError(f"model.output_stride must be {' or '.join(map(str, OUTPUT_STRIDES))}, got {self.output_stride}")
+        try:
+            get_label_set(self.label_set)
+        except HumanParseError as exc:
+            raise ConfigError(f"model.label_set: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -126,6 +147,9 @@ class OptimConfig:
         for name in ("iterations", "batch_size", "accumulate"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"optim.{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch_size * self.accumulate > MAX_IMAGES_PER_STEP:
+            raise ConfigError(f"optim.batch_size x optim.accumulate must be at most {MAX_IMAGES_PER_STEP} images a step, "
+                              f"got {self.batch_size} x {self.accumulate}")
         for name in ("lr", "momentum", "weight_decay", "poly_power", "clip_grad_norm"):
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"optim.{name} must be a finite number, got {getattr(self, name)}")

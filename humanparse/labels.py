@@ -7,6 +7,7 @@ label sets are compared on (:func:`to_coarse`)."""
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +49,15 @@ class LabelSet:
     def __post_init__(self) -> None:
         if len(self.names) < 2 or self.names[0] != "background":
             raise HumanParseError(f"label set {self.name!r}: label 0 must be 'background' and at least one part must follow")
+        if len(self.names) > 255:  # 255 marks void pixels in every 8-bit label map
+            raise HumanParseError(f"label set {self.name!r}: {len(self.names)} labels; at most 255 fit an 8-bit label map beside void (255)")
+        if len(set(self.names)) != len(self.names) or not all(isinstance(n, str) and n for n in self.names):
+            raise HumanParseError(f"label set {self.name!r}: label names must be distinct, non-empty strings")
         if len(self.palette) != len(self.names):
             raise HumanParseError(f"label set {self.name!r}: {len(self.palette)} colours for {len(self.names)} labels")
+        for colour in self.palette:
+            if len(colour) != 3 or not all(_is_byte(c) for c in colour):
+                raise HumanParseError(f"label set {self.name!r}: colour {list(colour)} is not three integers in 0..255")
         for a, b in self.mirror_pairs:
             if not (0 < a < len(self.names) and 0 < b < len(self.names)) or a == b:
                 raise HumanParseError(f"label set {self.name!r}: bad mirror pair ({a}, {b})")
@@ -81,11 +89,19 @@ class LabelSet:
             return cls(
                 name=str(d["name"]),
                 names=tuple(str(n) for n in d["names"]),
-                palette=tuple((int(c[0]), int(c[1]), int(c[2])) for c in d["palette"]),
+                palette=tuple(tuple(c) for c in d["palette"]),
                 mirror_pairs=tuple((int(p[0]), int(p[1])) for p in d.get("mirror_pairs", [])),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise HumanParseError(f"malformed label set: {exc}") from None
+
+
+def _is_byte(value: Any) -> bool:
+    """An integer (of any integer type, not a float that happens to be whole) in 0..255."""
+    try:
+        return 0 <= operator.index(value) <= 255
+    except TypeError:
+        return False
 
 
 PASCAL_PERSON_PART = LabelSet(

@@ -72,6 +72,11 @@ def test_defaults_are_a_valid_semantic_stage() -> None:
         ("model.crf.theta_beta=0", r"model.crf.theta_beta must be positive"),
         ("data.crop=100000", r"data.crop must be at most 2048 pixels, got 100000"),
         ("model.crf.iterations=1000000", r"model.crf.iterations must be 0 to 100, got 1000000"),
+        ("optim.accumulate=100000000", r"optim.batch_size x optim.accumulate must be at most 1024 images a step, got 1 x 100000000"),
+        ("optim.batch_size=1025", r"at most 1024 images a step, got 1025 x 1"),
+        ('model.backbone="vgg16"', r"model.backbone must be one of resnet101, resnet50, resnet18, mobilenet_v3_large, got 'vgg16'"),
+        ("model.output_stride=32", r"model.output_stride must be 8 or 16, got 32"),
+        ('model.label_set="lip"', r"model.label_set: unknown label set 'lip'"),
         ('out=""', r"out must name the run's folder"),
         ("out=", r"out must name the run's folder"),
         ("data.root=caf\udce9", r"key 'root' must be text"),  # a non-UTF-8 byte in an argument
@@ -84,7 +89,8 @@ def test_out_of_range_values_are_one_line_errors_naming_the_key(tmp_path, overri
 
 
 def test_the_limits_hold_at_their_bounds(tmp_path) -> None:
-    config = load_train_config(write(tmp_path, ""), [f"model.crf.iterations={MAX_CRF_ITERATIONS}", f"data.crop={MAX_CROP}", "seed=9223372036854775807", "optim.momentum=0"])
+    config = load_train_config(write(tmp_path, ""), [f"model.crf.iterations={MAX_CRF_ITERATIONS}", f"data.crop={MAX_CROP}", "seed=9223372036854775807", "optim.momentum=0",
+                                                        "optim.batch_size=32", "optim.accumulate=32"])
     assert config.model.crf.iterations == MAX_CRF_ITERATIONS == 100 and config.data.crop == MAX_CROP
     assert load_train_config(write(tmp_path, to_toml(config))) == config
 

@@ -73,3 +73,27 @@ def test_label_set_without_a_grouping_or_float_maps_are_refused() -> None:
         to_coarse(np.zeros((2, 2), np.uint8), custom)
     with pytest.raises(HumanParseError, match="integers"):
         to_coarse(np.zeros((2, 2), np.float32), PASCAL_PERSON_PART)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"palette": [[0, 0, 300]]}, r"colour \[0, 0, 300\] is not three integers in 0..255"),
+        ({"palette": [[0, 0, 0.5]]}, r"colour \[0, 0, 0.5\] is not three integers"),
+        ({"palette": [[0, 0]]}, r"is not three integers"),
+        ({"names": ["background", "head", "head"]}, r"label names must be distinct"),
+        ({"names": ["background", *(f"p{i}" for i in range(300))]}, r"301 labels; at most 255 fit an 8-bit label map beside void"),
+    ],
+)
+def test_a_label_set_that_no_8_bit_map_or_palette_can_hold_is_refused(change, message) -> None:
+    """A hand-edited checkpoint's label set: 300 labels would wrap in every uint8 map, and a
+    colour of 300 would wrap in the overlay."""
+    data = PASCAL_PERSON_PART.to_dict()
+    if "palette" in change:
+        data["palette"] = change["palette"] + data["palette"][1:]
+    if "names" in change:
+        data["names"] = change["names"]
+        data["palette"] = (data["palette"] * 50)[: len(change["names"])]
+    with pytest.raises(HumanParseError, match=message):
+        LabelSet.from_dict(data)
+    assert LabelSet.from_dict(PASCAL_PERSON_PART.to_dict()) == PASCAL_PERSON_PART

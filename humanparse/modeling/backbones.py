@@ -18,10 +18,8 @@ from torchvision.models._api import WeightsEnum
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.ops import FrozenBatchNorm2d
 
+from ..config import BACKBONES, OUTPUT_STRIDES
 from ..errors import HumanParseError
-
-BACKBONES = ("resnet101", "resnet50", "resnet18", "mobilenet_v3_large")
-OUTPUT_STRIDES = (8, 16)
 
 # name -> (torchvision builder, ImageNet weights, channels of the last stage)
 _RESNETS = {
