@@ -28,6 +28,7 @@ Two sources:
 
 from __future__ import annotations
 
+import reprlib
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -154,6 +155,9 @@ def convert_pascal_part(
     mats = sorted(Path(annotations).glob("*.mat"))
     if ids is not None:
         wanted = {check_sample_id(i, "ids") for i in ids}
+        missing = sorted(wanted - {m.stem for m in mats})
+        if missing:  # a typo would otherwise shrink the data set without a word
+            raise HumanParseError(f"{len(missing)} of the {len(wanted)} requested ids have no .mat file in {annotations}: {reprlib.repr(missing)}")
         mats = [m for m in mats if m.stem in wanted]
     if not mats:
         raise HumanParseError(f"no Pascal-Part .mat files in {annotations}" + (" for the requested ids" if ids else ""))

@@ -51,24 +51,28 @@ class AtomicFile:
     def __init__(self, path: str | os.PathLike, mode: str = "wb", fsync: bool = False) -> None:
         self.path = Path(path)
         self.fsync = fsync
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        with _naming(self.path):
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         self.handle = os.fdopen(fd, mode)
 
     def write(self, data: bytes | str) -> None:
-        self.handle.write(data)
+        with _naming(self.path):
+            self.handle.write(data)
 
     def flush(self) -> None:
         """Hand what is written so far to the file system: a full disk fails here, not in
         :meth:`commit`."""
-        self.handle.flush()
+        with _naming(self.path):
+            self.handle.flush()
 
     def commit(self) -> None:
         try:
-            self.flush()
-            if self.fsync:
-                os.fsync(self.handle.fileno())
-            self.handle.close()
-            publish_file(self._tmp, self.path)  # mkstemp makes it private
+            with _naming(self.path):
+                self.flush()
+                if self.fsync:
+                    os.fsync(self.handle.fileno())
+                self.handle.close()
+                publish_file(self._tmp, self.path)  # mkstemp makes it private
         except BaseException:
             self.discard()
             raise
@@ -89,6 +93,18 @@ class AtomicFile:
             self.commit()
         else:
             self.discard()
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Re-raise an OSError that names no file (a write's "No space left on device") or only
+    the hidden temporary one as the same error about ``path``, the file the user asked for."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None and Path(exc.filename).name == path.name:
+            raise
+        raise type(exc)(exc.errno, exc.strerror or str(exc), str(path)) from None
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, fsync: bool = False) -> None:

@@ -148,6 +148,8 @@ def read_result_json(path: str | Path, labels: LabelSet, size: tuple[int, int] |
             box = [_finite(v, f"person {pid}'s box", path) for v in person["box"]]
             if len(box) != 4:
                 raise HumanParseError(f"{path}: person {pid}'s box has {len(box)} numbers, not 4 (x1 y1 x2 y2)")
+            if box[2] < box[0] or box[3] < box[1]:  # box AP would score it as an empty box
+                raise HumanParseError(f"{path}: person {pid}'s box {box} ends before it starts (x1 y1 x2 y2)")
             scores.append(_score(person["score"], f"person {pid}'s score", path))
             keypoints.append(_keypoints(person, pid, path))
             persons[_mask(person["mask"], height, width, path)] = pid

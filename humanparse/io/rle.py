@@ -23,7 +23,11 @@ def decode(rle: dict[str, object]) -> np.ndarray:
     """
     height, width = (int(v) for v in rle["size"])
     counts = rle["counts"]
-    text = counts if isinstance(counts, str) else bytes(counts).decode("ascii", errors="replace")
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii", errors="replace")  # an invalid byte fails in run_lengths
+    if not isinstance(counts, str):  # bytes(5) would be five zero bytes, a list of runs COCO's uncompressed form
+        raise ValueError(f"RLE counts must be COCO's compressed string, got {type(counts).__name__}")
+    text = counts
     runs = run_lengths(text)
     if any(r < 0 for r in runs) or sum(runs) != height * width:
         raise ValueError(f"RLE counts do not describe a {height}x{width} mask")

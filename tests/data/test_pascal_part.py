@@ -270,3 +270,12 @@ def test_a_label_png_whose_name_is_no_image_id_is_refused(tmp_path) -> None:
         convert_png_release(images, labels, tmp_path / "out")
     assert "\n" not in str(error.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_requested_ids_without_an_annotation_are_named_not_skipped(pascal, tmp_path) -> None:
+    """A typo in --ids used to shrink the data set without a word."""
+    ann, img = pascal
+    with pytest.raises(HumanParseError, match=r"1 of the 2 requested ids have no .mat file in .*: \['2008_00001'\]"):
+        convert_pascal_part(ann, img, tmp_path / "o", ids=["2008_000001", "2008_00001"])
+    assert not (tmp_path / "o").exists()
+    assert convert_pascal_part(ann, img, tmp_path / "o", ids=["2008_000001"]) == tmp_path / "o"

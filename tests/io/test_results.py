@@ -72,6 +72,8 @@ def test_json_round_trip_gives_the_same_result(parsed) -> None:
         (lambda d: d["persons"][1].update(id=d["persons"][0]["id"]), "distinct"),
         (lambda d: d.pop("height"), "not a readable"),
         (lambda d: d.update(labels=["background", "x"]), "labels"),
+        (lambda d: d["persons"][0].update(box=[50, 10, 20, 40]), r"box \[50.0, 10.0, 20.0, 40.0\] ends before it starts"),
+        (lambda d: d["persons"][0].update(box=[1, 2, 3]), "not 4"),
     ],
 )
 def test_malformed_result_files_are_clear_errors(tmp_path, parsed, corrupt, message) -> None:
@@ -163,7 +165,7 @@ def test_scores_and_boxes_read_back_exactly(tmp_path, parsed) -> None:
     """Rounded scores would reorder near ties and move AP: the files hold the exact values."""
     image, result = parsed
     rng = np.random.default_rng(5)
-    noisy = replace(result, scores=rng.random(len(result.ids)).astype(np.float32), boxes=(rng.random((len(result.ids), 4)) * 50).astype(np.float32),
+    noisy = replace(result, scores=rng.random(len(result.ids)).astype(np.float32), boxes=np.sort(rng.random((len(result.ids), 2, 2)) * 50, axis=1).reshape(-1, 4).astype(np.float32),
                     part_instances=tuple(replace(p, score=float(rng.random())) for p in result.part_instances))
     write_outputs(tmp_path, "exact", image, noisy, ("json",))
     back = read_result_json(tmp_path / "json" / "exact.json", PASCAL_PERSON_PART)

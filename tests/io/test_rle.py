@@ -33,3 +33,12 @@ def test_invalid_counts_are_rejected() -> None:
     for counts in ("?", "~", good["counts"] + "1", ""):
         with pytest.raises(ValueError):
             rle.decode({"size": [4, 4], "counts": counts})
+
+
+def test_counts_that_are_not_a_compressed_string_are_refused() -> None:
+    """bytes(5) is five zero bytes and a list is COCO's uncompressed form: neither was refused."""
+    for counts in (5, [16], None):
+        with pytest.raises(ValueError, match="compressed string"):
+            rle.decode({"size": [4, 4], "counts": counts})
+    good = rle.encode(np.eye(4, dtype=bool))
+    assert np.array_equal(rle.decode({"size": [4, 4], "counts": good["counts"].encode()}), np.eye(4, dtype=bool))
