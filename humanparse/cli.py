@@ -55,10 +55,15 @@ def run() -> None:
 
     global _owns_process
     _owns_process = True
-    # SIGTERM (kill, a service manager, a batch system's time limit) stops a command as
-    # Ctrl-C does: the jobs that stop at a safe point take both (StopRequests); every other
-    # command cleans up on the KeyboardInterrupt and exits 130, never half-written.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    from .interrupts import taken_stop_signals
+
+    # SIGTERM (kill, a service manager, a batch system's time limit) and SIGHUP (the
+    # terminal closed; not under nohup) stop a command as Ctrl-C does: the jobs that stop at
+    # a safe point take all three (StopRequests); every other command cleans up on the
+    # KeyboardInterrupt and exits 130, never half-written.
+    for signum in taken_stop_signals():
+        if signum != signal.SIGINT:
+            signal.signal(signum, signal.default_int_handler)
     main()
 
 
@@ -69,8 +74,10 @@ def _ignore_stop_signals() -> None:
     that calls ``main`` keeps its own Ctrl-C."""
     import signal
 
+    from .interrupts import STOP_SIGNALS
+
     if _owns_process:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
 
 

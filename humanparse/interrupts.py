@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM as requests to stop at the next safe point, not as exceptions anywhere.
+"""Ctrl-C, SIGTERM and SIGHUP as requests to stop at the next safe point, not as exceptions anywhere.
 
 A KeyboardInterrupt raised between an optimiser's update of one parameter and the next, or
 while an output file is being finalised, leaves state that no checkpoint or output can
@@ -13,11 +13,19 @@ import signal
 import threading
 from types import FrameType, TracebackType
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP: the terminal closed (an ssh session dropped). A program started under nohup has it
+# ignored and must go on: a signal ignored when the job starts stays ignored.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def taken_stop_signals() -> list[int]:
+    """The stop signals this process does not ignore (``nohup`` ignores SIGHUP)."""
+    return [signum for signum in STOP_SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN]
 
 
 class StopRequests:
-    """Context manager: while active, SIGINT and SIGTERM set :attr:`signal` instead of raising.
+    """Context manager: while active, SIGINT, SIGTERM and SIGHUP (unless ignored) set
+    :attr:`signal` instead of raising.
 
     Installs the handlers only on the main thread (the only one Python delivers signals to);
     elsewhere it does nothing and :attr:`signal` stays None. The previous handlers come back
@@ -38,7 +46,7 @@ class StopRequests:
 
     def __enter__(self) -> "StopRequests":
         if threading.current_thread() is threading.main_thread():
-            for signum in STOP_SIGNALS:
+            for signum in taken_stop_signals():
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 

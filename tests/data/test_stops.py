@@ -76,17 +76,41 @@ def test_sigterm_stops_cleanly_and_leaves_nothing(tmp_path, job) -> None:
     assert set(os.listdir(tmp_path)) == before  # no output, no .out.partial-*, no hidden .mp4
 
 
-def test_the_command_line_reports_a_sigterm_as_an_interruption(tmp_path) -> None:
-    job = subprocess.Popen([sys.executable, "-m", "humanparse", "synth", "images", str(tmp_path / "out"), "--num", "500", "--size", "128x128", "--quiet"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _synth_at_work(folder: Path, ignore_hangup: bool = False) -> subprocess.Popen:
+    """`humanparse synth images` once its first image is written (``ignore_hangup``: started
+    as under nohup)."""
+    hangup = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if ignore_hangup else None
+    job = subprocess.Popen([sys.executable, "-m", "humanparse", "synth", "images", str(folder / "out"), "--num", "500" if not ignore_hangup else "40",
+                            "--size", "128x128", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=hangup)
+    deadline = time.monotonic() + 60
+    while not list(folder.glob(".out.partial-*/images/000000.jpg")):
+        if job.poll() is not None or time.monotonic() > deadline:
+            job.kill()
+            raise AssertionError(job.communicate())
+        time.sleep(0.01)
+    return job
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_the_command_line_reports_a_sigterm_or_a_hangup_as_an_interruption(tmp_path, signum) -> None:
+    """SIGHUP (the terminal closed) killed the job, leaving its hidden partial folder."""
+    job = _synth_at_work(tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while not list(tmp_path.glob(".out.partial-*/images/000000.jpg")):  # at work
-            assert job.poll() is None and time.monotonic() < deadline, job.communicate()
-            time.sleep(0.05)
-        job.send_signal(signal.SIGTERM)
+        job.send_signal(signum)
         _, err = job.communicate(timeout=60)
     finally:
         job.kill()
     assert job.returncode == 130 and err.strip() == "interrupted", err
     assert os.listdir(tmp_path) == []
+
+
+def test_a_job_started_under_nohup_runs_on_after_a_hangup(tmp_path) -> None:
+    job = _synth_at_work(tmp_path, ignore_hangup=True)
+    try:
+        assert job.poll() is None  # still at work when the terminal goes
+        job.send_signal(signal.SIGHUP)
+        _, err = job.communicate(timeout=120)
+    finally:
+        job.kill()
+    assert job.returncode == 0, err
+    assert len(os.listdir(tmp_path / "out" / "images")) == 40
