@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ..errors import HumanParseError
-from ..io.images import open_pil, write_png
+from ..io.images import check_image_size, open_pil, write_png
 from ..labels import IGNORE, LabelSet
 from ..ops import person_boxes
 
@@ -145,6 +145,7 @@ def load_sample(root: str | Path, sample_id: str, num_labels: int) -> Sample:
     """
     root = Path(root)
     image_path = _find_image(root, check_sample_id(sample_id))
+    check_image_size(image_path)
     image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     if image is None:
         raise HumanParseError(f"{image_path}: cannot read the image")

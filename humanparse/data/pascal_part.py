@@ -40,7 +40,7 @@ import scipy.io
 from ..errors import HumanParseError
 from ..interrupts import StopRequests
 from ..io.files import new_directory
-from ..io.images import write_png
+from ..io.images import check_image_size, write_png
 from ..labels import IGNORE, PASCAL_PERSON_PART
 from .cihp import check_sample_id, check_split_name, read_label_png, write_meta, write_sample, write_split
 
@@ -173,6 +173,7 @@ def convert_pascal_part(
                 image = Path(images) / f"{name}.jpg"
                 if not image.is_file():
                     raise HumanParseError(f"{mat}: its image {image} is missing")
+                check_image_size(image)
                 decoded = cv2.imread(str(image), cv2.IMREAD_COLOR)
                 if decoded is None:
                     raise HumanParseError(f"{image}: cannot read the image")
@@ -235,6 +236,7 @@ def convert_png_release(
             image = Path(images) / f"{png.stem}.jpg"
             if not image.is_file():
                 raise HumanParseError(f"{png}: its image {image} is missing")
+            check_image_size(image)
             decoded = cv2.imread(str(image), cv2.IMREAD_COLOR)
             if decoded is None:
                 raise HumanParseError(f"{image}: cannot read the image")

@@ -91,6 +91,12 @@ def check_pixels(source: str | Path, height: int, width: int) -> None:
                               f"{MAX_PIXELS // 1_000_000} humanparse parses in bounded memory; scale it down first")
 
 
+def check_image_size(path: str | Path) -> None:
+    """Refuse an image file of more than ``MAX_PIXELS`` from its header, before a decoder
+    (OpenCV's allows a gigapixel, 3 GB) is given it; a file PIL cannot parse passes."""
+    _checked_header(Path(path))
+
+
 def _read_jpeg(path: Path) -> np.ndarray:
     """A JPEG through PIL, which refuses a truncated file (OpenCV's decoder fills the
     missing rows with grey, says so only on stderr, and returns the image); the same

@@ -133,8 +133,13 @@ def test_a_label_map_over_pils_bomb_warning_size_reads_quietly_and_one_over_ours
         sample = load_sample(dataset, "000001", 7)
     assert np.array_equal(sample.parts, expected.parts) and np.array_equal(sample.persons, expected.persons)
     monkeypatch.setattr(images, "MAX_PIXELS", 80 * 64 - 1)
-    with pytest.raises(HumanParseError, match=r"Category_ids/000001.png: 80x64 is 0 megapixels, more than .*scale it down first"):
+    # The image first, from its header: OpenCV's decoder would take a gigapixel (3 GB).
+    with pytest.raises(HumanParseError, match=r"images/000001.jpg: 80x64 is 0 megapixels, more than .*scale it down first"):
         load_sample(dataset, "000001", 7)
+    from humanparse.data.cihp import read_label_png
+
+    with pytest.raises(HumanParseError, match=r"Category_ids/000001.png: 80x64 is 0 megapixels, more than .*scale it down first"):
+        read_label_png(dataset / "Category_ids" / "000001.png", (64, 80))
 
 
 def test_a_100_megapixel_label_map_reads_without_a_warning(tmp_path) -> None:
