@@ -64,7 +64,13 @@ def run() -> None:
     for signum in taken_stop_signals():
         if signum != signal.SIGINT:
             signal.signal(signum, signal.default_int_handler)
-    main()
+    try:
+        main()
+    finally:
+        # The command has finished (or stopped) and its files are whole: a signal during the
+        # interpreter's shutdown, where Python restores the default handlers, would kill the
+        # process with the signal's status instead of 0 or 130.
+        _ignore_stop_signals()
 
 
 def _ignore_stop_signals() -> None:
@@ -292,7 +298,8 @@ def convert_png(out: str, images: str, labels: str, label_map: str, split: str) 
 @click.argument("target", type=click.Path(dir_okay=False))
 @click.option("--half", is_flag=True, help="Store the weights as float16 (half the size).")
 @click.option("--about", type=click.Path(exists=True, dir_okay=False), help="A JSON file of facts to keep with the model (trained_on, recipe, results), shown by `humanparse info`.")
-def export_command(source: str, target: str, half: bool, about: str | None) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing TARGET.")
+def export_command(source: str, target: str, half: bool, about: str | None, overwrite: bool) -> None:
     """Write a checkpoint for inference only: weights, config and labels, no optimiser state.
 
     \b
@@ -304,6 +311,11 @@ def export_command(source: str, target: str, half: bool, about: str | None) -> N
 
     from .modeling.checkpoints import load_checkpoint, save_checkpoint
 
+    if Path(target).exists():
+        if Path(target).resolve() == Path(source).resolve():
+            raise click.BadParameter("is the checkpoint being exported; give another file", param_hint="TARGET")
+        if not overwrite:
+            raise click.BadParameter(f"{target} already exists; choose another file or pass --overwrite", param_hint="TARGET")
     facts = {}
     if about:
         try:
@@ -399,9 +411,16 @@ def _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, c
     )
 
 
+def _named(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An output folder given as "" (an unset shell variable) would be the working folder."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("an empty name; give the output folder", ctx, param)
+    return value
+
+
 @main.command("images")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (created; results already there for these images need --overwrite).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), callback=_named, help="Output folder (created; results already there for these images need --overwrite).")
 @_model_options
 @click.option("--save", default=",".join(("parts", "persons", "cihp", "overlay", "json")), show_default=True, help="Which files to write, comma-separated.")
 @click.option("--overwrite", is_flag=True, help="Replace results of these images already in --out.")
@@ -429,7 +448,7 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
     unknown = sorted(set(kinds) - set(OUTPUT_KINDS))
     if unknown or not kinds:
         raise click.BadParameter(f"unknown kind {unknown[0]!r}; choose from {', '.join(OUTPUT_KINDS)}" if unknown else "nothing to save", param_hint="--save")
-    paths = list_images(inputs)
+    paths = list_images(inputs, skip=out)
     if not overwrite:
         check_no_results(Path(out), output_names(paths), kinds)  # before the model loads
     with _loading(quiet):
@@ -451,7 +470,7 @@ def images_command(inputs, out, checkpoint, detector, det_threshold, max_people,
 
 @main.command("video")
 @click.argument("source")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), callback=_named, help="Output folder.")
 @_model_options
 @click.option("--stride", default=1, show_default=True, type=click.IntRange(min=1), help="Parse every n-th frame.")
 @click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Start at this time, seconds (by the frames' own timestamps).")

@@ -32,6 +32,9 @@ MAX_CROP = 2048
 # paper's crop and network to the smallest), a step of 1024 images keeps a stop within
 # minutes to an hour. The paper's largest effective batch is 16 (appendix B.2): 64 times less.
 MAX_IMAGES_PER_STEP = 1024
+# SGD's rate: a network diverges far below it (training then stops with "training
+# diverged"), and from float32's range (3.4e38) on torch's update cannot even be computed.
+MAX_LR = 1e6
 # The networks build_backbone knows (modeling/backbones.py), named here so that a config is
 # checked when it is read, before torch is imported.
 BACKBONES = ("resnet101", "resnet50", "resnet18", "mobilenet_v3_large")
@@ -156,6 +159,8 @@ class OptimConfig:
         for name in ("lr", "poly_power"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"optim.{name} must be positive, got {getattr(self, name)}")
+        if self.lr > MAX_LR:
+            raise ConfigError(f"optim.lr must be at most {MAX_LR:g}, got {self.lr}")
         if not 0 <= self.momentum < 1:  # 1 or more sums every past gradient undamped
             raise ConfigError(f"optim.momentum must be 0 or more and less than 1, got {self.momentum}")
         for name in ("weight_decay", "clip_grad_norm"):

@@ -25,6 +25,7 @@ import torch
 from .build import DETECT_EVERY
 from .device import resolve_device
 from .errors import HumanParseError, OptionError
+from .io.images import check_pixels
 from .modeling.parser import OPTION_FLAGS, ParseOptions, Parser
 from .structures import Detections, Detector, ParsingResult, PoseEstimator
 from .tracking import TrackerOptions
@@ -235,6 +236,7 @@ def _check_image(image: np.ndarray) -> None:
         raise HumanParseError(f"an image must be an (H, W, 3) uint8 RGB array, got {shape} {getattr(image, 'dtype', type(image).__name__)}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise HumanParseError(f"an image must have at least one pixel, got {image.shape[1]}x{image.shape[0]}")
+    check_pixels("an image", image.shape[0], image.shape[1])  # the command line's bound, from the file's header
 
 
 def _check_options_read(parser: Parser, options: ParseOptions, external_detector: bool) -> None:

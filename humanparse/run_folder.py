@@ -10,11 +10,8 @@ its log, and what a resume starts from (last.pt's state, checked) and may change
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
-import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ import torch
 
 from .config import TrainConfig, load_train_config, parse_train_config
 from .errors import CheckpointError, ConfigError, HumanParseError
+from .io.files import FolderLock
 from .modeling.checkpoints import read_checkpoint
 
 LOCK = "train.lock"
@@ -58,41 +56,11 @@ def _is_run_file(name: str) -> bool:
     return name in ours or any(name.startswith(f".{n}.") and name.endswith(".tmp") for n in ours) or name.startswith(".humanparse-write-test-")
 
 
-class RunLock:
-    """An exclusive lock on a run folder for as long as a run uses it (``flock`` on
-    ``train.lock``, released by the kernel if the process dies), so that a second ``train``
-    there fails at once, naming the process holding it, instead of interleaving logs and
-    checkpoints. The file stays: removing it would let two processes lock two files."""
+class RunLock(FolderLock):
+    """The lock that keeps a run folder to one ``train`` at a time (``train.lock``)."""
 
     def __init__(self, out: Path) -> None:
-        self.path = out / LOCK
-        self._fd: int | None = None
-
-    def __enter__(self) -> "RunLock":
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise HumanParseError(f"cannot lock the run folder: {self.path}: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 256).decode("utf-8", "replace").split()
-            os.close(fd)
-            who = f"process {holder[0]} on {holder[1]}" if len(holder) == 2 else "another process"
-            raise HumanParseError(f"{self.path.parent} is in use by another training run ({who}); let it finish or stop it first") from None
-        except OSError as exc:
-            os.close(fd)
-            raise HumanParseError(f"cannot lock the run folder: {self.path}: {exc.strerror or exc}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            os.close(self._fd)  # releases the lock
-            self._fd = None
+        super().__init__(out, LOCK, "training run")
 
 
 def read_log(path: Path, upto: int) -> str:

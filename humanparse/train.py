@@ -366,6 +366,10 @@ def _run(
             if step > first:
                 _write_curves(out)
         raise TrainingStopped(last if step > first or resume else None, step) from None
+    except BaseException:  # bad data, a diverged loss: the log keeps what it has, closed
+        if log is not None:
+            log.close()
+        raise
     if log is not None:
         log.close()
     checkpoint()

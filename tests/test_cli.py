@@ -90,6 +90,14 @@ def test_export_writes_a_half_precision_model_that_info_describes(tmp_path) -> N
     bad.write_text("[1, 2]")
     refused = CliRunner().invoke(main, ["export", str(full), str(tmp_path / "x.pt"), "--about", str(bad)])
     assert refused.exit_code == 1 and "JSON object" in refused.output
+    # A user's file at the target was replaced without a word, and so was the source itself.
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"a user's photo")
+    kept = CliRunner().invoke(main, ["export", str(full), str(photo)])
+    assert kept.exit_code == 2 and "already exists; choose another file or pass --overwrite" in kept.output and photo.read_bytes() == b"a user's photo"
+    itself = CliRunner().invoke(main, ["export", str(full), str(full), "--overwrite"])
+    assert itself.exit_code == 2 and "is the checkpoint being exported" in itself.output
+    assert CliRunner().invoke(main, ["export", str(full), str(tmp_path / "small.pt"), "--overwrite"]).exit_code == 0
 
 
 def test_images_on_real_photos_with_nanodet_find_each_person_with_keypoints(tmp_path) -> None:
@@ -252,3 +260,20 @@ run()
     child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert child.returncode == 130 and child.stderr.strip() == "interrupted", child.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+def test_once_a_command_has_finished_a_stop_signal_no_longer_changes_its_exit_status(tmp_path) -> None:
+    """SIGTERM during the interpreter's shutdown, after "parsed 24 images", killed the
+    process with -15: the command's files were whole, its status was lost."""
+    import subprocess
+    import sys
+
+    script = (
+        "import signal, sys\n"
+        "from humanparse import cli\n"
+        "sys.argv = ['humanparse', '--version']\n"
+        "try:\n    cli.run()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print(code, [signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip().splitlines()[-1] == "0 [True, True, True]", done.stdout + done.stderr

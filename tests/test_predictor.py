@@ -97,6 +97,13 @@ def test_images_that_are_not_uint8_rgb_are_refused(model, image) -> None:
         Predictor(model, "cpu")(image)
 
 
+def test_an_image_over_max_pixels_is_refused_as_the_command_line_refuses_its_file(model) -> None:
+    """The API had no bound: a 60000x60000 image took over 6 GB before anything was said."""
+    huge = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (60000, 60000, 3))
+    with pytest.raises(HumanParseError, match="60000x60000 is 3600 megapixels, more than the 100"):
+        Predictor(model, "cpu")(huge)
+
+
 def test_relabel_renames_persons_everywhere(model) -> None:
     image, detections = scene_image()
     result = Predictor(model, "cpu", lambda im, key=None: detections)(image)

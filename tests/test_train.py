@@ -235,7 +235,7 @@ def test_bad_settings_are_one_line_config_errors(tmp_path, data) -> None:
 
 def test_a_diverging_run_stops_without_writing_nan_weights_and_can_be_started_again(tmp_path, data) -> None:
     with pytest.raises(HumanParseError, match="training diverged"):
-        train(config(tmp_path, data, "diverged", "optim.lr=1e30", "optim.iterations=4", "optim.clip_grad_norm=0"))
+        train(config(tmp_path, data, "diverged", "optim.lr=1e6", "optim.iterations=4", "optim.clip_grad_norm=0"))
     run = tmp_path / "diverged"
     assert not (run / "final.pt").exists() and not (run / "last.pt").exists()
     for line in (run / "log.jsonl").read_text().splitlines():
@@ -306,7 +306,7 @@ def test_an_out_folder_that_holds_no_run_is_refused_before_anything_is_written(t
             train(config(tmp_path, data, "mine", "optim.iterations=1"))
         assert _files(mine) == before
         (mine / "notes.txt").unlink(missing_ok=True)
-    failed = config(tmp_path, data, "failed", "optim.iterations=4", "optim.lr=1e30", "optim.clip_grad_norm=0")
+    failed = config(tmp_path, data, "failed", "optim.iterations=4", "optim.lr=1e6", "optim.clip_grad_norm=0")
     with pytest.raises(HumanParseError, match="diverged"):
         train(failed)
     assert sorted(_files(tmp_path / "failed")) == ["config.toml", "log.jsonl", "train.lock"]
@@ -523,3 +523,21 @@ def test_two_runs_at_two_threads_end_with_the_same_bits(tmp_path, data) -> None:
         assert torch.equal(state["momentum_buffer"], b["extra"]["optimiser"]["state"][index]["momentum_buffer"]), index
     logs = [[json.loads(line)["loss"] for line in (tmp_path / name / "log.jsonl").read_text().splitlines()] for name in ("a", "b")]
     assert logs[0] == logs[1] and len(logs[0]) == 4
+
+
+def test_a_run_that_fails_on_bad_data_closes_its_log(tmp_path, data) -> None:
+    """log.jsonl was left open (a ResourceWarning) when a sample failed to load."""
+    import gc
+    import shutil
+    import warnings
+
+    broken = tmp_path / "broken"
+    shutil.copytree(data, broken)
+    first = (broken / "train_id.txt").read_text().split()[0]
+    (broken / "Category_ids" / f"{first}.png").write_bytes(b"not a png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(HumanParseError):
+            train(config(tmp_path, broken, "run"))
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning) and "log.jsonl" in str(w.message)]

@@ -14,11 +14,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import HumanParseError
-from ..io.images import check_image_size, open_pil, write_png
+from ..io.images import open_pil, read_image, write_png
 from ..labels import IGNORE, LabelSet
 from ..ops import person_boxes
 
@@ -145,11 +144,10 @@ def load_sample(root: str | Path, sample_id: str, num_labels: int) -> Sample:
     """
     root = Path(root)
     image_path = _find_image(root, check_sample_id(sample_id))
-    check_image_size(image_path)
-    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise HumanParseError(f"{image_path}: cannot read the image")
-    image = np.ascontiguousarray(image[..., ::-1])
+    # read_image, as `humanparse images` reads a photo: the same pixels (EXIF orientation
+    # applied, as OpenCV's IMREAD_COLOR did), its size checked from the header, and a
+    # truncated JPEG refused where OpenCV fills it with grey and prints to stderr.
+    image = read_image(image_path)
     parts = read_label_png(root / "Category_ids" / f"{sample_id}.png", image.shape[:2])
     bad = (parts >= num_labels) & (parts != IGNORE)
     if bad.any():

@@ -200,6 +200,8 @@ def parse_label_map(text: str) -> dict[int, int]:
             raise HumanParseError(f"label map entry {item!r} is not SOURCE:TARGET") from None
         if not (0 <= src <= 255 and 0 <= dst <= 255):
             raise HumanParseError(f"label map entry {item!r} is outside 0..255")
+        if src in mapping and mapping[src] != dst:
+            raise HumanParseError(f"label map maps {src} twice, to {mapping[src]} and to {dst}")
         mapping[src] = dst
     return mapping
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,3 +158,49 @@ def write_files_atomic(files: dict[Path, bytes]) -> None:
     for file in staged:
         file.commit()
 
+
+
+class FolderLock:
+    """An exclusive lock on an output folder for as long as a job writes there (``flock``,
+    released by the kernel if the process dies), so that a second job there fails at once
+    instead of interleaving or deleting the first's files.
+
+    With ``name``, the lock is the file ``folder/name``, which records the holder (process and
+    host) for the second job's message and stays (removing it would let two processes lock
+    two files); without, the folder itself is locked and nothing is left in it. ``job``
+    names the holder in the message ("training run", "video run").
+    """
+
+    def __init__(self, folder: Path, name: str | None, job: str) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / name if name else self.folder
+        self.job = job
+        self._fd: int | None = None
+
+    def __enter__(self) -> "FolderLock":
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666) if self.path != self.folder else os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise HumanParseError(f"cannot lock the folder: {self.path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 256).decode("utf-8", "replace").split() if self.path != self.folder else []
+            os.close(fd)
+            who = f" (process {holder[0]} on {holder[1]})" if len(holder) == 2 else ""
+            raise HumanParseError(f"{self.folder} is in use by another {self.job}{who}; let it finish or stop it first") from None
+        except OSError as exc:
+            os.close(fd)
+            raise HumanParseError(f"cannot lock the folder: {self.path}: {exc.strerror or exc}") from None
+        if self.path != self.folder:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._fd is not None:
+            if self.path != self.folder:
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # releases the lock
+            self._fd = None

@@ -22,18 +22,24 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 MAX_PIXELS = 100_000_000
 
 
-def list_images(inputs: Sequence[str | Path]) -> list[Path]:
+def list_images(inputs: Sequence[str | Path], skip: str | Path | None = None) -> list[Path]:
     """Expand the inputs into image paths, in a stable order, without duplicates.
 
     Each input is an image file, a folder (searched recursively, image extensions only),
     a ``.txt`` file listing paths (relative to its folder), or a glob pattern. An input
-    that matches nothing is an error naming it.
+    that matches nothing is an error naming it. Folders and globs are walked without the
+    folder ``skip`` (the run's own output: a rerun would parse its overlays as photos).
     """
+    skipped = None if skip is None else Path(skip).resolve()
+
+    def wanted(p: Path) -> bool:
+        return p.suffix.lower() in IMAGE_EXTENSIONS and (skipped is None or not p.resolve().is_relative_to(skipped))
+
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            matches = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            matches = sorted(p for p in path.rglob("*") if p.is_file() and wanted(p))
         elif path.is_file() and path.suffix.lower() == ".txt":
             try:
                 lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -43,7 +49,7 @@ def list_images(inputs: Sequence[str | Path]) -> list[Path]:
         elif path.is_file():
             matches = [path]
         elif glob.has_magic(str(item)):
-            matches = sorted(Path(p) for p in glob.glob(str(item), recursive=True) if Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+            matches = sorted(Path(p) for p in glob.glob(str(item), recursive=True) if wanted(Path(p)))
         else:
             raise HumanParseError(f"{item}: no such file or folder")
         if not matches:
@@ -65,6 +71,8 @@ def read_image(path: str | Path) -> np.ndarray:
     orientation, kind = _checked_header(path)
     if kind in ("JPEG", "MPO"):
         return np.ascontiguousarray(_oriented(_read_jpeg(path), orientation))
+    if kind == "PNG":
+        return np.ascontiguousarray(_oriented(_read_png(path), orientation))
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # (UNCHANGED ignores EXIF: applied below)
     if image is None:
         raise HumanParseError(f"{path}: cannot read the image" if path.is_file() else f"{path}: no such file")
@@ -109,6 +117,21 @@ def _read_jpeg(path: Path) -> np.ndarray:
         raise HumanParseError(f"{path}: cannot read the image ({exc})") from None
 
 
+def _read_png(path: Path) -> np.ndarray:
+    """A PNG through PIL: OpenCV's libpng prints its own errors ("libpng error: Read Error")
+    on stderr beside ours. The same pixels as OpenCV's: 16-bit samples keep their high byte,
+    grey is repeated into three channels, alpha is dropped."""
+    try:
+        with open_pil(path) as image:
+            image.load()
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                grey = (np.asarray(image, np.uint32) >> 8).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=2)
+            return np.array(image if image.mode == "RGB" else image.convert("RGB"))
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise HumanParseError(f"{path}: cannot read the image ({exc})") from None
+
+
 @contextlib.contextmanager
 def open_pil(path: str | Path) -> Iterator[Image.Image]:
     """``PIL.Image.open(path)`` (the header read, the pixels decoded when used) under
@@ -133,8 +156,11 @@ def _checked_header(path: Path) -> tuple[int, str | None]:
     (OpenCV may still read it)."""
     try:
         with open_pil(path) as image:  # reads the header only
-            value = image.getexif().get(0x0112, 1)
             kind = image.format
+            try:
+                value = image.getexif().get(0x0112, 1)
+            except Exception:  # noqa: BLE001 - a PNG's EXIF may follow a damaged part: its decoder reports that
+                value = 1
     except HumanParseError:
         raise
     except Exception:  # noqa: BLE001 - a file PIL cannot parse has no orientation we can use

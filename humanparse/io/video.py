@@ -105,9 +105,11 @@ class VideoReader:
         self.path = _source(path)
         if stride < 1:
             raise HumanParseError(f"the frame stride must be at least 1, got {stride}")
-        if start < 0:
+        if not (math.isfinite(start) and start >= 0):
             raise HumanParseError(f"the start time must be 0 or more seconds, got {start}")
-        if end is not None and end <= start:
+        if end is not None and math.isinf(end) and end > 0:
+            end = None  # to the end of the video
+        if end is not None and not (math.isfinite(end) and end > start):
             raise HumanParseError(f"the end time ({end} s) must be after the start time ({start} s)")
         if queue_size < 1:
             raise HumanParseError(f"the frame queue must hold at least 1 frame, got {queue_size}")
@@ -302,6 +304,9 @@ class VideoReader:
         return False
 
 
+_SLOWEST_RATE = Fraction(1, 3600)  # frames per second: one an hour
+
+
 class VideoWriter:
     """Write (H, W, 3) uint8 RGB frames as H.264 (libx264, yuv420p) in an MP4 at a constant
     frame rate ``fps``, or at the times given to :meth:`write` (a variable-rate source's
@@ -350,7 +355,10 @@ class VideoWriter:
             raise HumanParseError(f"unknown x264 preset {preset!r}; choose one of {', '.join(X264_PRESETS)}")
         # A float rate becomes the nearest fraction with a small denominator: 29.97 -> 2997/100,
         # 23.976023976 -> 24000/1001; MP4 time bases must be exact fractions.
-        self.fps = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
+        fps = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
+        # A source's rate over a huge stride (one frame kept) is no rate MP4 can hold: its
+        # muxer fails from about one frame in 30000 s (measured with timed frames).
+        self.fps = max(fps, _SLOWEST_RATE)
         self.width = width
         self.height = height
         self.frames_written = 0

@@ -6,6 +6,7 @@ every WORLD_SIZE-th image starting at its RANK, so that no two write the same fi
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 from ..detectors.files import CocoResultsDetector
 from ..errors import HumanParseError
 from ..interrupts import StopRequests
-from ..io.files import check_writable
+from ..io.files import FolderLock, check_writable
 from ..io.images import read_image
 from ..io.results import OUTPUT_KINDS, existing_outputs, write_outputs
 from ..predictor import Predictor
@@ -87,7 +88,10 @@ def parse_images(
     mine = shard(list(zip(paths, names)))
     failed: list[tuple[Path, str]] = []
     parsed = persons = 0
-    with StopRequests() as stops:
+    # One run at a time in a folder (the ranks of one distributed run share it by design):
+    # a second one would replace the first's files, each thinking them its own.
+    alone = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    with StopRequests() as stops, (FolderLock(out, None, "images run") if alone else contextlib.nullcontext()):
         for k, (path, name) in enumerate(mine):
             try:
                 image = read_image(path)

@@ -18,11 +18,14 @@ in the output folder:
 * ``frames/`` with ``--save-frames``: per frame the part (palette) and track-id PNGs.
 
 Ctrl-C, or a video that stops decoding part-way, still leaves every file complete and
-valid for the frames parsed so far.
+valid for the frames parsed so far. The folder is locked (``flock``) while a run writes it:
+a second run there fails at once instead of deleting the first's temporaries as a killed
+run's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -33,7 +36,7 @@ from typing import Any
 from ..build import DETECT_EVERY
 from ..errors import HumanParseError
 from ..interrupts import StopRequests
-from ..io.files import check_writable, write_bytes_atomic
+from ..io.files import FolderLock, check_writable, write_bytes_atomic
 from ..io.sinks import FramePngs, FrameSink, MotsText, OverlayVideo, Sinks, TracksJson
 from ..io.video import VideoInfo
 from ..labels import LabelSet
@@ -89,12 +92,14 @@ def parse_video(
     interrupted = False
     # Ctrl-C and SIGTERM end the run after the frame in flight; a second one while the
     # outputs are finalised changes nothing (StopRequests).
-    with StopRequests() as stops:
+    with StopRequests() as stops, contextlib.ExitStack() as stack:
         with stream:
             info = stream.info
             expected = None if info.frames is None else len(range(0, info.frames, options.stride))
             made_out = not out.exists()
-            sinks = Sinks(_open_sinks(out, str(source), info, options, predictor.labels))
+            check_writable(out)
+            stack.enter_context(FolderLock(out, None, "video run"))  # before anything there is touched
+            sinks = Sinks(_open_sinks(out, source, info, options, predictor.labels))
             try:
                 for frame in stream:
                     sinks.write(frame)
@@ -121,10 +126,13 @@ def parse_video(
     return summary
 
 
-def _open_sinks(out: Path, source: str, info: VideoInfo, options: VideoOptions, labels: LabelSet) -> list[FrameSink]:
-    """The output folder checked and cleared of a killed run's temporaries, and its sinks."""
-    check_writable(out)
+def _open_sinks(out: Path, source: str | Path, info: VideoInfo, options: VideoOptions, labels: LabelSet) -> list[FrameSink]:
+    """The output folder (made and locked) checked and cleared of a killed run's
+    temporaries, and its sinks."""
     present = [name for name in OUTPUT_FILES if (out / name).exists()]
+    for name in present:
+        if Path(source).exists() and Path(source).resolve() == (out / name).resolve():
+            raise HumanParseError(f"{source} is the video being parsed and an output of this run ({name} in {out}); choose another --out")
     if present and not options.overwrite:
         raise HumanParseError(f"{out} already holds results ({', '.join(present)}); choose another --out or pass --overwrite")
     # What a killed run (SIGKILL, power loss) left half-written: its temporaries are never
@@ -133,13 +141,14 @@ def _open_sinks(out: Path, source: str, info: VideoInfo, options: VideoOptions, 
         for stale in (*out.glob(f".{name}.*.tmp"), *out.glob(f".{name}.*.partial.mp4")):
             stale.unlink(missing_ok=True)
     sinks: list[FrameSink] = [OverlayVideo(out / "overlay.mp4", info, options.stride, options.overwrite),
-             TracksJson(out / "tracks.json", info, labels, source, options.stride), MotsText(out / "tracks.mots.txt")]
+             TracksJson(out / "tracks.json", info, labels, str(source), options.stride), MotsText(out / "tracks.mots.txt")]
     return sinks + ([FramePngs(out / "frames")] if options.save_frames else [])
 
 
 def _remove_if_empty(folder: Path) -> None:
+    """Remove the folder this run made if nothing is in it."""
     try:
-        folder.rmdir()  # the folder this run made, if nothing else is in it
+        folder.rmdir()
     except OSError:
         pass
 

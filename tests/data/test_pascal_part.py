@@ -279,3 +279,11 @@ def test_requested_ids_without_an_annotation_are_named_not_skipped(pascal, tmp_p
         convert_pascal_part(ann, img, tmp_path / "o", ids=["2008_000001", "2008_00001"])
     assert not (tmp_path / "o").exists()
     assert convert_pascal_part(ann, img, tmp_path / "o", ids=["2008_000001"]) == tmp_path / "o"
+
+
+def test_a_label_map_that_contradicts_itself_is_refused() -> None:
+    from humanparse.data.pascal_part import parse_label_map
+
+    with pytest.raises(HumanParseError, match="label map maps 1 twice, to 2 and to 3"):
+        parse_label_map("1:2,1:3")
+    assert parse_label_map("1:2, 1:2,3:4") == {1: 2, 3: 4}

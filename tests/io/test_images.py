@@ -150,3 +150,24 @@ def test_an_image_over_pils_bomb_warning_but_within_max_pixels_reads_quietly(tmp
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_image(tmp_path / f"photo{suffix}").shape == (48, 64, 3)
+
+
+def test_a_damaged_png_is_one_line_of_ours_and_nothing_from_libpng(tmp_path, capfd) -> None:
+    """OpenCV's libpng printed "libpng error: Read Error" on stderr beside our error."""
+    image = np.random.default_rng(0).integers(0, 256, (64, 80, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "whole.png"), image)
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "half.png").write_bytes(data[: len(data) // 2])
+    assert np.array_equal(read_image(tmp_path / "whole.png"), image[..., ::-1])
+    with pytest.raises(HumanParseError, match=r"half.png: cannot read the image"):
+        read_image(tmp_path / "half.png")
+    assert capfd.readouterr().err == ""
+
+
+def test_walking_the_inputs_skips_the_output_folder(folder) -> None:
+    out = folder / "a" / "out"
+    (out / "overlay").mkdir(parents=True)
+    cv2.imwrite(str(out / "overlay" / "one.jpg"), np.zeros((4, 5, 3), np.uint8))
+    assert [p.name for p in list_images([folder / "a"], skip=out)] == ["two.PNG", "one.jpg"]
+    assert [p.name for p in list_images([str(folder / "a" / "**" / "*.jpg")], skip=out)] == ["one.jpg"]
+    assert len(list_images([folder / "a"])) == 3

@@ -357,11 +357,14 @@ def test_writer_rejects_frames_it_was_not_declared_for(tmp_path, frame) -> None:
         lambda clip, out: VideoReader(clip, start=-1.0),
         lambda clip, out: VideoReader(clip, start=2.0, end=1.0),
         lambda clip, out: VideoWriter(out, 0, W, H),
+        lambda clip, out: VideoReader(clip, start=float("inf")),
+        lambda clip, out: VideoReader(clip, start=float("nan")),
+        lambda clip, out: VideoReader(clip, end=float("nan")),
         lambda clip, out: VideoWriter(out, FPS, W, H, crf=60),
         lambda clip, out: VideoWriter(out, FPS, W, H, preset="quick"),
         lambda clip, out: VideoWriter(out.with_suffix(".mkv"), FPS, W, H),
     ],
-    ids=["stride 0", "negative start", "end before start", "zero fps", "crf 60", "unknown preset", "not .mp4"],
+    ids=["stride 0", "negative start", "end before start", "zero fps", "start inf", "start nan", "end nan", "crf 60", "unknown preset", "not .mp4"],
 )
 def test_bad_options_are_humanparse_errors(clips, tmp_path, make) -> None:
     with pytest.raises(HumanParseError):
@@ -395,3 +398,15 @@ def test_a_video_whose_frames_are_over_max_pixels_is_refused_before_decoding(cli
     monkeypatch.setattr(images, "MAX_PIXELS", W * H)
     with VideoReader(clips["mp4"]) as reader:
         assert len(list(reader)) == 30
+
+
+def test_an_infinite_end_reads_to_the_end_and_a_rate_over_a_huge_stride_is_written(clips, tmp_path) -> None:
+    """start=inf raised an OverflowError, nan was taken as 0; FPS / 10^12 overflowed
+    FFmpeg's 32-bit rates, and rates below one frame in ~30000 s fail in the MP4 muxer."""
+
+    with VideoReader(clips["mp4"], end=float("inf")) as everything, VideoReader(clips["mp4"]) as plain:
+        assert len(list(everything)) == len(list(plain))
+    with VideoWriter(tmp_path / "one.mp4", Fraction(FPS) / 10**12, W, H) as writer:
+        writer.write(np.zeros((H, W, 3), np.uint8), time=0.0)
+    with av.open(str(tmp_path / "one.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 1

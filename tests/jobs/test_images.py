@@ -260,3 +260,31 @@ def test_sigterm_stops_after_the_image_in_flight_with_every_image_whole(tmp_path
     assert sorted(p.stem for p in (out / "persons").glob("*.png")) == written  # all of an image's files, or none
     assert not [p for p in out.rglob(".*")]  # no temporary
     assert f"parsed {len(written)} images" in stdout
+
+
+def test_a_second_run_into_the_same_folder_is_refused_naming_the_first(tmp_path, data, eager_checkpoint) -> None:
+    """Two runs into one folder both exited 0, each replacing the other's files."""
+    from humanparse.io.files import FolderLock
+
+    out = tmp_path / "o"
+    out.mkdir()
+    with FolderLock(out, None, "images run"):
+        second = images(str(data / "images"), "--out", str(out), "--checkpoint", str(eager_checkpoint))
+    assert second.exit_code == 1 and "is in use by another images run; let it finish" in second.output
+    assert list(out.iterdir()) == []  # nothing touched, no lock file left
+
+
+def test_a_rerun_into_a_folder_inside_the_inputs_does_not_parse_its_own_outputs(tmp_path, data, eager_checkpoint) -> None:
+    """The overlays of the first run were parsed as photos by the second, nesting deeper
+    on every rerun."""
+    import shutil
+
+    photos = tmp_path / "in"
+    photos.mkdir()
+    shutil.copy(next((data / "images").iterdir()), photos / "p.jpg")
+    for extra in ([], ["--overwrite"]):
+        result = images(str(photos), "--out", str(photos / "out"), "--checkpoint", str(eager_checkpoint), *extra)
+        assert result.exit_code == 0 and "parsed 1 image" in result.output, result.output
+    assert not (photos / "out" / "overlay" / "out").exists()
+    empty = images(str(photos), "--out", "", "--checkpoint", str(eager_checkpoint))
+    assert empty.exit_code == 2 and "an empty name" in empty.output

@@ -299,3 +299,39 @@ def test_a_run_that_fails_leaves_no_empty_out_folder(tmp_path, clip) -> None:
     with pytest.raises(HumanParseError, match="broke"):
         parse_video(Fails(eager_parser(), "cpu"), clip, out)
     assert not out.exists()
+
+
+def test_a_second_run_into_the_same_folder_is_refused_naming_the_first(tmp_path, clip, eager_checkpoint) -> None:
+    """The second run deleted the first's temporaries as a killed run's and failed with
+    'tracks.json: No such file or directory'."""
+    from humanparse.io.files import FolderLock
+
+    out = tmp_path / "o"
+    out.mkdir()
+    with FolderLock(out, None, "video run"):  # the first run, as a second open file holds it
+        second = run(str(clip), "--out", str(out), "--checkpoint", str(eager_checkpoint))
+    assert second.exit_code == 1 and "is in use by another video run; let it finish" in second.output
+    assert list(out.iterdir()) == []  # nothing touched, no lock file left
+    assert run(str(clip), "--out", str(out), "--checkpoint", str(eager_checkpoint), "--end", "0.1").exit_code == 0  # free again
+
+
+def test_the_source_is_never_an_output_even_with_overwrite(tmp_path, clip, eager_checkpoint) -> None:
+    import shutil
+
+    out = tmp_path / "in"
+    out.mkdir()
+    source = shutil.copy(clip, out / "overlay.mp4")
+    result = run(str(source), "--out", str(out), "--checkpoint", str(eager_checkpoint), "--overwrite")
+    assert result.exit_code == 1 and "is the video being parsed and an output of this run" in result.output
+    assert (out / "overlay.mp4").read_bytes() == clip.read_bytes()
+
+
+def test_an_empty_out_and_a_huge_stride(tmp_path, clip, eager_checkpoint) -> None:
+    """--out "" wrote into the working folder; a stride of 10^12 made the overlay's frame
+    rate a fraction FFmpeg cannot hold (OverflowError)."""
+    empty = run(str(clip), "--out", "", "--checkpoint", str(eager_checkpoint))
+    assert empty.exit_code == 2 and "an empty name" in empty.output
+    huge = run(str(clip), "--out", str(tmp_path / "o"), "--checkpoint", str(eager_checkpoint), "--stride", str(10**12))
+    assert huge.exit_code == 0, huge.output
+    assert json.loads((tmp_path / "o" / "tracks.json").read_text())["frames_written"] == 1
+    assert frames_of(tmp_path / "o" / "overlay.mp4")[0] == 1
