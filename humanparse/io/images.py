@@ -164,8 +164,18 @@ def _checked_header(path: Path) -> tuple[int, str | None]:
     except HumanParseError:
         raise
     except Exception:  # noqa: BLE001 - a file PIL cannot parse has no orientation we can use
-        return 1, None
+        # A JPEG or PNG cut short in its header still goes to PIL, for PIL's one-line error:
+        # OpenCV's libjpeg would print "Premature end of JPEG file" to stderr first.
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(8)
+        except OSError:
+            return 1, None
+        return 1, next((name for name, magic in _SIGNATURES if head.startswith(magic)), None)
     return (value if isinstance(value, int) and 1 <= value <= 8 else 1), kind
+
+
+_SIGNATURES = (("JPEG", b"\xff\xd8\xff"), ("PNG", b"\x89PNG\r\n\x1a\n"))
 
 
 def _oriented(image: np.ndarray, orientation: int) -> np.ndarray:

@@ -466,6 +466,8 @@ URL_TIMEOUT = 15.0  # seconds to open a stream URL, and then to wait for each re
 def _source(path: str | os.PathLike) -> Path | str:
     """A stream URL (``rtsp://``, ``http://``, ``file://``, ...) stays a string for FFmpeg;
     anything else is a local path."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"a video source is a file path or a stream URL, got {type(path).__name__}")
     return path if isinstance(path, str) and _URL.match(path) else Path(path)
 
 

@@ -161,6 +161,12 @@ def test_a_damaged_png_is_one_line_of_ours_and_nothing_from_libpng(tmp_path, cap
     assert np.array_equal(read_image(tmp_path / "whole.png"), image[..., ::-1])
     with pytest.raises(HumanParseError, match=r"half.png: cannot read the image"):
         read_image(tmp_path / "half.png")
+    # A JPEG cut inside its header, which PIL cannot even open, went to OpenCV's libjpeg,
+    # which printed "Premature end of JPEG file".
+    cv2.imwrite(str(tmp_path / "whole.jpg"), image)
+    (tmp_path / "head.jpg").write_bytes((tmp_path / "whole.jpg").read_bytes()[:300])
+    with pytest.raises(HumanParseError, match=r"head.jpg: cannot read the image \(Truncated File Read\)"):
+        read_image(tmp_path / "head.jpg")
     assert capfd.readouterr().err == ""
 
 

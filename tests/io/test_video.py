@@ -410,3 +410,9 @@ def test_an_infinite_end_reads_to_the_end_and_a_rate_over_a_huge_stride_is_writt
         writer.write(np.zeros((H, W, 3), np.uint8), time=0.0)
     with av.open(str(tmp_path / "one.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == 1
+
+
+def test_a_source_that_is_no_path_is_a_type_error_saying_what_a_source_is() -> None:
+    for source in (None, 5, b"clip.mp4"):
+        with pytest.raises(TypeError, match="a video source is a file path or a stream URL, got"):
+            VideoReader(source)
