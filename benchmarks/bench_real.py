@@ -93,8 +93,9 @@ def read_truth(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return to_coarse(labels, CIHP)
 
 
-def parser_row(name: str) -> Segment:
-    predictor = Predictor.from_checkpoint(name, device="cpu")
+def parser_row(name: str, detector: str = "builtin") -> Segment:
+    """A parser by ``--checkpoint`` name, or a checkpoint file with ``detector``'s persons."""
+    predictor = Predictor.from_checkpoint(name, device="cpu", **({"detector": detector} if Path(name).is_file() else {}))
 
     def segment(image: np.ndarray) -> np.ndarray:
         result = predictor(image)
@@ -144,13 +145,14 @@ def main() -> None:
     choices = [BODYPIX_ALONE, *PARSERS]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     parser.add_argument("data", type=Path, help="folder with images/ and labels/")
-    parser.add_argument("--parsers", default=",".join(choices), help=f"comma-separated rows, of: {', '.join(choices)} (default: all)")
+    parser.add_argument("--parsers", default=",".join(choices), help=f"comma-separated rows, of: {', '.join(choices)} or checkpoint files (default: all names)")
+    parser.add_argument("--detector", default="builtin", help="the persons of the checkpoint-file rows (a --detector text, e.g. nanodet)")
     parser.add_argument("--limit", type=int, help="only the first N images, by name")
     parser.add_argument("--bodypix-side", type=int, default=BODYPIX_SIDE, help="BodyPix alone sees the image with this longer side (default: %(default)s)")
     parser.add_argument("--out", type=Path, help="also write the rows, confusion matrices and notes as JSON here")
     args = parser.parse_args()
     names = [n for n in args.parsers.split(",") if n]
-    unknown = [n for n in names if n not in choices]
+    unknown = [n for n in names if n not in choices and not Path(n).is_file()]
     if unknown or not names:
         parser.error(f"unknown parsers {', '.join(unknown)}; choose from {', '.join(choices)}")
     if args.limit is not None and args.limit < 1:
@@ -160,7 +162,7 @@ def main() -> None:
     rows: dict[str, Segment] = {}
     for name in names:
         try:
-            rows[name] = bodypix_row(args.bodypix_side) if name == BODYPIX_ALONE else parser_row(name)
+            rows[name] = bodypix_row(args.bodypix_side) if name == BODYPIX_ALONE else parser_row(name, args.detector)
         except HumanParseError as exc:
             notes[name] = f"not run: {exc}"
     pairs = read_pairs(args.data, args.limit)

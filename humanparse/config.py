@@ -37,7 +37,7 @@ MAX_IMAGES_PER_STEP = 1024
 MAX_LR = 1e6
 # The networks build_backbone knows (modeling/backbones.py), named here so that a config is
 # checked when it is read, before torch is imported.
-BACKBONES = ("resnet101", "resnet50", "resnet18", "mobilenet_v3_large")
+BACKBONES = ("resnet101", "resnet50", "resnet18", "mobilenet_v3_large", "bodypix")
 OUTPUT_STRIDES = (8, 16)
 # Integers are TOML's 64-bit ones: config.toml must read back in any TOML reader.
 _INT64 = (-(2**63), 2**63 - 1)
@@ -73,8 +73,9 @@ class CRFConfig:
 class ModelConfig:
     """The whole network: backbone, label set, built-in detection head and Instance CRF.
 
-    ``pretrained`` asks for ImageNet weights when the model is first built; a model loaded
-    from a checkpoint never downloads anything.
+    ``pretrained`` asks for ImageNet weights when the model is first built (for ``bodypix``:
+    BodyPix's own weights, shipped, with its person and part heads grouped onto the label
+    set); a model loaded from a checkpoint never downloads anything.
     """
 
     backbone: str = "resnet18"
@@ -90,6 +91,8 @@ class ModelConfig:
             raise ConfigError(f"model.backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
         if self.output_stride not in OUTPUT_STRIDES:
             raise ConfigError(f"model.output_stride must be {' or '.join(map(str, OUTPUT_STRIDES))}, got {self.output_stride}")
+        if self.backbone == "bodypix" and self.output_stride != 16:
+            raise ConfigError(f"model.backbone bodypix has output stride 16 (BodyPix's own), got model.output_stride = {self.output_stride}")
         try:
             get_label_set(self.label_set)
         except HumanParseError as exc:

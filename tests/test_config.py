@@ -75,7 +75,7 @@ def test_defaults_are_a_valid_semantic_stage() -> None:
         ("optim.accumulate=100000000", r"optim.batch_size x optim.accumulate must be at most 1024 images a step, got 1 x 100000000"),
         ("optim.batch_size=1025", r"at most 1024 images a step, got 1025 x 1"),
         ("optim.lr=1e308", r"optim.lr must be at most 1e\+06, got 1e\+308"),
-        ('model.backbone="vgg16"', r"model.backbone must be one of resnet101, resnet50, resnet18, mobilenet_v3_large, got 'vgg16'"),
+        ('model.backbone="vgg16"', r"model.backbone must be one of resnet101, resnet50, resnet18, mobilenet_v3_large, bodypix, got 'vgg16'"),
         ("model.output_stride=32", r"model.output_stride must be 8 or 16, got 32"),
         ('model.label_set="lip"', r"model.label_set: unknown label set 'lip'"),
         ('out=""', r"out must name the run's folder"),

@@ -1,7 +1,10 @@
-"""Backbones from torchvision, dilated to output stride 8 (paper appendix B.1) or 16.
+"""Backbones from torchvision, dilated to output stride 8 (paper appendix B.1) or 16, and
+BodyPix's MobileNetV1 (output stride 16).
 
 ResNet-101 and ResNet-50 are the paper's accuracy setting; ResNet-18 and MobileNetV3-Large
-are the light ones for the CPU. ImageNet weights are loaded only when asked for.
+are the light ones for the CPU. ImageNet weights are loaded only when asked for. ``bodypix``
+is the one backbone with real pretrained weights shipped (``pretrained`` loads them from the
+package): features trained for human parsing, for starting a holistic network on real data.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Callable
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision import models
 from torchvision.models._api import WeightsEnum
@@ -20,6 +24,10 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from ..config import BACKBONES, OUTPUT_STRIDES
 from ..errors import HumanParseError
+
+# ImageNet's statistics, in 0..1 units: the segmenter normalises every backbone's input by them.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # name -> (torchvision builder, ImageNet weights, channels of the last stage)
 _RESNETS = {
@@ -69,6 +77,8 @@ def build_backbone(name: str, pretrained: bool = False, output_stride: int = 8, 
         raise HumanParseError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
     if output_stride not in OUTPUT_STRIDES:
         raise HumanParseError(f"unsupported output stride {output_stride}; choose one of: {', '.join(map(str, OUTPUT_STRIDES))}")
+    if name == "bodypix":
+        return _bodypix(pretrained, output_stride)
     if name in _RESNETS:
         return _resnet(name, pretrained, output_stride, FrozenBatchNorm2d if frozen_bn else None)
     # MobileNetV3 was trained with eps 0.001 (torchvision's default norm layer for it);
@@ -136,6 +146,49 @@ def _mobilenet(pretrained: bool, output_stride: int, norm_layer: Callable[..., n
         net.load_state_dict(_imagenet_state_dict("mobilenet_v3_large", models.MobileNet_V3_Large_Weights.IMAGENET1K_V1))
     body = IntermediateLayerGetter(net.features, return_layers={str(len(net.features) - 1): "out"})
     return Backbone(body, 960, output_stride)
+
+
+class _BodyPixFeatures(nn.Module):
+    """BodyPix's MobileNetV1 0.75 (``pretrained.bodypix.BodyPixNet`` without its heads) on
+    the segmenter's ImageNet-normalised input: ``forward(x) -> {"out": (B, 384, ⌈H/16⌉, ⌈W/16⌉)}``.
+
+    The input is taken back to BodyPix's own normalisation, (rgb - 128) / 128. BodyPix's
+    cell r is centred on input pixel 16 r; the segmenter upsamples as if on 16 r + 7.5 (the
+    centre of its 16-pixel block), so the input is moved up and left by 8 pixels (the edge
+    repeated), which puts the cells within half a pixel of where the segmenter reads them.
+    """
+
+    SHIFT = 8
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.conv0 = net.conv0
+        self.blocks = net.blocks
+        mean, std = torch.tensor(IMAGENET_MEAN) * 255, torch.tensor(IMAGENET_STD) * 255
+        # x_imagenet * std + mean = rgb; (rgb - 128) / 128 = x_imagenet * scale + offset
+        self.register_buffer("scale", (std / 128).reshape(1, 3, 1, 1), persistent=False)
+        self.register_buffer("offset", ((mean - 128) / 128).reshape(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        x = x * self.scale + self.offset
+        shift = min(self.SHIFT, x.shape[-2] - 1, x.shape[-1] - 1)
+        if shift > 0:
+            x = F.pad(x[..., shift:, shift:], (0, shift, 0, shift), mode="replicate")
+        x = F.relu6(self.conv0(x), inplace=True)
+        for block in self.blocks:
+            x = block(x)
+        return {"out": x}
+
+
+def _bodypix(pretrained: bool, output_stride: int) -> Backbone:
+    """BodyPix's MobileNetV1 0.75 at its own output stride 16 (``model.output_stride`` 16);
+    ``pretrained`` loads the shipped BodyPix weights (a local file, never a download)."""
+    from ..pretrained.bodypix import BLOCKS, STRIDE, BodyPixNet, load_bodypix
+
+    if output_stride != STRIDE:
+        raise HumanParseError(f"the bodypix backbone has output stride {STRIDE}, not {output_stride}")
+    net = load_bodypix()[0].train() if pretrained else BodyPixNet()
+    return Backbone(_BodyPixFeatures(net), BLOCKS[-1][1], STRIDE)  # type: ignore[arg-type]
 
 
 def _imagenet_state_dict(name: str, weights: WeightsEnum) -> dict[str, Tensor]:

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from ..errors import HumanParseError
 from ..labels import MIN_KEYPOINT_SCORE, PASCAL_PERSON_PART
 from ..ops import keypoint_boxes, scaled_size
-from ..pretrained.bodypix import BodyPix, upsample_to
+from ..pretrained.bodypix import LABEL_GROUPS, BodyPix, upsample_to
 from ..pretrained.crops import paste_masks
 from ..pretrained.nanodet import NanoDet
 from ..pretrained.posenet import DecodedPoses, assign_poses_to_boxes, decode_poses
@@ -56,7 +56,7 @@ from .parser import ParseOptions, StageClock, StageTimer, detect_persons
 
 # BodyPix's 24 parts grouped onto Pascal-Person-Part's six (../shared/bodypix/README.md):
 # head, torso, upper arms, lower arms (hands included), upper legs, lower legs (feet).
-PART_GROUPS: tuple[tuple[int, ...], ...] = ((0, 1), (12, 13), (2, 3, 4, 5), (6, 7, 8, 9, 10, 11), (14, 15, 16, 17), (18, 19, 20, 21, 22, 23))
+PART_GROUPS: tuple[tuple[int, ...], ...] = LABEL_GROUPS[PASCAL_PERSON_PART.name]  # type: ignore[assignment]
 # The longer side of the image BodyPix sees. On the 23 CIHP photos BodyPix alone scores
 # coarse mIoU 68.5 at 416, 68.6 at 513, 68.1 at 640, 63.6 at 960, 57.5 at 1280 (people
 # filling the frame grow past what it was trained on); at 640 the demo clip's 70-100 px

@@ -218,6 +218,7 @@ def build_model(config: ModelConfig, labels: LabelSet | None = None, pretrained:
         pretrained=config.pretrained if pretrained is None else pretrained,
         output_stride=config.output_stride,
         frozen_bn=config.frozen_bn,
+        label_set=labels.name,
     )
     # CRFConfig's fields are InstanceCRF's keyword arguments, one for one, but for the
     # background penalty (background stays one more person here).

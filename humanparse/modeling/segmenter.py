@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .backbones import Backbone, build_backbone
+from .backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, build_backbone
 
 # ImageNet statistics, in 0..255 units since images arrive as 0..255 RGB.
-_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+_MEAN = tuple(m * 255 for m in IMAGENET_MEAN)
+_STD = tuple(s * 255 for s in IMAGENET_STD)
 
 
 class SegmenterOutput(NamedTuple):
@@ -81,13 +81,65 @@ class PyramidPoolingHead(nn.Module):
         return self.classifier(self.dropout(self.fuse(torch.cat(pyramid, 1))))
 
 
+class BodyPixPartHead(nn.Module):
+    """BodyPix's person and part heads, grouped onto a label set: with BodyPix's weights the
+    segmenter starts as BodyPix segments.
+
+    One 1×1 conv gives a person logit s, BodyPix's 24 part logits and one logit for each of
+    the label set's parts BodyPix has no part for ("new" parts). The outputs are log
+    probabilities, so that their softmax is
+
+        P(background) = σ(−s),  P(part k) = σ(s) · Σ_{j ∈ group k} softmax(parts)_j,
+
+    BodyPix's own composition (the default parser's Q) with the groups of
+    ``pretrained.bodypix.LABEL_GROUPS``; a new part's share is its own logit in the softmax.
+    New parts start with zero weights and a bias of −10 (a share of about 1e-5), so the
+    network starts where BodyPix is and learns them from the data.
+
+    forward: (B, in_channels, h, w) float -> (B, P+1, h, w) float log probabilities.
+    """
+
+    NEW_PART_BIAS = -10.0
+
+    def __init__(self, in_channels: int, groups: tuple[tuple[int, ...] | None, ...]) -> None:
+        super().__init__()
+        from ..pretrained.bodypix import PARTS
+
+        fine = len(PARTS)
+        new = [k for k, group in enumerate(groups) if group is None]
+        self.conv = nn.Conv2d(in_channels, 1 + fine + len(new), 1)
+        # membership[k, j]: 0 where logit j belongs to part k, -inf elsewhere
+        membership = torch.full((len(groups), fine + len(new)), float("-inf"))
+        for k, group in enumerate(groups):
+            members = list(group) if group is not None else [fine + new.index(k)]
+            membership[k, members] = 0.0
+        self.register_buffer("membership", membership, persistent=False)
+        with torch.no_grad():
+            self.conv.weight[1 + fine :].zero_()
+            self.conv.bias[1 + fine :].fill_(self.NEW_PART_BIAS)
+
+    def load_bodypix(self, segments: nn.Conv2d, parts: nn.Conv2d) -> None:
+        """Take BodyPix's person (1 channel) and part (24) heads as the first 25 outputs."""
+        with torch.no_grad():
+            self.conv.weight[:1].copy_(segments.weight)
+            self.conv.bias[:1].copy_(segments.bias)
+            self.conv.weight[1 : 1 + parts.out_channels].copy_(parts.weight)
+            self.conv.bias[1 : 1 + parts.out_channels].copy_(parts.bias)
+
+    def forward(self, features: Tensor) -> Tensor:
+        out = self.conv(features)
+        person, logits = out[:, :1], out[:, 1:]
+        shares = torch.logsumexp(logits[:, None] + self.membership[None, :, :, None, None], dim=2) - torch.logsumexp(logits, dim=1, keepdim=True)
+        return torch.cat((F.logsigmoid(-person), F.logsigmoid(person) + shares), dim=1)
+
+
 class PartSegmenter(nn.Module):
     """Backbone + pyramid pooling head, built elsewhere and passed in.
 
     forward: images (B, 3, H, W) float RGB in 0..255 -> ``SegmenterOutput``.
     """
 
-    def __init__(self, backbone: Backbone, head: PyramidPoolingHead) -> None:
+    def __init__(self, backbone: Backbone, head: PyramidPoolingHead | BodyPixPartHead) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -107,17 +159,38 @@ def build_segmenter(
     pretrained: bool = False,
     output_stride: int = 8,
     frozen_bn: bool = False,
+    label_set: str | None = None,
 ) -> PartSegmenter:
     """The one builder of the segmenter, holding its numbers.
 
     Args:
-        backbone: a name from ``humanparse.backbones.BACKBONES``.
+        backbone: a name from ``humanparse.config.BACKBONES``.
         num_classes: P+1, background included.
         pretrained, output_stride, frozen_bn: as for ``build_backbone``.
+        label_set: the labels' set, by name; with the ``bodypix`` backbone it picks how
+            BodyPix's parts are grouped onto the labels (:class:`BodyPixPartHead`).
     """
     body = build_backbone(backbone, pretrained=pretrained, output_stride=output_stride, frozen_bn=frozen_bn)
+    if backbone == "bodypix":
+        return PartSegmenter(body, _bodypix_head(body.out_channels, num_classes, label_set, pretrained))
     # The paper's 512-channel fusion for the ResNet-50/101 features; the light backbones
     # keep to 128 so that the head does not outweigh them on the CPU.
     mid_channels = 512 if backbone in ("resnet101", "resnet50") else 128
     head = PyramidPoolingHead(body.out_channels, num_classes, mid_channels=mid_channels)
     return PartSegmenter(body, head)
+
+
+def _bodypix_head(in_channels: int, num_classes: int, label_set: str | None, pretrained: bool) -> BodyPixPartHead:
+    """The BodyPix head for a label set that ``LABEL_GROUPS`` maps (Pascal-Person-Part, CIHP),
+    with BodyPix's weights when ``pretrained``."""
+    from ..errors import HumanParseError
+    from ..pretrained.bodypix import LABEL_GROUPS, load_bodypix
+
+    groups = LABEL_GROUPS.get(label_set or "")
+    if groups is None or len(groups) + 1 != num_classes:
+        raise HumanParseError(f"the bodypix backbone maps BodyPix's parts onto {', '.join(LABEL_GROUPS)}, not {label_set!r}")
+    head = BodyPixPartHead(in_channels, groups)
+    if pretrained:
+        net = load_bodypix()[0]
+        head.load_bodypix(net.heads["segments"], net.heads["parts"])
+    return head

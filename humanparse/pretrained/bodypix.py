@@ -63,6 +63,26 @@ PARTS = (
     "left_lower_leg_front", "left_lower_leg_back", "right_lower_leg_front", "right_lower_leg_back", "left_foot", "right_foot",
 )
 
+# BodyPix's 24 parts grouped onto each label set's parts, in the label set's order
+# (background excluded): the parts of a label, or None for a label BodyPix has no part for.
+# The groups of a label set partition the 24 parts, so that grouped probabilities sum to
+# BodyPix's own (../shared/bodypix/README.md groups them onto Pascal-Person-Part: head, torso,
+# upper arms, lower arms with hands, upper legs, lower legs with feet). CIHP: the faces are
+# its face, the torso its upper clothes (the commonest cover of a torso), each arm with its
+# hand its left or right arm, the upper legs its pants, each lower leg its left or right
+# leg and each foot its shoe; hat, hair, glove, sunglasses, dress, coat, socks, torso skin,
+# scarf and skirt have no BodyPix part and are learned from nothing.
+LABEL_GROUPS: dict[str, tuple[tuple[int, ...] | None, ...]] = {
+    "pascal-person-part": ((0, 1), (12, 13), (2, 3, 4, 5), (6, 7, 8, 9, 10, 11), (14, 15, 16, 17), (18, 19, 20, 21, 22, 23)),
+    "cihp": (
+        None, None, None, None,  # hat, hair, glove, sunglasses
+        (12, 13), None, None, None,  # upper-clothes, dress, coat, socks
+        (14, 15, 16, 17), None, None, None,  # pants, torso-skin, scarf, skirt
+        (0, 1), (2, 3, 6, 7, 10), (4, 5, 8, 9, 11),  # face, left-arm, right-arm
+        (18, 19), (20, 21), (22,), (23,),  # left-leg, right-leg, left-shoe, right-shoe
+    ),
+}
+
 
 class BodyPixMaps(NamedTuple):
     """BodyPix's outputs for a batch: (B, C, h, w) tensors on the grid of :func:`grid_size`,

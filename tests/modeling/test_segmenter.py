@@ -1,4 +1,4 @@
-"""Backbones and the pyramid pooling part segmenter."""
+"""Backbones, the pyramid pooling part segmenter and the BodyPix start."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from humanparse.modeling.backbones import BACKBONES, build_backbone
 from humanparse.modeling.segmenter import PyramidPoolingHead, build_segmenter
 
 LIGHT = ["resnet18", "mobilenet_v3_large"]
+TORCHVISION = [name for name in BACKBONES if name != "bodypix"]  # dilated to stride 8, batch norm
 
 
 @pytest.mark.parametrize("size", [(521, 521), (333, 250)], ids=lambda s: f"{s[0]}x{s[1]}")
-@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize("backbone", TORCHVISION)
 def test_segmenter_output_shapes_at_odd_sizes(backbone: str, size: tuple[int, int]) -> None:
     model = build_segmenter(backbone, num_classes=7).eval()
     with torch.no_grad():
@@ -65,7 +66,7 @@ def test_every_parameter_gets_a_gradient(backbone: str) -> None:
         assert param.grad is not None and bool(param.grad.ne(0).any()), name
 
 
-@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize("backbone", TORCHVISION)
 def test_frozen_batch_norm_replaces_every_batch_norm(backbone: str) -> None:
     body = build_backbone(backbone, frozen_bn=True)
     kinds = {type(m) for m in body.modules()}
@@ -153,3 +154,53 @@ def test_unknown_backbone_or_stride() -> None:
         build_backbone("vgg16")
     with pytest.raises(HumanParseError, match="unsupported output stride 4; choose one of: 8, 16"):
         build_backbone("resnet18", output_stride=4)
+
+
+def _bodypix_composition(maps) -> torch.Tensor:
+    """BodyPix's own probabilities (the default parser's Q): background 1 − σ(s), part k
+    σ(s) · Σ_{j ∈ group k} softmax(parts)_j, Pascal-Person-Part's groups; (B, 7, h, w)."""
+    from humanparse.pretrained.bodypix import LABEL_GROUPS
+
+    person, fine = torch.sigmoid(maps.segments), torch.softmax(maps.parts, 1)
+    grouped = [fine[:, list(group)].sum(1, keepdim=True) for group in LABEL_GROUPS["pascal-person-part"]]
+    return torch.cat([1 - person, *(person * g for g in grouped)], 1)
+
+
+def test_the_bodypix_start_segments_exactly_as_bodypix_on_a_real_photo() -> None:
+    """The segmenter built on the bodypix backbone with its weights gives, cell for cell,
+    BodyPix's own probabilities of the input moved by 8 pixels (the cells' alignment)."""
+    import numpy as np
+
+    from humanparse.io.images import read_image
+    from humanparse.pretrained.bodypix import load_bodypix
+
+    photo = read_image(os.path.join(os.path.dirname(__file__), "..", "fixtures", "photos", "camera.jpg"))[: 16 * 12 + 1, : 16 * 10 + 1]
+    rgb = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None].double()
+    net = load_bodypix()[0].double()
+    model = build_segmenter("bodypix", num_classes=7, pretrained=True, output_stride=16, label_set="pascal-person-part").double().eval()
+    with torch.no_grad():
+        moved = torch.nn.functional.pad(rgb[..., 8:, 8:], (0, 8, 0, 8), mode="replicate")  # 16k + 1 a side: BodyPix pads nothing
+        expected = _bodypix_composition(net(moved))
+        probs = model.head(model.backbone((rgb - model.mean) / model.std)).exp()
+    assert probs.shape == expected.shape == (1, 7, 13, 11)
+    # float64 throughout but for the float32 constants that take ImageNet's normalisation back
+    torch.testing.assert_close(probs, expected, rtol=0, atol=2e-6)
+    assert probs[:, 1:].sum(1).max() > 0.9  # a person is there, seen as BodyPix sees them
+
+
+def test_the_bodypix_start_on_cihp_keeps_bodypix_where_parts_correspond_and_learns_the_rest() -> None:
+    from humanparse.labels import CIHP
+    from humanparse.pretrained.bodypix import LABEL_GROUPS
+
+    torch.manual_seed(0)
+    model = build_segmenter("bodypix", num_classes=20, pretrained=True, output_stride=16, label_set="cihp").eval()
+    with torch.no_grad():
+        probs = model.head(model.backbone(torch.randn(1, 3, 97, 81))).exp()
+    assert torch.allclose(probs.sum(1), torch.ones(1), atol=1e-5)
+    new = [k + 1 for k, group in enumerate(LABEL_GROUPS["cihp"]) if group is None]
+    assert [CIHP.names[k] for k in new] == ["hat", "hair", "glove", "sunglasses", "dress", "coat", "socks", "torso-skin", "scarf", "skirt"]
+    assert probs[:, new].max() < 1e-3  # starting from nothing, they are learned from the data
+    with pytest.raises(HumanParseError, match="maps BodyPix's parts onto pascal-person-part, cihp, not 'coarse'"):
+        build_segmenter("bodypix", num_classes=4, output_stride=16, label_set="coarse")
+    with pytest.raises(HumanParseError, match="output stride 16, not 8"):
+        build_segmenter("bodypix", num_classes=7, output_stride=8, label_set="pascal-person-part")
