@@ -4,10 +4,12 @@
     python benchmarks/bench_real.py DIR --parsers bodypix-alone,pose-guided --limit 5 --out real.json
 
 DIR holds ``images/NAME.jpg|png`` and ``labels/NAME.png`` (uint8 CIHP category maps, 255 =
-unknown edge). The rows: "bodypix-alone" (BodyPix's own argmax, the baseline of DESIGN §4) and
-every parser a ``--checkpoint`` name gives (``humanparse.build.PARSERS``), each
-run as a user runs it: ``Predictor.from_checkpoint(name, device="cpu")(image)`` on the image
-``read_image`` gives, the result at the image's own size.
+unknown edge). The rows: every parser a ``--checkpoint`` name gives
+(``humanparse.build.PARSERS``; "bodypix-alone" is BodyPix's own argmax, the baseline of
+DESIGN §4) and checkpoint files (their persons from ``--detector``), each run as a user
+runs it: ``Predictor.from_checkpoint(name, device="cpu")(image)`` on the image
+``read_image`` gives, the result at the image's own size. ``humanparse eval --data DIR
+--truth-labels cihp --compare coarse --checkpoint NAME`` gives the same numbers.
 
 Protocol:
 
@@ -17,10 +19,11 @@ Protocol:
 * one 4 x 4 confusion matrix per row, summed over all images (``metrics.confusion_matrix``),
   ignored ground-truth pixels skipped; per-class IoU = diag / (row + col - diag) and mIoU the
   mean over the 4 classes, **background included** (``metrics.mean_iou``);
-* BodyPix alone: the image resized so that its longer side is ``--bodypix-side`` (default:
-  640, the size the default parser gives BodyPix, so that the comparison shows what the
-  persons and the CRF add to the same segmentation; aspect kept) goes through
-  ``humanparse.pretrained.bodypix.BodyPix``; its person logit and 24 part logits are resampled
+* BodyPix alone (``modeling.bodypix_parser.BodyPixAloneParser``): the image resized so that
+  its longer side is ``--bodypix-side`` (default: 640, the size the default parser gives
+  BodyPix, so that the comparison shows what the persons and the CRF add to the same
+  segmentation; aspect kept) goes through ``humanparse.pretrained.bodypix.BodyPix``; its
+  person logit and 24 part logits are resampled
   to the image's size (``bodypix.upsample_to``, bilinear, on logits), a pixel is a person where sigmoid(person logit) > 0.5, and then the
   part of the largest logit, grouped as BodyPix's README groups it onto Pascal-Person-Part
   (head {0, 1}, torso {12, 13}, upper arms {2-5}, lower arms {6-11}, upper legs {14-17},
@@ -45,27 +48,19 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from humanparse.build import PARSERS  # noqa: E402
+from humanparse.build import BODYPIX_ALONE, PARSERS  # noqa: E402
 from humanparse.data.cihp import IMAGE_SUFFIXES  # noqa: E402
 from humanparse.errors import HumanParseError  # noqa: E402
 from humanparse.io.images import read_image  # noqa: E402
-from humanparse.labels import CIHP, COARSE, PASCAL_PERSON_PART, to_coarse  # noqa: E402
+from humanparse.labels import CIHP, COARSE, to_coarse  # noqa: E402
 from humanparse.metrics import confusion_matrix, mean_iou  # noqa: E402
-from humanparse.modeling.bodypix_parser import PART_GROUPS, SEGMENT_SIDE  # noqa: E402
-from humanparse.ops import scaled_size  # noqa: E402
+from humanparse.modeling.bodypix_parser import SEGMENT_SIDE, BodyPixAloneParser  # noqa: E402
 from humanparse.predictor import Predictor  # noqa: E402
-from humanparse.pretrained.bodypix import BodyPix, upsample_to  # noqa: E402
 
-BODYPIX_ALONE = "bodypix-alone"
 BODYPIX_SIDE = SEGMENT_SIDE
-# BodyPix's 24 parts -> Pascal-Person-Part, the grouping the default parser uses.
-BODYPIX_TO_PASCAL = np.zeros(sum(map(len, PART_GROUPS)), np.uint8)
-for _label, _group in enumerate(PART_GROUPS, start=1):
-    BODYPIX_TO_PASCAL[list(_group)] = _label
 
 Segment = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) uint8 RGB -> (H, W) coarse labels
 
@@ -105,18 +100,12 @@ def parser_row(name: str, detector: str = "builtin") -> Segment:
 
 
 def bodypix_row(longer_side: int) -> Segment:
-    """BodyPix's own argmax on the coarse labels (see the module's docstring)."""
-    bodypix = BodyPix()
+    """BodyPix's own argmax (the ``bodypix-alone`` parser) at another input side."""
+    predictor = Predictor(BodyPixAloneParser(longer_side), "cpu")
 
     def segment(image: np.ndarray) -> np.ndarray:
-        height, width = image.shape[:2]
-        size = scaled_size((height, width), longer_side / max(height, width))
-        with torch.inference_mode():
-            maps = bodypix(image, size=size)
-            person = upsample_to(maps.segments, size, (height, width))[0, 0] > 0  # sigmoid > 0.5
-            part = upsample_to(maps.parts, size, (height, width))[0].argmax(0)
-        pascal = np.where(person.cpu().numpy(), BODYPIX_TO_PASCAL[part.cpu().numpy()], 0)
-        return to_coarse(pascal.astype(np.uint8), PASCAL_PERSON_PART)
+        result = predictor(image)
+        return to_coarse(result.parts, result.labels)
 
     return segment
 
@@ -142,7 +131,7 @@ def table(rows: dict[str, dict], baseline: str | None) -> str:
 
 
 def main() -> None:
-    choices = [BODYPIX_ALONE, *PARSERS]
+    choices = list(PARSERS)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     parser.add_argument("data", type=Path, help="folder with images/ and labels/")
     parser.add_argument("--parsers", default=",".join(choices), help=f"comma-separated rows, of: {', '.join(choices)} or checkpoint files (default: all names)")
@@ -162,7 +151,8 @@ def main() -> None:
     rows: dict[str, Segment] = {}
     for name in names:
         try:
-            rows[name] = bodypix_row(args.bodypix_side) if name == BODYPIX_ALONE else parser_row(name, args.detector)
+            other_side = name == BODYPIX_ALONE and args.bodypix_side != BODYPIX_SIDE
+            rows[name] = bodypix_row(args.bodypix_side) if other_side else parser_row(name, args.detector)
         except HumanParseError as exc:
             notes[name] = f"not run: {exc}"
     pairs = read_pairs(args.data, args.limit)

@@ -54,6 +54,7 @@ DETECT_EVERY = 8
 BODYPIX = "bodypix"
 POSE_GUIDED = "pose-guided"
 SYNTHETIC = "synthetic"
+BODYPIX_ALONE = "bodypix-alone"
 DEFAULT_PARSER = BODYPIX
 # BodyPix's parts with NanoDet's persons and the Instance CRF (the default, for real
 # people); the earlier pose-guided parser (parts cut from person masks by the skeleton; kept
@@ -77,6 +78,12 @@ PARSERS: dict[str, ParserEntry] = {
         ("nanodet", "movenet-thunder", "blazepose-full", "selfie"),
     ),
     SYNTHETIC: ParserEntry("the holistic model trained on the synthetic world, shipped", "the holistic network of the paper trained on humanparse's synthetic world (MobileNetV3, built-in detector)", (), ()),
+    BODYPIX_ALONE: ParserEntry(
+        "BodyPix's own parts, no persons: the baseline to score against",
+        "category-level only: BodyPix's own part segmentation (person > 0.5, then its largest part logit, grouped onto Pascal-Person-Part); no persons",
+        (("images", "one BodyPix pass over the image at 640 px on its longer side"),),
+        ("bodypix",),
+    ),
 }
 
 @dataclass(frozen=True)
@@ -117,7 +124,7 @@ def auto_pose(parser: str, task: Task, real_detector: bool) -> str:
     followed crop is MediaPipe's own scheme at a third of the cost; a holistic model gets
     keypoints when its persons come from a detector trained on real photos.
     """
-    if parser == BODYPIX:
+    if parser in (BODYPIX, BODYPIX_ALONE):
         return "none"
     if parser == POSE_GUIDED:
         return "blazepose" if task == "video" else "movenet"
@@ -146,6 +153,10 @@ def build_parser(name: str | os.PathLike | None = None, device: str | torch.devi
         from .modeling.pose_guided import PoseGuidedParser
 
         return PoseGuidedParser(pose=pose).to(device)
+    if name == BODYPIX_ALONE:
+        from .modeling.bodypix_parser import BodyPixAloneParser
+
+        return BodyPixAloneParser().to(device)
     from .modeling.checkpoints import load_checkpoint, synthetic_checkpoint
 
     return load_checkpoint(synthetic_checkpoint() if name == SYNTHETIC else name, device)

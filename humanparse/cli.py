@@ -552,25 +552,39 @@ def _report_video(summary, source: str, out: str, labels) -> None:
 
 @main.command("eval")
 @click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False), help="An annotated data set in the CIHP layout.")
-@click.option("--split", default="val", show_default=True, help="The split list to use (<split>_id.txt).")
+@click.option("--split", default="val", show_default=True, help="The split list to use (<split>_id.txt); a data set without split files is scored whole.")
 @click.option("--predictions", type=click.Path(exists=True, file_okay=False), help="Score the result files of an earlier `humanparse images` run instead of running a model.")
 @_model_options
+@click.option("--compare", type=click.Choice(["labels", "coarse"]), default="labels", show_default=True,
+              help="labels: the ground truth is in the model's label set; coarse: both mapped onto head / upper body / lower body "
+                   "(a Pascal-Person-Part model on CIHP or LIP maps; category-level metrics only).")
+@click.option("--truth-labels", type=click.Choice(["pascal-person-part", "cihp"]), help="The ground truth's label set, where the data set's meta.json names none.")
 @click.option("--out", "report_path", type=click.Path(dir_okay=False), help="Write the report as JSON here.")
 @click.option("--heatmap", type=click.Path(dir_okay=False), help="Write per-class AP^r by IoU threshold as a PNG (the paper's Fig. 5).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out or --heatmap file.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def eval_command(ctx, data_root, split, predictions, checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side, report_path, heatmap, overwrite, quiet) -> None:
+def eval_command(ctx, data_root, split, predictions, checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side,
+                 compare, truth_labels, report_path, heatmap, overwrite, quiet) -> None:
     """AP^r of part instances and persons at IoU 0.1..0.9, AP^r_vol, AP^p, PCP, mIoU, box AP.
+
+    Ground truth without person ids (Category_ids/ alone, or a folder of images/ and
+    labels/) gives the mIoU and per-class IoU.
 
     \b
     Examples:
       humanparse eval --data data/synth-test --split test --checkpoint runs/joint/final.pt --out report.json --heatmap ap.png
       humanparse eval --data data/synth-test --split test --predictions runs/test-images
+      humanparse eval --data cihp-photos --truth-labels cihp --compare coarse --checkpoint bodypix
     """
     from click.core import ParameterSource
 
-    from .evaluate import check_eval_outputs, evaluate, evaluate_predictions, report_dict, write_report
+    from .evaluate import check_eval_outputs, evaluate, evaluate_predictions, instance_truth, report_dict, write_report
+    from .labels import get_label_set
+
+    truth = get_label_set(truth_labels) if truth_labels else None
+    if heatmap and not instance_truth(data_root, compare):
+        raise click.BadParameter("per-class AP^r needs person ids (Human_ids/) and --compare labels", param_hint="--heatmap")
 
     if predictions:
         model_options = ("checkpoint", "detector", "det_threshold", "max_people", "nms_iou", "pose", "crf_iterations", "device", "scale", "crf_scale", "max_side")
@@ -583,17 +597,26 @@ def eval_command(ctx, data_root, split, predictions, checkpoint, detector, det_t
         update = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
         if predictions:
             labels = _labels_of(predictions, data_root)
-            report = evaluate_predictions(predictions, data_root, labels, split, progress=update)
+            report = evaluate_predictions(predictions, data_root, labels, split, progress=update, compare=compare, truth_labels=truth)
             source = predictions
         else:
             predictor = _predictor(checkpoint, detector, det_threshold, max_people, nms_iou, pose, crf_iterations, device, scale, crf_scale, max_side, data_root, job="eval")
             labels = predictor.labels
-            report = evaluate(predictor, data_root, split, progress=update)
+            report = evaluate(predictor, data_root, split, progress=update, compare=compare, truth_labels=truth)
             source = checkpoint
     data = report_dict(report, labels)
     table = Table(title=f"{source} on {data_root} ({split}, {report.images} images)")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    if report.parts is None:  # category-level: the mIoU and each class's IoU
+        table.title = None  # a narrow table would wrap it
+        for name, value in (("mIoU", data["miou"]), *((f"IoU {name}", value) for name, value in data["class_iou"].items())):
+            table.add_row(name, str(value))
+        Console().print(f"{source} on {data_root} ({report.images} images, {data['classes']} classes)", highlight=False, soft_wrap=True)
+        Console().print(table)
+        Console().print(f"({report.note})", highlight=False)
+        write_report(report, labels, report_path, heatmap)
+        return
     for name, value in (
         ("part AP^r @0.5 / 0.6 / 0.7", " / ".join(str(data["part_ap_r"][t]) for t in ("0.5", "0.6", "0.7"))),
         ("part AP^r_vol", data["part_ap_r_vol"]),

@@ -14,6 +14,7 @@ from humanparse.cli import main
 from humanparse.config import CRFConfig, ModelConfig
 from humanparse.data.synth import write_image_dataset
 from humanparse.detectors import GroundTruthDetector
+from humanparse.errors import HumanParseError
 from humanparse.evaluate import evaluate, ground_truth, report_dict
 from humanparse.metrics import BoxAP, box_ap
 from humanparse.modeling.checkpoints import save_checkpoint
@@ -317,3 +318,91 @@ def test_eval_cli_checks_its_outputs_up_front_and_refuses_model_options_with_pre
     for option in (["--checkpoint", "synthetic"], ["--checkpoint", "bodypix"], ["--device", "cpu"], ["--crf-iterations", "3"]):
         ignored = run(*option)
         assert ignored.exit_code == 2 and f"{option[0]}: no model runs with --predictions" in ignored.output
+
+
+def _category_folder(root, truth: np.ndarray, name: str = "a") -> None:
+    """A plain folder of ground truth: images/NAME.png and labels/NAME.png, no split file,
+    no person ids, no meta.json."""
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    cv2.imwrite(str(root / "images" / f"{name}.png"), np.full((*truth.shape, 3), 90, np.uint8))
+    cv2.imwrite(str(root / "labels" / f"{name}.png"), truth.astype(np.uint8))
+
+
+def test_category_level_ground_truth_across_label_sets_gives_the_hand_computed_coarse_ious(tmp_path) -> None:
+    """CIHP maps (no person ids) against a Pascal-Person-Part prediction with no persons
+    (bodypix-alone's kind of result, read back from its file), on the coarse groups."""
+    from humanparse.evaluate import evaluate_predictions
+    from humanparse.io.results import write_outputs
+    from humanparse.labels import CIHP, PASCAL_PERSON_PART
+    from humanparse.structures import ParsingResult
+
+    # CIHP: 13 face, 5 upper clothes, 9 pants, 6 dress (ignored), 14 left arm, 16 left leg, 255 void
+    truth = np.array([[0, 13, 13, 5, 9, 255], [0, 0, 6, 14, 16, 0]])
+    # Pascal: 1 head, 2 torso, 3 upper arms, 5 upper legs
+    predicted = np.array([[0, 1, 2, 2, 5, 0], [1, 0, 0, 3, 2, 0]], np.uint8)
+    _category_folder(tmp_path / "gt", truth)
+    result = ParsingResult(predicted, np.zeros((2, 6), np.int32), np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32), (), PASCAL_PERSON_PART)
+    write_outputs(tmp_path / "pred", "a", np.zeros((2, 6, 3), np.uint8), result, ("json",))
+    report = evaluate_predictions(tmp_path / "pred", tmp_path / "gt", PASCAL_PERSON_PART, compare="coarse", truth_labels=CIHP)
+    # By hand, ground truth by prediction over the 8 valid pixels: background 3/4, head
+    # 1/3, upper body 2/4, lower body 1/2.
+    assert report.images == 1 and report.parts is None and "need ground truth in the model's label set" in report.note
+    assert np.allclose(report.class_iou, [3 / 4, 1 / 3, 2 / 4, 1 / 2]) and report.miou == pytest.approx((3 / 4 + 1 / 3 + 2 / 4 + 1 / 2) / 4)
+    data = report_dict(report, PASCAL_PERSON_PART)
+    assert data["classes"] == "coarse" and data["class_iou"] == {"background": 75.0, "head": 33.33, "upper-body": 50.0, "lower-body": 50.0}
+    with pytest.raises(HumanParseError, match="labelled with 'cihp', the results with 'pascal-person-part'.*--compare coarse"):
+        evaluate_predictions(tmp_path / "pred", tmp_path / "gt", PASCAL_PERSON_PART, truth_labels=CIHP)
+    with pytest.raises(HumanParseError, match="does not name its label set .*--truth-labels cihp"):
+        evaluate_predictions(tmp_path / "pred", tmp_path / "gt", PASCAL_PERSON_PART, compare="coarse")
+
+
+def test_category_level_ground_truth_in_the_models_labels_gives_miou_and_per_class_iou(tmp_path) -> None:
+    from humanparse.evaluate import evaluate_predictions
+    from humanparse.io.results import write_outputs
+    from humanparse.labels import PASCAL_PERSON_PART
+    from humanparse.structures import ParsingResult
+
+    truth = np.array([[0, 1, 1, 2], [0, 2, 2, 255]])
+    predicted = np.array([[0, 1, 2, 2], [1, 2, 2, 6]], np.uint8)
+    _category_folder(tmp_path / "gt", truth)
+    result = ParsingResult(predicted, np.zeros((2, 4), np.int32), np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32), (), PASCAL_PERSON_PART)
+    write_outputs(tmp_path / "pred", "a", np.zeros((2, 4, 3), np.uint8), result, ("json",))
+    report = evaluate_predictions(tmp_path / "pred", tmp_path / "gt", PASCAL_PERSON_PART)
+    # background 1/2 (one of two predicted right, one head predicted on it), head 1/3,
+    # torso 3/4; the other classes are in neither map (the void pixel's 6 is not counted)
+    assert np.allclose(report.class_iou[:3], [1 / 2, 1 / 3, 3 / 4]) and np.isnan(report.class_iou[3:]).all()
+    assert report.miou == pytest.approx((1 / 2 + 1 / 3 + 3 / 4) / 3) and "need person ids (Human_ids/)" in report.note
+
+
+def test_eval_scores_bodypix_alone_on_a_folder_of_images_and_label_maps_in_one_command(tmp_path) -> None:
+    """What a user with their own CIHP-style photos types; the report's IoUs are those of
+    the parser's own result, computed here from its map."""
+    from pathlib import Path
+
+    from humanparse.build import build_predictor
+    from humanparse.io.images import read_image
+    from humanparse.labels import CIHP, to_coarse
+    from humanparse.metrics import confusion_matrix, mean_iou
+
+    photo = read_image(Path(__file__).resolve().parent / "fixtures" / "photos" / "camera.jpg")
+    root = tmp_path / "photos"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    cv2.imwrite(str(root / "images" / "camera.png"), photo[..., ::-1])
+    height, width = photo.shape[:2]
+    truth = np.zeros((height, width), np.uint8)
+    truth[height // 4 : height // 2, width // 3 : 2 * width // 3] = 5  # a block of "upper clothes"
+    truth[: height // 4, width // 3 : 2 * width // 3] = 13  # "face" above it
+    cv2.imwrite(str(root / "labels" / "camera.png"), truth)
+    result = CliRunner().invoke(main, ["eval", "--data", str(root), "--checkpoint", "bodypix-alone", "--truth-labels", "cihp", "--compare", "coarse",
+                                       "--out", str(tmp_path / "r.json"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "instance metrics need ground truth in the model's label set" in result.output
+    parsed = build_predictor("bodypix-alone", device="cpu", task="eval")(photo)
+    expected = mean_iou(confusion_matrix(to_coarse(parsed.parts, parsed.labels), to_coarse(truth, CIHP), 4))
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["images"] == 1 and report["miou"] == round(100 * expected[0], 2)
+    heatmap = CliRunner().invoke(main, ["eval", "--data", str(root), "--checkpoint", "bodypix-alone", "--truth-labels", "cihp", "--compare", "coarse",
+                                        "--heatmap", str(tmp_path / "h.png")])
+    assert heatmap.exit_code == 2 and "needs person ids" in heatmap.output

@@ -100,6 +100,33 @@ class Sample:
     boxes: np.ndarray
 
 
+def part_folder(root: str | Path) -> str:
+    """The folder of a data set's part label PNGs: CIHP's ``Category_ids/``, or ``labels/``
+    for a plain folder of images and label maps (``images/NAME.jpg``, ``labels/NAME.png``,
+    as LIP-, ATR- or CIHP-style releases are often kept)."""
+    root = Path(root)
+    return "labels" if not (root / "Category_ids").is_dir() and (root / "labels").is_dir() else "Category_ids"
+
+
+def has_splits(root: str | Path) -> bool:
+    """Whether the data set lists its samples in split files (``<split>_id.txt``)."""
+    return any(Path(root).glob("*_id.txt"))
+
+
+def list_samples(root: str | Path) -> list[str]:
+    """Every sample of a data set without split files: the images (by name) that have a
+    part label map; an image without one is an error naming it."""
+    root = Path(root)
+    images = sorted({p.stem for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}) if (root / "images").is_dir() else []
+    if not images:
+        raise HumanParseError(f"{root}: no images in {root / 'images'} and no split file (<split>_id.txt)")
+    folder = root / part_folder(root)
+    missing = [name for name in images if not (folder / f"{name}.png").is_file()]
+    if missing:
+        raise HumanParseError(f"{folder / missing[0]}.png: part labels not found for the image {missing[0]} ({len(missing)} of {len(images)} images lack theirs)")
+    return [check_sample_id(name, str(root / "images")) for name in images]
+
+
 def read_split(root: str | Path, split: str) -> list[str]:
     """The ids listed in ``<root>/<split>_id.txt`` (:func:`read_id_list`)."""
     path = Path(root) / f"{check_split_name(split)}_id.txt"
@@ -148,12 +175,11 @@ def load_sample(root: str | Path, sample_id: str, num_labels: int) -> Sample:
     # applied, as OpenCV's IMREAD_COLOR did), its size checked from the header, and a
     # truncated JPEG refused where OpenCV fills it with grey and prints to stderr.
     image = read_image(image_path)
-    parts = read_label_png(root / "Category_ids" / f"{sample_id}.png", image.shape[:2])
+    labels = root / part_folder(root) / f"{sample_id}.png"
+    parts = read_label_png(labels, image.shape[:2])
     bad = (parts >= num_labels) & (parts != IGNORE)
     if bad.any():
-        raise HumanParseError(
-            f"{root / 'Category_ids' / sample_id}.png: label {int(parts[bad].max())} is outside the label set (0..{num_labels - 1})"
-        )
+        raise HumanParseError(f"{labels}: label {int(parts[bad].max())} is outside the label set (0..{num_labels - 1})")
     if not (root / "Human_ids").is_dir():
         return Sample(sample_id, image, parts, None, (), np.zeros((0, 4), np.float32))
     persons = read_label_png(root / "Human_ids" / f"{sample_id}.png", image.shape[:2])
@@ -168,12 +194,13 @@ def check_samples(root: str | Path, ids: list[str]) -> None:
     hold is checked as each is read (:func:`load_sample`)."""
     root = Path(root)
     folders = {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
-    present = {name: {f.name for f in (root / name).iterdir()} if name in folders else set() for name in ("images", "Category_ids", "Human_ids")}
+    parts = part_folder(root)
+    present = {name: {f.name for f in (root / name).iterdir()} if name in folders else set() for name in ("images", parts, "Human_ids")}
     for sample_id in ids:
         if not any(f"{sample_id}{ext}" in present["images"] for ext in IMAGE_SUFFIXES):
             raise HumanParseError(f"{root / 'images' / sample_id}.jpg: image not found (listed in the split)")
-        if f"{sample_id}.png" not in present["Category_ids"]:
-            raise HumanParseError(f"{root / 'Category_ids' / sample_id}.png: part labels not found (listed in the split)")
+        if f"{sample_id}.png" not in present[parts]:
+            raise HumanParseError(f"{root / parts / sample_id}.png: part labels not found (listed in the split)")
         if "Human_ids" in folders and f"{sample_id}.png" not in present["Human_ids"]:
             raise HumanParseError(f"{root / 'Human_ids' / sample_id}.png: person ids not found (listed in the split)")
 
@@ -210,14 +237,22 @@ def read_label_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return labels
 
 
-def check_label_set(root: str | Path, labels: LabelSet, source: str) -> None:
-    """A data set that names its label set (meta.json) must use the model's."""
+def named_label_set(root: str | Path) -> str | None:
+    """The label set a data set names in its ``meta.json`` (None without one)."""
     meta = Path(root) / "meta.json"
     if not meta.is_file():
-        return
+        return None
     try:
         named = json.loads(meta.read_text()).get("label_set")
     except (OSError, ValueError, AttributeError) as exc:
         raise HumanParseError(f"{meta}: cannot read ({exc})") from None
+    if named is not None and not isinstance(named, str):
+        raise HumanParseError(f"{meta}: label_set must be a name, got {named!r}")
+    return named
+
+
+def check_label_set(root: str | Path, labels: LabelSet, source: str) -> None:
+    """A data set that names its label set (meta.json) must use the model's."""
+    named = named_label_set(root)
     if named is not None and named != labels.name:
         raise HumanParseError(f"{root} is labelled with {named!r} but {source} uses {labels.name!r} ({labels.num_parts} parts)")

@@ -101,6 +101,7 @@ def part_record(result: ParsingResult, part: PartScore, of_person: bool = True) 
 def result_dict(result: ParsingResult, image_name: str) -> dict[str, Any]:
     """The JSON form of a result; masks as COCO compressed RLE."""
     height, width = result.size
+    unowned = np.where(result.persons == 0, result.parts, 0)
     names = result.labels.names
     return {
         "format": RESULT_FORMAT,
@@ -111,6 +112,9 @@ def result_dict(result: ParsingResult, image_name: str) -> dict[str, Any]:
         "labels": list(names),
         "persons": [person_record(result, k) for k in range(len(result.ids))],
         "parts": [part_record(result, p) for p in result.part_instances],
+        # Part pixels of no person (a category-level parser's, e.g. bodypix-alone): one mask
+        # per label, so that the category map reads back whole.
+        "unowned_parts": [{"part": int(k), "mask": rle.encode(unowned == k)} for k in np.unique(unowned[unowned > 0])],
     }
 
 
@@ -168,6 +172,14 @@ def read_result_json(path: str | Path, labels: LabelSet, size: tuple[int, int] |
             mask = _mask(part["mask"], height, width, path)
             parts[mask] = number
             part_instances.append(PartScore(pid, number, score, int(mask.sum())))
+        for part in data.get("unowned_parts", []):  # absent from files of earlier versions
+            number = int(part["part"])
+            if not 1 <= number <= labels.num_parts:
+                raise HumanParseError(f"{path}: unowned part {number} is not in the label set")
+            mask = _mask(part["mask"], height, width, path)
+            if (persons[mask] != 0).any():
+                raise HumanParseError(f"{path}: unowned part {number} covers a person's pixels")
+            parts[mask] = number
     except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
         raise HumanParseError(f"{path}: not a readable result file ({str(exc)[:200]})") from None
     if len({len(k) for k in keypoints}) > 1:

@@ -459,3 +459,49 @@ def _window(masks: Tensor, boxes: Tensor, background: Tensor, margin: int, grid:
         y0, y1 = min(y0, float(rows[0])), max(y1, float(rows[-1]) + 1)
         x0, x1 = min(x0, float(cols[0])), max(x1, float(cols[-1]) + 1)
     return (max(0, int(y0) - margin), min(grid[0], int(np.ceil(y1)) + margin), max(0, int(x0) - margin), min(grid[1], int(np.ceil(x1)) + margin))
+
+
+class BodyPixAloneParser(nn.Module):
+    """BodyPix's own segmentation and nothing else: the baseline the default parser is
+    measured against (DESIGN §4), category-level only. Per image: resized so that its longer
+    side is ``side`` (aspect kept), one BodyPix pass; its person logit and 24 part logits
+    resampled to the image's size (:func:`~humanparse.pretrained.bodypix.upsample_to`,
+    bilinear on logits); a pixel is a person's where sigmoid(person logit) > 0.5, and then
+    the part of the largest logit, grouped onto Pascal-Person-Part (:data:`PART_GROUPS`).
+    It finds no persons: results hold parts only (no ids, no instances)."""
+
+    labels = PASCAL_PERSON_PART
+    finds_people = True  # it needs no detections; it finds none (detect() is empty)
+    follows_people = False
+    default_crf_scale = 1.0
+    reads: frozenset[str] = frozenset()
+
+    def __init__(self, side: int = SEGMENT_SIDE, bodypix: BodyPix | None = None) -> None:
+        super().__init__()
+        if side < 1:
+            raise HumanParseError(f"BodyPix's input side must be at least 1 pixel, got {side}")
+        self.side = side
+        self.bodypix = bodypix or BodyPix()
+        to_pascal = np.zeros(sum(map(len, PART_GROUPS)), np.uint8)
+        for label, group in enumerate(PART_GROUPS, start=1):
+            to_pascal[list(group)] = label
+        self.to_pascal = to_pascal
+
+    def detect(self, image: np.ndarray, options: ParseOptions = ParseOptions()) -> Detections:
+        return Detections.empty()
+
+    @torch.inference_mode()
+    def parse(
+        self, images: Sequence[np.ndarray], detections: Sequence[Detections] | None = None, options: ParseOptions = ParseOptions(), timer: StageTimer | None = None
+    ) -> list[ParsingResult]:
+        results = []
+        for image in images:
+            height, width = image.shape[:2]
+            size = scaled_size((height, width), self.side / max(height, width))
+            maps = self.bodypix(image, size=size)
+            person = upsample_to(maps.segments, size, (height, width))[0, 0] > 0  # sigmoid > 0.5
+            part = upsample_to(maps.parts, size, (height, width))[0].argmax(0)
+            parts = np.where(person.cpu().numpy(), self.to_pascal[part.cpu().numpy()], 0).astype(np.uint8)
+            results.append(ParsingResult(parts, np.zeros((height, width), np.int32), np.zeros(0, np.int64), np.zeros((0, 4), np.float32),
+                                         np.zeros(0, np.float32), (), self.labels))
+        return results

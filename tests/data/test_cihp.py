@@ -157,3 +157,18 @@ def test_a_100_megapixel_label_map_reads_without_a_warning(tmp_path) -> None:
     del labels
     with pytest.raises(HumanParseError, match=r"big.png: label map is 10000x10000, the image 10x10"):
         read_label_png(tmp_path / "big.png", (10, 10))  # from the header, not decoded
+
+
+def test_a_plain_folder_of_images_and_label_maps_is_a_data_set_listed_whole(tmp_path) -> None:
+    from humanparse.data.cihp import has_splits, list_samples, part_folder
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for name in ("b", "a"):
+        cv2.imwrite(str(tmp_path / "images" / f"{name}.jpg"), np.zeros((4, 6, 3), np.uint8))
+        cv2.imwrite(str(tmp_path / "labels" / f"{name}.png"), np.ones((4, 6), np.uint8))
+    assert part_folder(tmp_path) == "labels" and not has_splits(tmp_path) and list_samples(tmp_path) == ["a", "b"]
+    assert load_sample(tmp_path, "a", 7).parts.max() == 1 and load_sample(tmp_path, "a", 7).persons is None
+    cv2.imwrite(str(tmp_path / "images" / "c.jpg"), np.zeros((4, 6, 3), np.uint8))
+    with pytest.raises(HumanParseError, match=r"labels/c.png: part labels not found for the image c \(1 of 3 images lack theirs\)"):
+        list_samples(tmp_path)
