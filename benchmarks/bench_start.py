@@ -1,8 +1,8 @@
 """Where to start the holistic network on the synthetic world: a learning curve of the same
 steps from BodyPix's real weights and from random weights, against the shipped synthetic model.
 
-    python benchmarks/bench_start.py --out /tmp/start24/bench
-    python benchmarks/bench_start.py --out runs/start --semantic-steps 400 1600 --joint-steps 400
+    python benchmarks/bench_start.py --out runs/start --threads 1
+    python benchmarks/bench_start.py --out runs/start --semantic-steps 300 1200 --joint-steps 400
 
 Protocol:
 
@@ -14,15 +14,23 @@ Protocol:
 * starts: ``pretrained`` (``model.backbone = "bodypix"``, ``model.pretrained = true``: BodyPix's
   MobileNetV1 0.75 and its person and part heads grouped onto the labels) and ``scratch``
   (the same network, ``model.pretrained = false``), both from ``configs/synth-bodypix.toml``
-  and training seed ``--seed``;
+  and training seed ``--seed``; optionally ``scratch-he`` (``--starts``): the same random
+  network with the backbone's convolutions re-drawn by He's rule (``kaiming_normal_``, fan-in,
+  biases 0), written as a checkpoint here and given to the first run as ``init``. BodyPix's
+  MobileNetV1 has no batch norm (folded into its biases), and with torch's default
+  initialisation its output does not depend on the input at all (the signal shrinks by about
+  3x a layer over 27 layers): ``scratch`` cannot learn, ``scratch-he`` shows what a random
+  start that can does;
 * schedule, the same for both (the shipped model's recipe, docs/default-model.md, shortened):
   the semantic stage in runs that each start from the previous one's ``final.pt``, ending at
-  the cumulative steps ``--semantic-steps`` (default 400 and 1600: a run of 400 steps, then
-  one of 1200), each with its own poly rate from lr 0.01, 4 images of 256x256 crops a step,
+  the cumulative steps ``--semantic-steps`` (default 300 and 1200: a run of 300 steps, then
+  one of 900), each with its own poly rate from lr 0.01, 4 images of 256x256 crops a step,
   simulated detections; then the joint stage (end to end through the Instance CRF),
   ``--joint-steps`` steps of 2 images at lr 0.002 from the last semantic run;
 * every run is ``humanparse train`` as a user runs it, one process after another (one at a
-  time: the numbers are CPU times on a shared machine), and every run's ``final.pt`` is scored
+  time: the numbers are CPU times on a shared machine; ``--threads N`` sets OMP_NUM_THREADS
+  for every command and torch's threads here: on a 2-core machine that another job shares, 1
+  thread trains steadily while 2 stall in OpenMP's barriers, up to 45x slower), and every run's ``final.pt`` is scored
   by ``humanparse eval --data TEST --split test`` with the model's own built-in detector and
   default settings; so is the shipped model (``--checkpoint synthetic``) once;
 * the table: part AP^r at 0.5 and AP^r_vol, person AP^r at 0.5 and AP^r_vol, mIoU and box AP
@@ -41,6 +49,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import subprocess
 import sys
 import time
@@ -49,14 +59,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CONFIG = ROOT / "configs" / "synth-bodypix.toml"
-STARTS = {"pretrained": "BodyPix weights", "scratch": "from scratch (same network)"}
+STARTS = {"pretrained": "BodyPix weights", "scratch": "from scratch (same network)",
+          "scratch-he": "from scratch, He-initialised backbone"}
 JOINT_BATCH, JOINT_LR = 2, 0.002
+
+
+ENV = dict(os.environ)
 
 
 def humanparse(*args: str) -> float:
     """Run one CLI command; returns its wall time in seconds."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "humanparse", *args], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-m", "humanparse", *args], check=True, cwd=ROOT, env=ENV)
     return time.perf_counter() - start
 
 
@@ -135,15 +149,41 @@ def segmenter_miou(checkpoint: Path | str | None, name: str, args: argparse.Name
             sample = load_sample(args.test, sample_id, num_labels)
             image = torch.from_numpy(sample.image).permute(2, 0, 1).float()[None]
             confusion += confusion_matrix(model.segmenter(image).logits[0].argmax(0).numpy(), sample.parts, num_labels)
-    miou = float(mean_iou(confusion)[0])
+    miou = 100 * float(mean_iou(confusion)[0])  # percent, as humanparse eval reports
     cached.write_text(json.dumps({"miou": miou}) + "\n")
     return miou
+
+
+def he_checkpoint(args: argparse.Namespace) -> Path:
+    """The random bodypix network (seed ``--seed``) with its backbone's convolutions re-drawn
+    by He's rule for ReLU networks without batch norm; OUT/scratch-he-init.pt."""
+    path = args.out / "scratch-he-init.pt"
+    if path.is_file():
+        return path
+    import torch
+
+    from humanparse.config import load_train_config
+    from humanparse.modeling.checkpoints import save_checkpoint
+    from humanparse.modeling.holistic import build_model
+
+    torch.manual_seed(args.seed)
+    model = build_model(load_train_config(CONFIG, ["model.pretrained=false"]).model)
+    for module in model.segmenter.backbone.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+            torch.nn.init.zeros_(module.bias)
+    return save_checkpoint(model, path)
 
 
 def curve(start: str, args: argparse.Namespace, times: Times) -> list[tuple[str, int, float | None, dict]]:
     """Train one start's stages; returns (point, images seen, cumulative train seconds, report)."""
     points, init, done, images, seconds = [], "", 0, 0, 0.0
-    points.append(("untrained, step 0", 0, 0.0, {"segmenter_miou": segmenter_miou(None, f"{start}-step0", args, start == "pretrained")}))
+    if start == "scratch-he":
+        init = str(he_checkpoint(args))
+        step0 = segmenter_miou(init, f"{start}-step0", args)
+    else:
+        step0 = segmenter_miou(None, f"{start}-step0", args, start == "pretrained")
+    points.append(("untrained, step 0", 0, 0.0, {"segmenter_miou": step0}))
     for steps in args.semantic_steps:
         name = f"{start}-sem{steps}"
         sets: dict[str, object] = {"stage": "semantic", "optim.iterations": steps - done,
@@ -187,11 +227,12 @@ def main() -> None:
     parser.add_argument("--test-num", type=int, default=100)
     parser.add_argument("--size", type=int, default=256, help="square image size of the generated data")
     parser.add_argument("--crop", type=int, default=256, help="training crop (data.crop)")
-    parser.add_argument("--semantic-steps", type=int, nargs="+", default=[400, 1600],
+    parser.add_argument("--semantic-steps", type=int, nargs="+", default=[300, 1200],
                         help="cumulative semantic steps at which a run ends and is scored")
     parser.add_argument("--joint-steps", type=int, default=400)
     parser.add_argument("--starts", nargs="+", choices=sorted(STARTS), default=["pretrained", "scratch"])
     parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads of every command (OMP_NUM_THREADS); 0: torch's default")
     parser.add_argument("--no-shipped", action="store_true", help="do not score the shipped synthetic model")
     args = parser.parse_args()
     if sorted(args.semantic_steps) != args.semantic_steps or len(set(args.semantic_steps)) != len(args.semantic_steps) or args.semantic_steps[0] < 1:
@@ -200,6 +241,11 @@ def main() -> None:
     args.train = (args.train or args.out / "synth-train").resolve()
     args.test = (args.test or args.out / "synth-test").resolve()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        ENV["OMP_NUM_THREADS"] = str(args.threads)
+        import torch
+
+        torch.set_num_threads(args.threads)
     times = Times(args.out / "times.json")
     make_data(args.train, args.train_num, 1, args.size, "train", times)
     make_data(args.test, args.test_num, 2, args.size, "test", times)
@@ -212,10 +258,11 @@ def main() -> None:
         lines.append("| shipped synthetic model (MobileNetV3, docs/default-model.md) | final (semantic 7500 steps, joint 1500) | 33000 | ~97 | " + " | ".join(row(report)) + " |")
     for start in args.starts:
         for point, images, seconds, report in curve(start, args, times):
-            wall = f"{seconds / 60:.1f}" if seconds == seconds else "–"
+            wall = f"{seconds / 60:.1f}" if math.isfinite(seconds) else "–"
             lines.append(f"| {STARTS[start]} | {point} | {images} | {wall} | " + " | ".join(row(report)) + " |")
     text = "\n".join(lines)
-    text += f"\n\nTest: {args.test} ({args.test_num} images); wall times (s): " + json.dumps(times.data)
+    threads = args.threads or "torch's default"
+    text += f"\n\nTest: {args.test} ({args.test_num} images); threads: {threads}; wall times (s): " + json.dumps(times.data)
     print(text)
     (args.out / "table.md").write_text(text + "\n")
 

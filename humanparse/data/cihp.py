@@ -100,6 +100,13 @@ class Sample:
     boxes: np.ndarray
 
 
+def image_folder(root: str | Path) -> str:
+    """The folder of a data set's images: ``images/`` (humanparse's own), or ``Images/`` as
+    the CIHP release names it."""
+    root = Path(root)
+    return "Images" if not (root / "images").is_dir() and (root / "Images").is_dir() else "images"
+
+
 def part_folder(root: str | Path) -> str:
     """The folder of a data set's part label PNGs: CIHP's ``Category_ids/``, or ``labels/``
     for a plain folder of images and label maps (``images/NAME.jpg``, ``labels/NAME.png``,
@@ -117,14 +124,15 @@ def list_samples(root: str | Path) -> list[str]:
     """Every sample of a data set without split files: the images (by name) that have a
     part label map; an image without one is an error naming it."""
     root = Path(root)
-    images = sorted({p.stem for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}) if (root / "images").is_dir() else []
+    folder_of_images = root / image_folder(root)
+    images = sorted({p.stem for p in folder_of_images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}) if folder_of_images.is_dir() else []
     if not images:
-        raise HumanParseError(f"{root}: no images in {root / 'images'} and no split file (<split>_id.txt)")
+        raise HumanParseError(f"{root}: no images in {folder_of_images} and no split file (<split>_id.txt)")
     folder = root / part_folder(root)
     missing = [name for name in images if not (folder / f"{name}.png").is_file()]
     if missing:
         raise HumanParseError(f"{folder / missing[0]}.png: part labels not found for the image {missing[0]} ({len(missing)} of {len(images)} images lack theirs)")
-    return [check_sample_id(name, str(root / "images")) for name in images]
+    return [check_sample_id(name, str(folder_of_images)) for name in images]
 
 
 def read_split(root: str | Path, split: str) -> list[str]:
@@ -195,10 +203,11 @@ def check_samples(root: str | Path, ids: list[str]) -> None:
     root = Path(root)
     folders = {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
     parts = part_folder(root)
-    present = {name: {f.name for f in (root / name).iterdir()} if name in folders else set() for name in ("images", parts, "Human_ids")}
+    images = image_folder(root)
+    present = {name: {f.name for f in (root / name).iterdir()} if name in folders else set() for name in (images, parts, "Human_ids")}
     for sample_id in ids:
-        if not any(f"{sample_id}{ext}" in present["images"] for ext in IMAGE_SUFFIXES):
-            raise HumanParseError(f"{root / 'images' / sample_id}.jpg: image not found (listed in the split)")
+        if not any(f"{sample_id}{ext}" in present[images] for ext in IMAGE_SUFFIXES):
+            raise HumanParseError(f"{root / images / sample_id}.jpg: image not found (listed in the split)")
         if f"{sample_id}.png" not in present[parts]:
             raise HumanParseError(f"{root / parts / sample_id}.png: part labels not found (listed in the split)")
         if "Human_ids" in folders and f"{sample_id}.png" not in present["Human_ids"]:
@@ -207,10 +216,10 @@ def check_samples(root: str | Path, ids: list[str]) -> None:
 
 def _find_image(root: Path, sample_id: str) -> Path:
     for ext in IMAGE_SUFFIXES:
-        path = root / "images" / f"{sample_id}{ext}"
+        path = root / image_folder(root) / f"{sample_id}{ext}"
         if path.is_file():
             return path
-    raise HumanParseError(f"{root / 'images' / sample_id}.jpg: image not found")
+    raise HumanParseError(f"{root / image_folder(root) / sample_id}.jpg: image not found")
 
 
 def read_label_png(path: Path, shape: tuple[int, int]) -> np.ndarray:

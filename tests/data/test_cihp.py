@@ -172,3 +172,17 @@ def test_a_plain_folder_of_images_and_label_maps_is_a_data_set_listed_whole(tmp_
     cv2.imwrite(str(tmp_path / "images" / "c.jpg"), np.zeros((4, 6, 3), np.uint8))
     with pytest.raises(HumanParseError, match=r"labels/c.png: part labels not found for the image c \(1 of 3 images lack theirs\)"):
         list_samples(tmp_path)
+
+
+def test_the_cihp_release_with_its_images_in_Images_is_read_as_it_is(dataset, tmp_path) -> None:
+    """CIHP keeps its photos in Images/ (capital I); only images/ was looked in."""
+    import shutil
+
+    from humanparse.data.cihp import check_samples
+
+    release = tmp_path / "Training"
+    shutil.copytree(dataset, release)
+    (release / "images").rename(release / "Images")
+    ids = read_split(release, "train")
+    check_samples(release, ids)
+    assert np.array_equal(load_sample(release, ids[0], 7).image, load_sample(dataset, ids[0], 7).image)
