@@ -137,8 +137,7 @@ def segmenter_miou(checkpoint: Path | str | None, name: str, args: argparse.Name
 
     if checkpoint is None:
         torch.manual_seed(args.seed)
-        config = load_train_config(CONFIG, [f"model.pretrained={str(pretrained).lower()}"])
-        model = build_model(config.model)
+        model = build_model(load_train_config(CONFIG).model, pretrained=pretrained)
     else:
         model = load_checkpoint(synthetic_checkpoint() if checkpoint == "synthetic" else checkpoint)
     model.eval()
@@ -154,10 +153,12 @@ def segmenter_miou(checkpoint: Path | str | None, name: str, args: argparse.Name
     return miou
 
 
-def he_checkpoint(args: argparse.Namespace) -> Path:
-    """The random bodypix network (seed ``--seed``) with its backbone's convolutions re-drawn
-    by He's rule for ReLU networks without batch norm; OUT/scratch-he-init.pt."""
-    path = args.out / "scratch-he-init.pt"
+def random_checkpoint(args: argparse.Namespace, he: bool) -> Path:
+    """The random bodypix network (seed ``--seed``), with ``he`` its backbone's convolutions
+    re-drawn by He's rule for ReLU networks without batch norm; OUT/scratch[-he]-init.pt,
+    given to the first stage as ``init`` (a new run refuses the bodypix backbone without
+    BodyPix's weights, for the reason these rows show)."""
+    path = args.out / ("scratch-he-init.pt" if he else "scratch-init.pt")
     if path.is_file():
         return path
     import torch
@@ -167,9 +168,9 @@ def he_checkpoint(args: argparse.Namespace) -> Path:
     from humanparse.modeling.holistic import build_model
 
     torch.manual_seed(args.seed)
-    model = build_model(load_train_config(CONFIG, ["model.pretrained=false"]).model)
+    model = build_model(load_train_config(CONFIG).model, pretrained=False)
     for module in model.segmenter.backbone.modules():
-        if isinstance(module, torch.nn.Conv2d):
+        if he and isinstance(module, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
             torch.nn.init.zeros_(module.bias)
     return save_checkpoint(model, path)
@@ -178,8 +179,8 @@ def he_checkpoint(args: argparse.Namespace) -> Path:
 def curve(start: str, args: argparse.Namespace, times: Times) -> list[tuple[str, int, float | None, dict]]:
     """Train one start's stages; returns (point, images seen, cumulative train seconds, report)."""
     points, init, done, images, seconds = [], "", 0, 0, 0.0
-    if start == "scratch-he":
-        init = str(he_checkpoint(args))
+    if start in ("scratch", "scratch-he"):
+        init = str(random_checkpoint(args, he=start == "scratch-he"))
         step0 = segmenter_miou(init, f"{start}-step0", args)
     else:
         step0 = segmenter_miou(None, f"{start}-step0", args, start == "pretrained")

@@ -212,6 +212,10 @@ class TrainConfig:
             raise ConfigError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
         if self.stage != "semantic" and not self.init:
             raise ConfigError(f"stage {self.stage!r} starts from the previous stage's checkpoint: set init")
+        if self.model.backbone == "bodypix" and not self.model.pretrained and not self.init:
+            # No batch norm: from torch's default initialisation its features do not depend on
+            # the input (3e-9 apart for two images), and it stays at background (docs/bodypix-start.md).
+            raise ConfigError("model.backbone bodypix learns only from BodyPix's weights: set model.pretrained = true (or init)")
         for name in ("checkpoint_every", "validate_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -119,3 +119,12 @@ def test_a_checkpoint_asking_for_a_million_crf_iterations_is_refused(tmp_path) -
     for load in (read_checkpoint, load_checkpoint):
         with pytest.raises(CheckpointError, match=r"m.pt.*crf.iterations must be 0 to 100, got 1000000"):
             load(path)
+
+
+def test_the_bodypix_backbone_from_random_weights_is_refused_for_a_new_run(tmp_path) -> None:
+    """It cannot learn from torch's default initialisation (no batch norm): it was accepted
+    and trained into a model that gives background everywhere."""
+    sets = ['model.backbone="bodypix"', "model.output_stride=16"]
+    with pytest.raises(ConfigError, match="bodypix learns only from BodyPix's weights: set model.pretrained = true"):
+        load_train_config(write(tmp_path, ""), sets)
+    assert load_train_config(write(tmp_path, ""), [*sets, "model.pretrained=true"]).model.pretrained
