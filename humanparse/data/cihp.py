@@ -215,11 +215,12 @@ def check_samples(root: str | Path, ids: list[str]) -> None:
 
 
 def _find_image(root: Path, sample_id: str) -> Path:
+    folder = root / image_folder(root)
     for ext in IMAGE_SUFFIXES:
-        path = root / image_folder(root) / f"{sample_id}{ext}"
+        path = folder / f"{sample_id}{ext}"
         if path.is_file():
             return path
-    raise HumanParseError(f"{root / image_folder(root) / sample_id}.jpg: image not found")
+    raise HumanParseError(f"{folder / sample_id}.jpg: image not found")
 
 
 def read_label_png(path: Path, shape: tuple[int, int]) -> np.ndarray:

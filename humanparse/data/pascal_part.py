@@ -33,14 +33,13 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 import scipy.io
 
 from ..errors import HumanParseError
 from ..interrupts import StopRequests
 from ..io.files import new_directory
-from ..io.images import check_image_size, write_png
+from ..io.images import read_image, write_png
 from ..labels import IGNORE, PASCAL_PERSON_PART
 from .cihp import check_sample_id, check_split_name, read_label_png, write_meta, write_sample, write_split
 
@@ -173,10 +172,7 @@ def convert_pascal_part(
                 image = Path(images) / f"{name}.jpg"
                 if not image.is_file():
                     raise HumanParseError(f"{mat}: its image {image} is missing")
-                check_image_size(image)
-                decoded = cv2.imread(str(image), cv2.IMREAD_COLOR)
-                if decoded is None:
-                    raise HumanParseError(f"{image}: cannot read the image")
+                decoded = read_image(image)  # as the data set's readers and `images` read it
                 if decoded.shape[:2] != parts.shape:
                     raise HumanParseError(f"{mat}: masks of {parts.shape[1]}x{parts.shape[0]} for the {decoded.shape[1]}x{decoded.shape[0]} image {image}")
                 write_sample(root, name, image.read_bytes(), parts, persons)
@@ -238,10 +234,7 @@ def convert_png_release(
             image = Path(images) / f"{png.stem}.jpg"
             if not image.is_file():
                 raise HumanParseError(f"{png}: its image {image} is missing")
-            check_image_size(image)
-            decoded = cv2.imread(str(image), cv2.IMREAD_COLOR)
-            if decoded is None:
-                raise HumanParseError(f"{image}: cannot read the image")
+            decoded = read_image(image)
             values = table[read_label_png(png, decoded.shape[:2])]
             outside = np.unique(values[~valid[values]])
             if len(outside):

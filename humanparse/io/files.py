@@ -159,7 +159,6 @@ def write_files_atomic(files: dict[Path, bytes]) -> None:
         file.commit()
 
 
-
 class FolderLock:
     """An exclusive lock on an output folder for as long as a job writes there (``flock``,
     released by the kernel if the process dies), so that a second job there fails at once
@@ -173,26 +172,27 @@ class FolderLock:
 
     def __init__(self, folder: Path, name: str | None, job: str) -> None:
         self.folder = Path(folder)
+        self.named = bool(name)  # a lock file, which records the holder
         self.path = self.folder / name if name else self.folder
         self.job = job
         self._fd: int | None = None
 
     def __enter__(self) -> "FolderLock":
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666) if self.path != self.folder else os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666) if self.named else os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as exc:
             raise HumanParseError(f"cannot lock the folder: {self.path}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 256).decode("utf-8", "replace").split() if self.path != self.folder else []
+            holder = os.read(fd, 256).decode("utf-8", "replace").split() if self.named else []
             os.close(fd)
             who = f" (process {holder[0]} on {holder[1]})" if len(holder) == 2 else ""
             raise HumanParseError(f"{self.folder} is in use by another {self.job}{who}; let it finish or stop it first") from None
         except OSError as exc:
             os.close(fd)
             raise HumanParseError(f"cannot lock the folder: {self.path}: {exc.strerror or exc}") from None
-        if self.path != self.folder:
+        if self.named:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
         self._fd = fd
@@ -200,7 +200,7 @@ class FolderLock:
 
     def __exit__(self, *exc_info: object) -> None:
         if self._fd is not None:
-            if self.path != self.folder:
+            if self.named:
                 os.ftruncate(self._fd, 0)
             os.close(self._fd)  # releases the lock
             self._fd = None

@@ -69,10 +69,8 @@ def read_image(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     orientation, kind = _checked_header(path)
-    if kind in ("JPEG", "MPO"):
-        return np.ascontiguousarray(_oriented(_read_jpeg(path), orientation))
-    if kind == "PNG":
-        return np.ascontiguousarray(_oriented(_read_png(path), orientation))
+    if kind in ("JPEG", "MPO", "PNG"):
+        return np.ascontiguousarray(_oriented(_read_pil(path), orientation))
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # (UNCHANGED ignores EXIF: applied below)
     if image is None:
         raise HumanParseError(f"{path}: cannot read the image" if path.is_file() else f"{path}: no such file")
@@ -99,28 +97,12 @@ def check_pixels(source: str | Path, height: int, width: int) -> None:
                               f"{MAX_PIXELS // 1_000_000} humanparse parses in bounded memory; scale it down first")
 
 
-def check_image_size(path: str | Path) -> None:
-    """Refuse an image file of more than ``MAX_PIXELS`` from its header, before a decoder
-    (OpenCV's allows a gigapixel, 3 GB) is given it; a file PIL cannot parse passes."""
-    _checked_header(Path(path))
-
-
-def _read_jpeg(path: Path) -> np.ndarray:
-    """A JPEG through PIL, which refuses a truncated file (OpenCV's decoder fills the
-    missing rows with grey, says so only on stderr, and returns the image); the same
-    libjpeg-turbo decoding otherwise, the same pixels."""
-    try:
-        with open_pil(path) as image:
-            image.load()
-            return np.array(image if image.mode == "RGB" else image.convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise HumanParseError(f"{path}: cannot read the image ({exc})") from None
-
-
-def _read_png(path: Path) -> np.ndarray:
-    """A PNG through PIL: OpenCV's libpng prints its own errors ("libpng error: Read Error")
-    on stderr beside ours. The same pixels as OpenCV's: 16-bit samples keep their high byte,
-    grey is repeated into three channels, alpha is dropped."""
+def _read_pil(path: Path) -> np.ndarray:
+    """A JPEG or PNG through PIL, which refuses a truncated file where OpenCV's decoders fill
+    the missing rows with grey or print their own errors on stderr ("Premature end of JPEG
+    file", "libpng error: Read Error"), and otherwise gives the same pixels as OpenCV: the
+    same libjpeg-turbo decoding, 16-bit samples keeping their high byte, grey repeated into
+    three channels, alpha dropped."""
     try:
         with open_pil(path) as image:
             image.load()

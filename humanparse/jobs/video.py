@@ -130,8 +130,9 @@ def _open_sinks(out: Path, source: str | Path, info: VideoInfo, options: VideoOp
     """The output folder (made and locked) checked and cleared of a killed run's
     temporaries, and its sinks."""
     present = [name for name in OUTPUT_FILES if (out / name).exists()]
+    source_file = Path(source).resolve() if Path(source).exists() else None  # a URL is no file here
     for name in present:
-        if Path(source).exists() and Path(source).resolve() == (out / name).resolve():
+        if (out / name).resolve() == source_file:
             raise HumanParseError(f"{source} is the video being parsed and an output of this run ({name} in {out}); choose another --out")
     if present and not options.overwrite:
         raise HumanParseError(f"{out} already holds results ({', '.join(present)}); choose another --out or pass --overwrite")

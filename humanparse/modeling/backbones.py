@@ -78,7 +78,9 @@ def build_backbone(name: str, pretrained: bool = False, output_stride: int = 8, 
     if output_stride not in OUTPUT_STRIDES:
         raise HumanParseError(f"unsupported output stride {output_stride}; choose one of: {', '.join(map(str, OUTPUT_STRIDES))}")
     if name == "bodypix":
-        return _bodypix(pretrained, output_stride)
+        from ..pretrained.bodypix import BodyPixNet, load_bodypix
+
+        return bodypix_backbone(load_bodypix()[0] if pretrained else BodyPixNet(), output_stride)
     if name in _RESNETS:
         return _resnet(name, pretrained, output_stride, FrozenBatchNorm2d if frozen_bn else None)
     # MobileNetV3 was trained with eps 0.001 (torchvision's default norm layer for it);
@@ -180,15 +182,15 @@ class _BodyPixFeatures(nn.Module):
         return {"out": x}
 
 
-def _bodypix(pretrained: bool, output_stride: int) -> Backbone:
-    """BodyPix's MobileNetV1 0.75 at its own output stride 16 (``model.output_stride`` 16);
-    ``pretrained`` loads the shipped BodyPix weights (a local file, never a download)."""
-    from ..pretrained.bodypix import BLOCKS, STRIDE, BodyPixNet, load_bodypix
+def bodypix_backbone(net: nn.Module, output_stride: int = 16) -> Backbone:
+    """The MobileNetV1 0.75 of a ``pretrained.bodypix.BodyPixNet`` (its layers shared, its
+    heads left out) as a backbone at BodyPix's own output stride 16 (``model.output_stride``
+    16); ``load_bodypix()`` gives the shipped weights (a local file, never a download)."""
+    from ..pretrained.bodypix import BLOCKS, STRIDE
 
     if output_stride != STRIDE:
         raise HumanParseError(f"the bodypix backbone has output stride {STRIDE}, not {output_stride}")
-    net = load_bodypix()[0].train() if pretrained else BodyPixNet()
-    return Backbone(_BodyPixFeatures(net), BLOCKS[-1][1], STRIDE)  # type: ignore[arg-type]
+    return Backbone(_BodyPixFeatures(net.train()), BLOCKS[-1][1], STRIDE)  # type: ignore[arg-type]
 
 
 def _imagenet_state_dict(name: str, weights: WeightsEnum) -> dict[str, Tensor]:

@@ -170,9 +170,9 @@ def build_segmenter(
         label_set: the labels' set, by name; with the ``bodypix`` backbone it picks how
             BodyPix's parts are grouped onto the labels (:class:`BodyPixPartHead`).
     """
-    body = build_backbone(backbone, pretrained=pretrained, output_stride=output_stride, frozen_bn=frozen_bn)
     if backbone == "bodypix":
-        return PartSegmenter(body, _bodypix_head(body.out_channels, num_classes, label_set, pretrained))
+        return _bodypix_segmenter(num_classes, label_set, pretrained, output_stride)
+    body = build_backbone(backbone, pretrained=pretrained, output_stride=output_stride, frozen_bn=frozen_bn)
     # The paper's 512-channel fusion for the ResNet-50/101 features; the light backbones
     # keep to 128 so that the head does not outweigh them on the CPU.
     mid_channels = 512 if backbone in ("resnet101", "resnet50") else 128
@@ -180,17 +180,20 @@ def build_segmenter(
     return PartSegmenter(body, head)
 
 
-def _bodypix_head(in_channels: int, num_classes: int, label_set: str | None, pretrained: bool) -> BodyPixPartHead:
-    """The BodyPix head for a label set that ``LABEL_GROUPS`` maps (Pascal-Person-Part, CIHP),
-    with BodyPix's weights when ``pretrained``."""
+def _bodypix_segmenter(num_classes: int, label_set: str | None, pretrained: bool, output_stride: int) -> PartSegmenter:
+    """BodyPix's MobileNetV1 and its heads grouped onto a label set that ``LABEL_GROUPS``
+    maps (Pascal-Person-Part, CIHP), both from one BodyPix network: the shipped one when
+    ``pretrained``."""
     from ..errors import HumanParseError
-    from ..pretrained.bodypix import LABEL_GROUPS, load_bodypix
+    from ..pretrained.bodypix import LABEL_GROUPS, BodyPixNet, load_bodypix
+    from .backbones import bodypix_backbone
 
     groups = LABEL_GROUPS.get(label_set or "")
     if groups is None or len(groups) + 1 != num_classes:
         raise HumanParseError(f"the bodypix backbone maps BodyPix's parts onto {', '.join(LABEL_GROUPS)}, not {label_set!r}")
-    head = BodyPixPartHead(in_channels, groups)
+    net = load_bodypix()[0] if pretrained else BodyPixNet()
+    body = bodypix_backbone(net, output_stride)
+    head = BodyPixPartHead(body.out_channels, groups)
     if pretrained:
-        net = load_bodypix()[0]
         head.load_bodypix(net.heads["segments"], net.heads["parts"])
-    return head
+    return PartSegmenter(body, head)
