@@ -16,7 +16,6 @@ the same report."""
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 
 from .data.cihp import Sample, check_samples, has_splits, list_samples, load_sample, named_label_set, read_split
 from .errors import HumanParseError
-from .io.files import write_bytes_atomic
+from .io.files import check_writable, write_bytes_atomic
 from .io.images import encode_png
 from .io.results import read_result_json
 from .labels import COARSE, COARSE_GROUPS, IGNORE, LabelSet, get_label_set, to_coarse
@@ -307,16 +306,7 @@ def check_eval_outputs(report_path: str | Path | None, heatmap_path: str | Path 
             raise HumanParseError(f"{path} is a folder; give a file name for the {what}")
         if path.exists() and not overwrite:
             raise HumanParseError(f"{path} already exists; choose another file for the {what} or pass --overwrite")
-        folder = path.resolve().parent
-        while not folder.exists():
-            folder = folder.parent
-        if not folder.is_dir():
-            raise HumanParseError(f"cannot write the {what} {path}: {folder} is not a folder")
-        try:
-            with tempfile.TemporaryFile(dir=folder, prefix=".humanparse-write-test-"):
-                pass
-        except OSError as exc:
-            raise HumanParseError(f"cannot write the {what} {path}: {folder}: {exc.strerror or exc}") from None
+        check_writable(path.parent, create=False, what=f"{what} {path}")
 
 
 def write_report(report: EvalReport, labels: LabelSet, report_path: str | Path | None = None, heatmap_path: str | Path | None = None) -> None:

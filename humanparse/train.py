@@ -212,6 +212,7 @@ class _Start:
     changes: dict  # the settings a resume changes (run_folder.resume_changes)
     kept_log: str  # the log a resume keeps (run_folder.read_log)
     last_seen: tuple | None  # the identity of the last.pt a resume read
+    crf_restarted: dict  # learned CRF values the config sets anew over init's (init_from_checkpoint)
 
 
 def _prepare(config: TrainConfig, resume: bool, ids: list[str], ranks: Ranks) -> _Start:
@@ -222,10 +223,10 @@ def _prepare(config: TrainConfig, resume: bool, ids: list[str], ranks: Ranks) ->
         state = resume_state(last, ids, ranks.world)
         changes = resume_changes(state["config"] or recorded_config(out), config, state["step"])
         kept_log = read_log(out / "log.jsonl", state["step"]) if ranks.main else ""  # steps logged after last.pt run again
-        start = _Start(load_checkpoint(last), state, changes, kept_log, seen)
+        start = _Start(load_checkpoint(last), state, changes, kept_log, seen, {})
     else:
-        model = init_from_checkpoint(config.model, config.init) if config.init else build_model(config.model)
-        start = _Start(model, None, {}, "", None)
+        model, restarted = init_from_checkpoint(config.model, config.init) if config.init else (build_model(config.model), {})
+        start = _Start(model, None, {}, "", None, restarted)
     check_label_set(config.data.root, start.model.labels, config.init or "the model config")
     return start
 
@@ -301,6 +302,10 @@ def _run(
     log = (out / "log.jsonl").open("a") if ranks.main else None
     if log is not None and changes:
         log.write(_json_line({"stage": config.stage, "step": step, "resumed_with": changes}))
+        log.flush()
+    if log is not None and start.crf_restarted:
+        # The rest of the CRF continues from init's learned values; the log says which did not.
+        log.write(_json_line({"stage": config.stage, "step": step, "crf_restarted_from_config": start.crf_restarted}))
         log.flush()
     started, seen, first = time.perf_counter(), 0, step
     try:

@@ -65,6 +65,16 @@ def test_semantic_then_joint_then_instance(tmp_path, data) -> None:
     assert not torch.equal(before.crf.log_penalties, piecewise.crf.log_penalties)
 
 
+def test_a_crf_weight_set_anew_over_init_is_the_start_and_is_logged(tmp_path, data) -> None:
+    semantic = train(config(tmp_path, data, "semantic", "optim.iterations=1"))
+    joint = train(config(tmp_path, data, "joint", "stage=joint", f"init={semantic}", "data.detector=sim:1", "optim.iterations=1",
+                         "optim.lr=1e-9", "model.crf.same_person_penalty=0.5"))
+    lines = [json.loads(line) for line in (tmp_path / "joint" / "log.jsonl").read_text().splitlines()]
+    assert lines[0] == {"stage": "joint", "step": 0, "crf_restarted_from_config": {"same_person_penalty": 0.5}}
+    assert load_checkpoint(joint).crf.log_penalties.exp()[0].item() == pytest.approx(0.5, abs=1e-6)
+    assert load_train_config(tmp_path / "joint" / "config.toml").model.crf.same_person_penalty == 0.5
+
+
 def test_stopped_and_resumed_run_ends_with_the_same_weights(tmp_path, data) -> None:
     whole = load_checkpoint(train(config(tmp_path, data, "whole", "optim.iterations=4", "checkpoint_every=100")))
 

@@ -128,16 +128,25 @@ def publish_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def check_writable(out: Path) -> None:
-    """Fail before any work when the folder ``out`` cannot hold our files (made if missing):
-    a file in its place, no permission, a read-only or full file system."""
+def check_writable(out: Path, create: bool = True, what: str | None = None) -> None:
+    """Fail before any work when the folder ``out`` cannot hold our files: a file in its
+    place, no permission, a read-only or full file system. ``create`` makes it when missing;
+    without it nothing is made and the nearest existing folder above is probed instead (the
+    caller makes the folders once there is something to write). ``what`` names the file
+    meant for ``out`` in the message ("report r.json")."""
+    where = f"the {what}" if what else f"to {out}"
+    folder = out.absolute()
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".humanparse-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        if create:
+            out.mkdir(parents=True, exist_ok=True)
+        else:
+            folder = next(p for p in (folder, *folder.parents) if p.exists())
+        if not folder.is_dir():
+            raise HumanParseError(f"cannot write {where}: {folder} is not a folder")
+        with tempfile.TemporaryFile(dir=folder, prefix=".humanparse-write-test-"):
+            pass
     except OSError as exc:
-        raise HumanParseError(f"cannot write to {out}: {exc.strerror or exc}") from None
+        raise HumanParseError(f"cannot write {where}: {folder}: {exc.strerror or exc}" if what else f"cannot write {where}: {exc.strerror or exc}") from None
 
 
 def write_files_atomic(files: dict[Path, bytes]) -> None:

@@ -130,12 +130,17 @@ _ARCHITECTURE = ("backbone", "label_set", "output_stride", "detection_head")
 _OPTIONAL_PARAMETERS = {"crf.log_global_weight"}
 
 
-def init_from_checkpoint(config: ModelConfig, path: str | os.PathLike) -> HolisticParser:
+def init_from_checkpoint(config: ModelConfig, path: str | os.PathLike) -> tuple[HolisticParser, dict[str, float]]:
     """The network described by ``config`` with the weights of the checkpoint at ``path``
     (a previous training stage), as detectron2's MODEL.WEIGHTS: the run's config decides the
     CRF's settings (``crf.global_term``, iterations, kernel widths), the checkpoint every
     learned value. An architecture that differs is an error naming the fields; the global
-    weight is dropped, or starts at ``crf.global_weight``, when the global term is switched."""
+    weight is dropped, or starts at ``crf.global_weight``, when the global term is switched.
+
+    A learned CRF value (kernel weights, penalties, box and global weights, epsilon) that the
+    run's config sets differently from the config the checkpoint was trained with is a new
+    starting value asked for: it replaces the checkpoint's learned one. Returns the model and
+    those values by field name (``{"bilateral_weight": 4.0}``; empty when none differ)."""
     payload = read_checkpoint(path)
     source = ModelConfig.from_dict(payload["config"])
     differ = [f"{name} {getattr(source, name)!r} (the run has {getattr(config, name)!r})" for name in _ARCHITECTURE if getattr(source, name) != getattr(config, name)]
@@ -145,7 +150,26 @@ def init_from_checkpoint(config: ModelConfig, path: str | os.PathLike) -> Holist
     stray -= _OPTIONAL_PARAMETERS
     if stray:
         raise CheckpointError(f"{path}: weights do not fit the model: {', '.join(sorted(stray)[:5])}")
-    return model
+    restarted = {name: getattr(config.crf, name) for name in _LEARNED_CRF if getattr(config.crf, name) != getattr(source.crf, name)}
+    if not (source.crf.global_term and config.crf.global_term):
+        restarted.pop("global_weight", None)  # absent on one side: it starts at the config's value already
+    with torch.no_grad():
+        for name, value in restarted.items():
+            parameter, index = _LEARNED_CRF[name]
+            getattr(model.crf, parameter)[index] = math.log(value)
+    return model, restarted
+
+
+# Each learned CRF value's parameter (a logarithm) and its place in it.
+_LEARNED_CRF: dict[str, tuple[str, Any]] = {
+    "box_weight": ("log_box_weight", ()),
+    "global_weight": ("log_global_weight", ()),
+    "epsilon": ("log_epsilon", ()),
+    "bilateral_weight": ("log_kernel_weights", 0),
+    "spatial_weight": ("log_kernel_weights", 1),
+    "same_person_penalty": ("log_penalties", 0),
+    "other_person_penalty": ("log_penalties", 1),
+}
 
 
 def _model_from(payload: dict[str, Any], path: str | os.PathLike, config: ModelConfig, strict: bool) -> tuple[HolisticParser, set[str]]:

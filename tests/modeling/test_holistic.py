@@ -150,15 +150,36 @@ def test_init_takes_the_weights_and_the_runs_crf_settings(tmp_path) -> None:
             p.add_(torch.randn_like(p) * 0.1)
     path = save_checkpoint(trained, tmp_path / "stage1.pt")
     run = dataclasses.replace(TINY, crf=dataclasses.replace(TINY.crf, global_term=False, iterations=2))
-    model = init_from_checkpoint(run, path)
+    model, restarted = init_from_checkpoint(run, path)
+    assert restarted == {}
     assert model.config == run and not model.crf.global_term and model.crf.iterations == 2
     expected = {k: v for k, v in trained.state_dict().items() if k != "crf.log_global_weight"}
     assert model.state_dict().keys() == expected.keys()
     for key, value in expected.items():
         assert torch.equal(model.state_dict()[key], value), key
     # Switched back on, the global weight starts at the configured value.
-    back = init_from_checkpoint(TINY, save_checkpoint(model, tmp_path / "box-only.pt"))
+    back, _ = init_from_checkpoint(TINY, save_checkpoint(model, tmp_path / "box-only.pt"))
     assert back.crf.global_term and back.crf.log_global_weight.exp().item() == pytest.approx(TINY.crf.global_weight)
+
+
+def test_init_restarts_the_learned_crf_values_the_run_sets_anew(tmp_path) -> None:
+    """A CRF weight set differently from the config the checkpoint was trained with is a new
+    start asked for; it used to be replaced silently by the checkpoint's learned value."""
+    trained = build_model(TINY)
+    with torch.no_grad():
+        for p in trained.crf.parameters():
+            p.add_(0.5)
+    path = save_checkpoint(trained, tmp_path / "stage1.pt")
+    crf = dataclasses.replace(TINY.crf, bilateral_weight=3.0, other_person_penalty=0.25)
+    model, restarted = init_from_checkpoint(dataclasses.replace(TINY, crf=crf), path)
+    assert restarted == {"bilateral_weight": 3.0, "other_person_penalty": 0.25}
+    kernels, penalties = model.crf.log_kernel_weights.exp(), model.crf.log_penalties.exp()
+    assert kernels[0].item() == pytest.approx(3.0) and penalties[1].item() == pytest.approx(0.25)
+    # The values the run leaves as the checkpoint's config had them stay learned.
+    assert torch.equal(model.crf.log_kernel_weights[1], trained.crf.log_kernel_weights[1])
+    assert torch.equal(model.crf.log_penalties[0], trained.crf.log_penalties[0])
+    assert torch.equal(model.crf.log_box_weight, trained.crf.log_box_weight)
+    assert torch.equal(model.crf.log_global_weight, trained.crf.log_global_weight)
 
 
 def test_init_with_another_architecture_names_the_fields(tmp_path) -> None:
@@ -188,7 +209,7 @@ def test_a_checkpoint_with_non_finite_weights_is_refused(tmp_path) -> None:
     with torch.no_grad():
         model.segmenter.head.classifier.weight[0, 0, 0, 0] = float("nan")
     path = save_checkpoint(model, tmp_path / "nan.pt")
-    for load in (read_checkpoint, load_checkpoint, lambda p: init_from_checkpoint(TINY, p)):
+    for load in (read_checkpoint, load_checkpoint, lambda p: init_from_checkpoint(TINY, p)[0]):
         with pytest.raises(CheckpointError, match="'segmenter.head.classifier.weight' holds NaN or infinite values") as caught:
             load(path)
         assert str(path) in str(caught.value) and "\n" not in str(caught.value)
