@@ -77,7 +77,7 @@ PARSERS: dict[str, ParserEntry] = {
                    "tracking by mask and skeleton")),
         ("nanodet", "movenet-thunder", "blazepose-full", "selfie"),
     ),
-    SYNTHETIC: ParserEntry("the holistic model trained on the synthetic world, shipped", "the holistic network of the paper trained on humanparse's synthetic world (MobileNetV3, built-in detector)", (), ()),
+    SYNTHETIC: ParserEntry("the holistic model trained on the synthetic world, shipped", "the holistic network of the paper trained on humanparse's synthetic world from BodyPix's weights (built-in detector)", (), ()),
     BODYPIX_ALONE: ParserEntry(
         "BodyPix's own parts, no persons: the baseline to score against",
         "category-level only: BodyPix's own part segmentation (person > 0.5, then its largest part logit, grouped onto Pascal-Person-Part); no persons",
@@ -251,5 +251,5 @@ def describe(checkpoint: str | None = None) -> list[tuple[str, str]]:
         ("crf", f"{config['crf']['iterations']} mean-field iterations, global term {'on' if config['crf']['global_term'] else 'off'}"),
         ("weights", f"{sum(t.numel() for t in payload['state_dict'].values() if t.is_floating_point()):,} values"),
     ]
-    rows += [(key.replace("_", " "), str(about[key])) for key in ("trained_on", "recipe", "results") if about.get(key)]
+    rows += [(key.replace("_", " "), str(about[key])) for key in ("trained_on", "recipe", "results", "license") if about.get(key)]
     return rows

