@@ -117,7 +117,9 @@ def eval_peak(arguments: list[str], code: Path | None, limit_mb: int | None) -> 
     command = [sys.executable, "-m", "humanparse", "eval", *arguments, "--quiet"]
     if limit_mb:
         command = ["prlimit", f"--as={limit_mb << 20}", "--", *command]
-    env = {**os.environ, "PYTHONPATH": str(code)} if code is not None else None
+    # PYTHONSAFEPATH: `-m` puts the working folder first on sys.path, where it would shadow
+    # PYTHONPATH and run this tree's humanparse as the baseline when run from this tree's root.
+    env = {**os.environ, "PYTHONPATH": str(code if code is not None else ROOT), "PYTHONSAFEPATH": "1"}
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     _, status, usage = os.wait4(child.pid, 0)

@@ -256,7 +256,7 @@ def main() -> None:
     if not args.no_shipped:
         report = evaluate("synthetic", "shipped", args, times)
         report["segmenter_miou"] = segmenter_miou("synthetic", "shipped", args)
-        lines.append("| shipped synthetic model (MobileNetV3, docs/default-model.md) | final (semantic 7500 steps, joint 1500) | 33000 | ~97 | " + " | ".join(row(report)) + " |")
+        lines.append("| shipped synthetic model (BodyPix start, docs/default-model.md) | final (semantic 3000 steps, joint 1500) | 15000 | ~32 | " + " | ".join(row(report)) + " |")
     for start in args.starts:
         for point, images, seconds, report in curve(start, args, times):
             wall = f"{seconds / 60:.1f}" if math.isfinite(seconds) else "–"

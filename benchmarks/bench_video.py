@@ -62,7 +62,9 @@ def run(clip: Path, out: Path, *options: str, code: Path | None = None) -> dict:
     """One `humanparse video` process: its summary (frames, tracks, seconds) and peak RSS.
     ``code``: run the humanparse of this source tree (an older checkout) instead."""
     command = [sys.executable, "-m", "humanparse", "video", str(clip), "--out", str(out), "--overwrite", "--quiet", "--device", "cpu", *options]
-    env = {**os.environ, "PYTHONPATH": str(code)} if code is not None else None
+    # PYTHONSAFEPATH: `-m` puts the working folder first on sys.path, where it would shadow
+    # PYTHONPATH and run this tree's humanparse as the baseline when run from this tree's root.
+    env = {**os.environ, "PYTHONPATH": str(code if code is not None else ROOT), "PYTHONSAFEPATH": "1"}
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     _, status, usage = os.wait4(child.pid, 0)
     error = child.stderr.read() if child.stderr else ""
