@@ -12,9 +12,10 @@ reference, op by op (``TFGraph.forward``, eager) — against:
   extract the tarballs and pass --pose-tflite / --selfie-tflite, or use the default paths.
   These are Google's float32 weights, not the float16 TF.js ones the port was converted
   from, so the outputs differ a little; the agreement column shows by how much.
-* onnxruntime (``pip install onnxruntime onnx``) on an ONNX twin exported from the torch
-  port itself (TorchScript exporter), so the column compares two runtimes of one model; the
-  agreement column is the largest absolute difference over all outputs.
+* onnxruntime (``pip install onnxruntime onnx``) on the file ``humanparse export --format
+  onnx`` writes for the network (humanparse.export: the torch port through the TorchScript
+  exporter), so the column compares two runtimes of one model; the agreement column is the
+  largest absolute difference over all outputs. BodyPix gets the same row at two sizes.
 
 BodyPix (``bodypix``, a native torch module converted from Coral's int8 TFLite files, not a
 graph) is timed as humanparse runs it (``BodyPixNet``, eager; the "eager" column is unused),
@@ -176,16 +177,16 @@ def litert_runner(path: Path, x: np.ndarray, threads: int) -> tuple[Runner, dict
     return run, {r.shape: r for r in run()}
 
 
-def onnx_runner(graph: torch.nn.Module, x: torch.Tensor, threads: int, folder: Path) -> tuple[Runner, list[np.ndarray]]:
-    """Export the torch port to ONNX, open it in onnxruntime; a call and its outputs."""
+def onnx_runner(name: str, x: torch.Tensor, threads: int, folder: Path) -> tuple[Runner, list[np.ndarray]]:
+    """``humanparse export``'s ONNX file of network ``name``, opened in onnxruntime; a call
+    on ``x`` and its outputs."""
     import onnxruntime as ort
 
-    path = folder / "model.onnx"
-    # The tracer warns about every .tolist() it passes (the shapes are fixed here, so baking
-    # them into the ONNX graph is what we want).
-    with warnings.catch_warnings(), silenced(), torch.inference_mode():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(graph, (x,), str(path), dynamo=False, opset_version=17, input_names=["x"], output_names=list(graph.outputs))
+    from humanparse.export import export_network
+
+    path = folder / f"{name}.onnx"
+    with silenced():
+        exported = export_network(name, path, "onnx")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -193,7 +194,7 @@ def onnx_runner(graph: torch.nn.Module, x: torch.Tensor, threads: int, folder: P
     # that follows it in the interleaved loop.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {"x": x.numpy()}
+    feed = {exported.input_name: x.numpy()}
     return (lambda: session.run(None, feed)), session.run(None, feed)
 
 
@@ -258,12 +259,12 @@ def bench_model(name: str, args: argparse.Namespace, tflite_paths: dict[str, Pat
         return rows
     with tempfile.TemporaryDirectory() as folder:
         try:
-            native, outs = onnx_runner(graph, x, args.threads, Path(folder))
+            native, outs = onnx_runner(name, x, args.threads, Path(folder))
         except Exception as exc:  # noqa: BLE001  an export that fails gets a row saying why
             failed("onnxruntime", "export failed: " + short_reason(exc))
             return rows
         diff = max(float(np.abs(o - r).max()) for o, r in zip(outs, ref.values()))
-        timed("onnxruntime", native, f"max|Δ| {diff:.2g} (ONNX twin)")
+        timed("onnxruntime", native, f"max|Δ| {diff:.2g} (humanparse export --format onnx)")
     return rows
 
 
@@ -334,6 +335,44 @@ def bench_bodypix(args: argparse.Namespace) -> list[Row]:
                 if len(t) >= 5 and statistics.quantiles(t, n=10)[-1] > 2 * ms[side]:
                     agreement += f"  [noisy: {side} p90 > 2x median]"
             rows.append((name, shape_s, f"{ms['torch']:.2f}", "-", f"{ms['native']:.2f}", f"LiteRT {what}", f"{ms['torch'] / ms['native']:.2f}", agreement))
+    rows += bodypix_onnx(net, photo, args)
+    return rows
+
+
+def bodypix_onnx(net: torch.nn.Module, photo: np.ndarray, args: argparse.Namespace) -> list[Row]:
+    """BodyPix as humanparse runs it against onnxruntime on ``humanparse export``'s file
+    (one file, any input size), at 360 x 640 and 720 x 1280."""
+    why = unavailable("onnxruntime", "onnxruntime") or unavailable("onnx", "onnx")
+    if why:
+        return [("bodypix", "-", "-", "-", "-", "onnxruntime", "-", why)]
+    import onnxruntime as ort
+
+    from humanparse.export import export_network
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bodypix.onnx"
+        with silenced():
+            export_network("bodypix", path, "onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for height, width in ((360, 640), (720, 1280)):
+            x = torch.from_numpy(resize_image(photo, width, height)).permute(2, 0, 1)[None].float().contiguous()
+            feed = {"image": x.numpy()}
+            with torch.inference_mode():
+                ref = [m.numpy() for m in net(x)]
+            diff = max(float(np.abs(a - b).max()) for a, b in zip(session.run(None, feed), ref))
+
+            def torch_call(x=x) -> object:
+                with torch.inference_mode():
+                    return net(x)
+
+            times = interleaved_ms({"torch": torch_call, "native": lambda feed=feed: session.run(None, feed)}, args.warmup, args.repeats)
+            ms = {side: statistics.median(t) for side, t in times.items()}
+            rows.append(("bodypix", f"{height}x{width}x3 f32", f"{ms['torch']:.2f}", "-", f"{ms['native']:.2f}", "onnxruntime",
+                         f"{ms['torch'] / ms['native']:.2f}", f"max|Δ| {diff:.2g} (humanparse export --format onnx)"))
     return rows
 
 

@@ -294,23 +294,63 @@ def convert_png(out: str, images: str, labels: str, label_map: str, split: str) 
 
 
 @main.command("export")
-@click.argument("source", type=click.Path(exists=True, dir_okay=False))
-@click.argument("target", type=click.Path(dir_okay=False))
-@click.option("--half", is_flag=True, help="Store the weights as float16 (half the size).")
-@click.option("--about", type=click.Path(exists=True, dir_okay=False), help="A JSON file of facts to keep with the model (trained_on, recipe, results), shown by `humanparse info`.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing TARGET.")
-def export_command(source: str, target: str, half: bool, about: str | None, overwrite: bool) -> None:
-    """Write a checkpoint for inference only: weights, config and labels, no optimiser state.
+@click.argument("paths", nargs=-1, metavar="SOURCE TARGET | OUT")
+@click.option("--format", "fmt", type=click.Choice(["checkpoint", "onnx", "torchscript"]), default="checkpoint", show_default=True,
+              help="checkpoint: SOURCE (a training checkpoint) to TARGET for inference; onnx, torchscript: the networks of --checkpoint "
+                   "into the folder OUT, with manifest.json (docs/export.md).")
+@click.option("--checkpoint", default=None, help="With --format onnx or torchscript: the parser whose networks are exported (default: the default "
+                                                 "parser, bodypix), or a holistic checkpoint file.")
+@click.option("--half", is_flag=True, help="Store the weights as float16 (half the size; --format checkpoint).")
+@click.option("--about", type=click.Path(exists=True, dir_okay=False), help="A JSON file of facts to keep with the model (trained_on, recipe, results, "
+                                                                            "license), shown by `humanparse info` (--format checkpoint).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing TARGET or OUT.")
+def export_command(paths: tuple[str, ...], fmt: str, checkpoint: str | None, half: bool, about: str | None, overwrite: bool) -> None:
+    """Write a checkpoint for inference only (weights, config and labels, no optimiser
+    state), or a parser's networks as ONNX or TorchScript files for other runtimes.
 
     \b
-    Example:
+    Examples:
       humanparse export runs/joint/final.pt model.pt --half --about about.json
+      humanparse export --format onnx runs/onnx                 # the default parser's networks
+      humanparse export --format torchscript runs/ts --checkpoint synthetic
     """
+    from pathlib import Path
+
+    if fmt != "checkpoint":
+        if len(paths) != 1:
+            raise click.UsageError(f"--format {fmt} takes one folder, OUT; got {len(paths)} paths")
+        if half or about:
+            raise click.UsageError(f"--half and --about are for --format checkpoint, not {fmt}")
+        from .build import DEFAULT_PARSER, PARSERS
+        from .export import export_networks
+
+        if Path(paths[0]).exists() and not Path(paths[0]).is_dir():
+            raise click.BadParameter(f"{paths[0]} is a file; give a folder for the exported networks", param_hint="OUT")
+        if Path(paths[0]).exists() and not overwrite:
+            raise click.BadParameter(f"{paths[0]} already exists; choose another folder or pass --overwrite", param_hint="OUT")
+        name = checkpoint or DEFAULT_PARSER
+        if name not in PARSERS and not Path(name).is_file():
+            raise click.BadParameter(f"{name!r} is neither a parser ({', '.join(PARSERS)}) nor a checkpoint file", param_hint="--checkpoint")
+        written = export_networks(name, paths[0], fmt, overwrite=overwrite)
+        Console().print(f"wrote {', '.join(n.file for n in written)} and manifest.json to {paths[0]}", soft_wrap=True)
+        return
+    if len(paths) != 2:
+        raise click.UsageError(f"--format checkpoint takes SOURCE and TARGET; got {len(paths)} paths")
+    if checkpoint:
+        raise click.UsageError("--checkpoint is for --format onnx or torchscript; for a checkpoint give SOURCE")
+    _export_checkpoint(*paths, half=half, about=about, overwrite=overwrite)
+
+
+def _export_checkpoint(source: str, target: str, half: bool, about: str | None, overwrite: bool) -> None:
     import json
     from pathlib import Path
 
     from .modeling.checkpoints import load_checkpoint, save_checkpoint
 
+    if not Path(source).is_file():
+        raise click.BadParameter(f"{source} is not a file" if Path(source).exists() else f"{source} does not exist", param_hint="SOURCE")
+    if Path(target).is_dir():
+        raise click.BadParameter(f"{target} is a folder; give a file name", param_hint="TARGET")
     if Path(target).exists():
         if Path(target).resolve() == Path(source).resolve():
             raise click.BadParameter("is the checkpoint being exported; give another file", param_hint="TARGET")
