@@ -2,6 +2,11 @@
 
     python benchmarks/bench_crf.py [--sizes 521x521,1280x720] [--detections 1,2,4,8]
 
+"script" is the same CRF as ``humanparse export --format torchscript`` writes it
+(``modeling/crf_script.ScriptableCRF`` under ``torch.jit.script``: index_add and gathers in
+place of sparse products, both lattices built every call), timed in the same interleaved
+loop; "new/script" > 1 means the exported CRF is slower than humanparse's.
+
 The C++ reference is `pydensecrf2` (the `pydensecrf` module). If it cannot be imported,
 the script builds it once in its own environment (benchmarks/.venv-crf, with access to
 this interpreter's packages) and re-runs itself there; if that fails, the C++ columns
@@ -20,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from humanparse.modeling.crf import InstanceCRF  # noqa: E402
+from humanparse.modeling.crf_script import ScriptableCRF  # noqa: E402
 from humanparse.modeling.lattice import PermutohedralLattice  # noqa: E402
 from humanparse.runtime import tune_allocator  # noqa: E402
 
@@ -101,12 +108,15 @@ def main() -> None:
 
     torch.manual_seed(0)
     crf = InstanceCRF(num_parts=6, iterations=args.iterations).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 marks TorchScript deprecated
+        scripted = torch.jit.script(ScriptableCRF(crf))
     k_b, k_s = crf.log_kernel_weights.exp().tolist()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, allocator tuned: {tuned}; C++ reference: {'pydensecrf2' if have_reference else 'not available'}")
     print(f"θα={crf.theta_alpha} θβ={crf.theta_beta} θγ={crf.theta_gamma} w1={k_b:g} w2={k_s:g}, {args.iterations} iterations, median of {args.repeats}\n")
     header = (
         f"{'size':>9} {'D':>2} {'L':>3} | {'build':>7} {'filter':>7} | {'ours new':>8} {'ours rep':>8} {'C++':>8} "
-        f"{'C++/new':>9} {'C++/rep':>9}"
+        f"{'C++/new':>9} {'C++/rep':>9} | {'script':>8} {'new/script':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -143,10 +153,15 @@ def main() -> None:
                 dense.addPairwiseBilateral(sxy=crf.theta_alpha, srgb=crf.theta_beta, rgbim=image, compat=k_b)
                 dense.inference(args.iterations)
 
-            new_t, same_t, ref_t = [], [], []
+            def exported():
+                with torch.no_grad():
+                    scripted(q, image_t, boxes, scores)
+
+            new_t, same_t, ref_t, script_t = [], [], [], []
             for _ in range(args.repeats):
                 new_t += time_call(ours_new_size, 1)
                 same_t += time_call(ours_same_size, 1)
+                script_t += time_call(exported, 1)
                 if have_reference:
                     ref_t += time_call(reference, 1)
             new, same = statistics.median(new_t), statistics.median(same_t)
@@ -155,7 +170,9 @@ def main() -> None:
                 ref_cols = f"{ref:8.3f} {ref / new:9.2f} {ref / same:9.2f}"
             else:
                 ref_cols = f"{'-':>8} {'-':>9} {'-':>9}"
-            print(f"{size:>9} {d:>2} {labels:>3} | {statistics.median(build):7.3f} {statistics.median(filt):7.3f} | {new:8.3f} {same:8.3f} {ref_cols}")
+            script = statistics.median(script_t)
+            print(f"{size:>9} {d:>2} {labels:>3} | {statistics.median(build):7.3f} {statistics.median(filt):7.3f} | {new:8.3f} {same:8.3f} {ref_cols}"
+                  f" | {script:8.3f} {new / script:10.2f}")
     print(
         "\nseconds. build / filter: the 5-D bilateral lattice of the image and one filtering of L channels on it."
         "\nours new: an image of a new size (both lattices built); ours rep: the same size again, as in video,"

@@ -13,16 +13,18 @@ as humanparse runs them, weights in float32:
 * ``synthetic`` or a holistic checkpoint: the holistic network, segmenter and built-in
   detection head in one graph (any input size).
 
-What is not exported: the Instance CRF. Its permutohedral lattice is built per image from
-the pixels' features (a hash of lattice points, its size data-dependent), which neither
-ONNX's operators nor a TorchScript trace capture; it stays humanparse's own code
-(:class:`humanparse.modeling.crf.InstanceCRF`), run on the exported networks' outputs.
-Neither are the decoders (NanoDet's boxes, PoseNet's keypoints), which are NumPy and
-Python control flow: the manifest names them.
+The Instance CRF of the parser (none for ``bodypix-alone``) is exported in TorchScript only,
+as ``crf.pt``: :class:`humanparse.modeling.crf_script.ScriptableCRF` compiled by
+``torch.jit.script``, with the parser's learned values. Its permutohedral lattice is built
+per image with a data-dependent size (a mixed-radix packing computed from the features'
+range, a de-duplication of vertex codes): a script holds that, a trace or an ONNX graph
+would freeze the example image's. The decoders (NanoDet's boxes, PoseNet's keypoints) are
+NumPy and Python control flow and stay humanparse's; the manifest names them.
 
 ONNX files use opset 17 and the TorchScript exporter (``torch.onnx.export(dynamo=False)``),
 which needs the ``onnx`` package at export time only; TorchScript files are
-``torch.jit.trace`` of the same modules, loaded by ``torch.jit.load`` (also from C++).
+``torch.jit.trace`` of the same modules (the CRF: ``torch.jit.script``), loaded by
+``torch.jit.load`` (also from C++).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from torch import nn
 
 from .errors import HumanParseError
 
-__all__ = ["FORMATS", "ExportedNetwork", "export_network", "export_networks", "exported_networks"]
+__all__ = ["FORMATS", "ExportedNetwork", "export_crf", "export_network", "export_networks", "exported_networks"]
 
 FORMATS = ("onnx", "torchscript")
 OPSET = 17
@@ -93,7 +95,7 @@ _SPECS: dict[str, _Spec] = {
         "RGB values 0..255 as float, any height and width (the network normalises and pads to 16k + 1 itself); "
         "humanparse feeds the image at 640 px on its longer side",
         "maps on a 16-pixel grid, cell (r, c) centred on input pixel (16 r, 16 c): humanparse.pretrained.bodypix.upsample_to brings "
-        "a map to the image; person probability sigmoid(segments); parts softmax(part_heatmaps) grouped by "
+        "a map to the image; person probability sigmoid(segments); parts softmax(parts) grouped by "
         "humanparse.pretrained.bodypix.LABEL_GROUPS; keypoints by humanparse.pretrained.posenet.decode_poses",
     ),
     "selfie": _Spec(
@@ -233,6 +235,43 @@ def export_network(name: str, path: str | os.PathLike, fmt: str, parser: str | o
                            spec.values, spec.preprocess, names, spec.postprocess, license_)
 
 
+_CRF_CALLS = {
+    "bodypix": "humanparse.modeling.bodypix_parser.associate: on the image scaled by 0.5, Q from BodyPix's maps "
+               "(BodyPixParser.parse), scores all 1, masks = each person's share times the reach of the boxes, global_share = the shares "
+               "(person_shares); the labels by marginal_readout",
+    "pose-guided": "humanparse.modeling.pose_guided.PoseGuidedParser.parse: on the persons' window at half scale, Q from the skeleton's parts, "
+                   "masks = the averaged BlazePose and selfie masks, person_q = each person's own parts",
+    "holistic": "humanparse.modeling.holistic.HolisticParser.forward: Q = softmax(part_logits), boxes and scores from the detector, "
+                "at the image's size",
+}
+
+
+def export_crf(parser: str | os.PathLike, path: str | os.PathLike) -> dict | None:
+    """The Instance CRF of ``parser`` compiled by ``torch.jit.script`` to ``path``
+    (:class:`~humanparse.modeling.crf_script.ScriptableCRF`), and what the manifest says of
+    it; None for a parser without one (``bodypix-alone``)."""
+    from .build import PARSERS, SYNTHETIC, build_parser
+    from .modeling.crf_script import ScriptableCRF
+
+    name = str(parser)
+    if name in PARSERS and name != SYNTHETIC and not hasattr(build_parser(name), "crf"):
+        return None
+    crf = build_parser(name).crf
+    with _quiet_export():
+        torch.jit.save(torch.jit.script(ScriptableCRF(crf.float().eval())), str(path))
+    call = _CRF_CALLS.get(name, _CRF_CALLS["holistic"])
+    return {
+        "file": Path(path).name,
+        "inputs": {"q": "(P+1, H, W) float part probabilities, background first", "image": "(3, H, W) float RGB 0..255",
+                   "boxes": "(D, 4) float x1 y1 x2 y2 pixels", "scores": "(D,) float in [0, 1]",
+                   "masks": "optional (D, H, W) soft person masks (the mask term)", "person_q": "optional (D, P, H, W) each person's parts",
+                   "global_share": "optional (D, H, W) shares of the global term, summing to 1 over persons"},
+        "output": "(P*D+1, H, W) probabilities; channel (i-1)*P + j is part j of person i, 0 background",
+        "iterations": crf.iterations, "num_parts": crf.num_parts,
+        "how_the_parser_calls_it": call,
+    }
+
+
 def export_networks(parser: str | os.PathLike, out: str | os.PathLike, fmt: str, overwrite: bool = False) -> list[ExportedNetwork]:
     """Write the networks of ``parser`` (a name of :data:`humanparse.build.PARSERS` or a
     holistic checkpoint file) into the folder ``out`` as ``NAME.onnx`` or ``NAME.pt``
@@ -253,10 +292,12 @@ def export_networks(parser: str | os.PathLike, out: str | os.PathLike, fmt: str,
     staging.mkdir()
     try:
         written = [export_network(name, staging / f"{name}{suffix}", fmt, parser) for name in exported_networks(str(parser))]
+        crf = export_crf(parser, staging / "crf.pt") if fmt == "torchscript" else None
         manifest = {"format": fmt, "opset": OPSET if fmt == "onnx" else None, "parser": str(parser), "torch": torch.__version__,
-                    "not_exported": "the Instance CRF (humanparse.modeling.crf.InstanceCRF): its permutohedral lattice is built per image "
-                                    "with a data-dependent size; run it in humanparse on these networks' outputs",
-                    "networks": [asdict(n) for n in written]}
+                    "networks": [asdict(n) for n in written], "crf": crf}
+        if fmt == "onnx":
+            manifest["not_exported"] = ("the Instance CRF: its permutohedral lattice is built per image with a data-dependent size, "
+                                        "which an ONNX graph cannot hold; --format torchscript writes it as crf.pt")
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out)

@@ -97,6 +97,25 @@ def test_the_holistic_network_exports_whole_at_any_size(tmp_path) -> None:
     assert_close(got, torch_outputs("holistic", "synthetic", x), network["outputs"])
 
 
+def test_a_torchscript_holistic_model_and_its_crf_parse_as_humanparse_does(tmp_path) -> None:
+    """holistic.pt, a softmax and crf.pt, loaded without humanparse's classes, against the
+    model's own forward with the same boxes."""
+    from humanparse.build import build_parser
+
+    export_networks("synthetic", tmp_path / "ts", "torchscript")
+    manifest = json.loads((tmp_path / "ts" / "manifest.json").read_text())
+    assert manifest["crf"]["file"] == "crf.pt" and manifest["crf"]["iterations"] == 5 and "not_exported" not in manifest
+    network, crf = torch.jit.load(str(tmp_path / "ts" / "holistic.pt")), torch.jit.load(str(tmp_path / "ts" / "crf.pt"))
+    x = torch.from_numpy(photo_input(manifest["networks"][0], (96, 128)))
+    boxes, scores = torch.tensor([[10.0, 4.0, 90.0, 95.0]]), torch.tensor([0.8])
+    with torch.no_grad():
+        logits = network(x)[0]
+        got = crf(torch.softmax(logits[0], 0), x[0], boxes, scores)
+        want = build_parser("synthetic")(x, [boxes], [scores]).instances[0]
+    assert got.shape == want.shape == (7, 96, 128)
+    assert float((got - want).abs().max()) < 1e-4
+
+
 def test_the_export_command_writes_a_whole_folder_and_refuses_what_it_cannot_do(tmp_path, default_onnx) -> None:
     out = tmp_path / "ts"
     result = CliRunner().invoke(main, ["export", "--format", "torchscript", str(out), "--checkpoint", "bodypix-alone"])

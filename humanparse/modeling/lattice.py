@@ -24,6 +24,7 @@ import copy
 import math
 import warnings
 from collections.abc import Sequence
+from typing import Tuple
 
 import torch
 from torch import Tensor
@@ -301,20 +302,16 @@ def permutohedral_filter(values: Tensor, features: Tensor) -> Tensor:
     return PermutohedralLattice(features).filter(values)
 
 
-def _simplex_vertices(features: Tensor):
-    """Packed vertex codes (N, d+1) int64 and barycentric weights (N, d+1) of each simplex.
+def simplex_of(features: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Each point's enclosing simplex, in Adams et al.'s terms: the quotients (N, d+1) float
+    of its remainder-0 vertex (rem0 / (d+1)), the ranks (N, d+1) int64 of its coordinates
+    and its barycentric weights (N, d+1). Scriptable (``crf_script`` compiles it too).
 
-    A vectorised transcription of Adams et al.'s algorithm: elevate onto H_d, round to the
-    nearest remainder-0 lattice point, rank the differential to find the simplex, and take
+    A vectorised transcription of their algorithm: elevate onto H_d, round to the nearest
+    remainder-0 lattice point, rank the differential to find the simplex, and take
     barycentric coordinates.
-
-    Every coordinate of a vertex of remainder r is congruent to r modulo d+1, so a vertex
-    is packed as r plus (d+1) times the mixed-radix number of the quotients of its first d
-    coordinates (the last is implied by their zero sum). The quotients come straight from
-    the rounding, so no integer division is needed, and a blur neighbour's code is the
-    vertex's code plus a constant (returned as ``neighbour_code(codes, axis, sign)``).
     """
-    n, d = features.shape
+    n, d = features.shape[0], features.shape[1]
     dev = features.device
     # The integer steps below are self-consistent for any float input, so float32 suffices:
     # rounding only moves a point that lies on a simplex face, where its weight is ~0.
@@ -330,12 +327,11 @@ def _simplex_vertices(features: Tensor):
         lift[j, j:] = 1.0
         if j > 0:
             lift[j, j - 1] = -float(j)
-    elevated = (f * scale) @ lift.T  # (N, d+1)
+    elevated = (f * scale) @ lift.t()  # (N, d+1)
 
     up = float(d + 1)
     v = elevated / up
-    hi = torch.ceil(v)
-    lo = torch.floor(v)
+    hi, lo = torch.ceil(v), torch.floor(v)
     quot = torch.where((hi * up - elevated) < (elevated - lo * up), hi, lo)  # rem0 / (d+1)
     rem0 = quot * up
     total = torch.round(quot.sum(1)).long()  # sum(rem0) / (d+1)
@@ -357,7 +353,41 @@ def _simplex_vertices(features: Tensor):
     bary.scatter_add_(1, d - rank, delta)
     bary.scatter_add_(1, d - rank + 1, -delta)
     bary[:, 0] += 1.0 + bary[:, d + 1]
-    weights = bary[:, : d + 1]
+    return quot, rank, bary[:, : d + 1]
+
+
+def neighbour_code(codes: Tensor, axis: int, sign: int, d: int, radix: Tensor, total_radix: int) -> Tensor:
+    """The packed code of each vertex's blur neighbour along ``axis``: sign +1 is key - 1 on
+    every coordinate and + d on ``axis``, sign -1 the opposite. In (remainder, quotient)
+    terms: r -> r - 1 (mod d+1), the quotients drop by one when r wraps below 0, and the
+    axis coordinate's quotient gains one (sign -1: the mirror image). ``radix`` (d+1,) is
+    each axis's place value (0 for the implied last one), ``total_radix`` their sum.
+    Scriptable (``crf_script`` compiles it too)."""
+    rem = torch.remainder(codes, d + 1)
+    if sign > 0:
+        wrap = rem == 0
+        new_rem = torch.where(wrap, torch.full_like(rem, d), rem - 1)
+        shift = -wrap.long() * total_radix + radix[axis]
+    else:
+        wrap = rem == d
+        new_rem = torch.where(wrap, torch.zeros_like(rem), rem + 1)
+        shift = wrap.long() * total_radix - radix[axis]
+    return codes - rem + new_rem + (d + 1) * shift
+
+
+def _simplex_vertices(features: Tensor):
+    """Packed vertex codes (N, d+1) int64 and barycentric weights (N, d+1) of each simplex.
+
+    The simplex is :func:`simplex_of`'s. Every coordinate of a vertex of remainder r is
+    congruent to r modulo d+1, so a vertex is packed as r plus (d+1) times the mixed-radix
+    number of the quotients of its first d
+    coordinates (the last is implied by their zero sum). The quotients come straight from
+    the rounding, so no integer division is needed, and a blur neighbour's code is the
+    vertex's code plus a constant (returned as ``neighbour_code(codes, axis, sign)``).
+    """
+    n, d = features.shape
+    dev = features.device
+    quot, rank, weights = simplex_of(features)
 
     # Vertex r of the simplex: coordinate i is rem0_i + r - (d+1)[rank_i > d - r], so its
     # quotient is quot_i - [rank_i > d - r]. Quotients range over [min-1, max]; one more
@@ -385,22 +415,9 @@ def _simplex_vertices(features: Tensor):
     if code_range < 2**31:
         codes = codes.int()  # sorts 1.6x faster than int64
     total_radix = int(radix.sum())
-    radix_of_axis = radix_list + [0]  # the implied last coordinate is not packed
+    radix_of_axis = torch.tensor(radix_list + [0], dtype=torch.int64, device=dev)  # the implied last coordinate is not packed
 
-    def neighbour_code(vertex_codes: Tensor, axis: int, sign: int) -> Tensor:
-        # sign +1: key - 1 on every coordinate, + d on `axis`; sign -1: the opposite.
-        # In (remainder, quotient) terms: r -> r - 1 (mod d+1), the quotients drop by one
-        # when r wraps below 0, and the axis coordinate's quotient gains one (sign -1:
-        # mirror image).
-        rem = torch.remainder(vertex_codes, d + 1)
-        if sign > 0:
-            wrap = rem == 0
-            new_rem = torch.where(wrap, torch.full_like(rem, d), rem - 1)
-            shift = -wrap.long() * total_radix + radix_of_axis[axis]
-        else:
-            wrap = rem == d
-            new_rem = torch.where(wrap, torch.zeros_like(rem), rem + 1)
-            shift = wrap.long() * total_radix - radix_of_axis[axis]
-        return vertex_codes - rem + new_rem + (d + 1) * shift
+    def neighbours_of(vertex_codes: Tensor, axis: int, sign: int) -> Tensor:
+        return neighbour_code(vertex_codes, axis, sign, d, radix_of_axis, total_radix)
 
-    return codes, weights, neighbour_code
+    return codes, weights, neighbours_of
