@@ -1,12 +1,22 @@
-"""Instance CRF and segmenter timings on a CUDA device (synchronised, median of repeats).
+"""The whole `humanparse video` on a CUDA device beside the CPU, then the Instance CRF and
+the segmenters alone (synchronised, median of repeats).
 
-    python benchmarks/bench_cuda.py
+    python benchmarks/bench_cuda.py [--frames 80] [--skip-parts]
+
+Video: the real demo clip's 640 x 360 band (rows 60-420 of examples/pedestrians.mp4) and
+the same frames enlarged 3 times to 1920 x 1080, each run as a user runs it (one
+`humanparse video` process a row, default settings, `--device cuda` or `--device cpu`),
+frames/s and ms per frame of each stage from its summary.json, the GPU's peak memory
+(torch.cuda.max_memory_allocated, in summary.json on CUDA) and the process's peak RSS.
+Without CUDA only the CPU rows run. The parts: CRF and segmenters alone, CUDA only.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_crf import make_inputs  # noqa: E402
+from bench_video import DEMO, STAGES, cut, run  # noqa: E402
 
 from humanparse.modeling.crf import InstanceCRF  # noqa: E402
 from humanparse.modeling.segmenter import build_segmenter  # noqa: E402
@@ -33,12 +44,39 @@ def timed(fn, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
+def video(frames: int) -> None:
+    """`humanparse video` rows: clip x device, per-stage ms per frame."""
+    devices = ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
+    with tempfile.TemporaryDirectory(prefix="bench-cuda-") as folder:
+        work = Path(folder)
+        clips = {"real 640x360": cut(DEMO, work / "band.mp4", frames, rows=(60, 420)),
+                 "real 1920x1080": cut(DEMO, work / "band-1080p.mp4", frames, rows=(60, 420), scale=3)}
+        print(f"{frames} frames a clip; default settings\n")
+        header = f"{'clip':<15} {'device':<6} {'frames/s':>8} {'GPU MB':>7} {'RSS MB':>7} " + " ".join(f"{s:>8}" for s in STAGES)
+        print(header + "\n" + " " * 48 + "ms per frame")
+        for name, clip in clips.items():
+            for k, device in enumerate(devices):
+                result = run(clip, work / f"out-{name.split()[-1]}-{device}", "--device", device)
+                seconds, count = result["seconds"], result["frames"]
+                gpu = f"{result['cuda_peak_mb']:7.0f}" if result["cuda_peak_mb"] is not None else f"{'-':>7}"
+                cells = " ".join(f"{1000 * seconds[s] / count:>8.1f}" if s in seconds else f"{'-':>8}" for s in STAGES)
+                print(f"{name:<15} {device:<6} {count / seconds['total']:>8.2f} {gpu} {result['peak_rss_mb']:>7.0f} {cells}")
+    print()
+
+
 def main() -> None:
-    if not torch.cuda.is_available():
-        print("no CUDA device")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=80, help="frames of each video clip")
+    parser.add_argument("--skip-video", action="store_true")
+    parser.add_argument("--skip-parts", action="store_true", help="no CRF and segmenter rows")
+    args = parser.parse_args()
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
+    print(f"torch {torch.__version__}, {name}")
+    if not args.skip_video:
+        video(args.frames)
+    if not torch.cuda.is_available() or args.skip_parts:
         return
     dev = torch.device("cuda")
-    print(f"torch {torch.__version__}, {torch.cuda.get_device_name(dev)}\n")
     print(f"{'size':>9} {'D':>2} {'L':>3} | {'CRF new size':>12} {'CRF repeat':>10} {'fwd+bwd':>8}")
     crf = InstanceCRF(num_parts=6).to(dev)
     for width, height in ((521, 521), (1280, 720)):

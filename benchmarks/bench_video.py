@@ -36,6 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import cv2  # noqa: E402
+
 from humanparse.data.synth_video import write_video  # noqa: E402
 from humanparse.io.video import VideoReader, VideoWriter  # noqa: E402
 
@@ -44,16 +46,18 @@ DEMO = ROOT / "examples" / "pedestrians.mp4"
 STAGES = ("decode", "detect", "segment", "small", "pose", "mask", "parts", "detect_segment", "crf", "track", "write")
 
 
-def cut(source: Path, out: Path, frames: int, rows: tuple[int, int] | None = None) -> Path:
-    """The first ``frames`` frames of ``source``, optionally only rows [r0, r1), as H.264."""
+def cut(source: Path, out: Path, frames: int, rows: tuple[int, int] | None = None, scale: int = 1) -> Path:
+    """The first ``frames`` frames of ``source``, optionally only rows [r0, r1), enlarged
+    ``scale`` times (bicubic), as H.264."""
     with VideoReader(source) as reader:
         info = reader.info
         height = info.height if rows is None else rows[1] - rows[0]
-        writer = VideoWriter(out, info.fps, info.width, height, crf=18, overwrite=True)
+        writer = VideoWriter(out, info.fps, info.width * scale, height * scale, crf=18, overwrite=True)
         for k, image in enumerate(frame.image for frame in reader):
             if k >= frames:
                 break
-            writer.write(image if rows is None else image[rows[0] : rows[1]])
+            image = image if rows is None else image[rows[0] : rows[1]]
+            writer.write(image if scale == 1 else cv2.resize(image, (info.width * scale, height * scale), interpolation=cv2.INTER_CUBIC))
         writer.close()
     return out
 
@@ -71,7 +75,8 @@ def run(clip: Path, out: Path, *options: str, code: Path | None = None) -> dict:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{error}")
     summary = json.loads((out / "summary.json").read_text())
-    return {"frames": summary["frames"], "tracks": len(summary["tracks"]), "seconds": summary["seconds"], "peak_rss_mb": usage.ru_maxrss / 1024}
+    return {"frames": summary["frames"], "tracks": len(summary["tracks"]), "seconds": summary["seconds"], "peak_rss_mb": usage.ru_maxrss / 1024,
+            "cuda_peak_mb": summary.get("cuda_peak_mb")}
 
 
 def main() -> None:

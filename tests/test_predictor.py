@@ -298,3 +298,24 @@ def test_a_read_only_photo_parses_without_warnings() -> None:
         warnings.simplefilter("error")
         result = predictor(frozen)
     assert np.array_equal(result.persons, predictor(frozen.copy()).persons)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_default_parser_on_cuda_finds_the_cpus_persons_and_parts() -> None:
+    """The same persons (each CPU person's mask matched by a CUDA one at IoU >= 0.9) and
+    the same part label on at least 99 % of the pixels either device puts in a person, on
+    a real frame of the demo clip."""
+    from pathlib import Path
+
+    from humanparse.io.video import VideoReader
+    from humanparse.ops import mask_iou
+
+    with VideoReader(Path(__file__).resolve().parents[1] / "examples" / "pedestrians.mp4", start=12.0) as reader:
+        frame = next(iter(reader)).image
+    cpu = Predictor.from_checkpoint(device="cpu")(frame)
+    gpu = Predictor.from_checkpoint(device="cuda")(frame)
+    assert len(gpu.ids) == len(cpu.ids) >= 6
+    masks = lambda result: np.stack([result.persons == pid for pid in result.ids])  # noqa: E731
+    assert (mask_iou(masks(cpu), masks(gpu)).max(1) >= 0.9).all()
+    person = (cpu.persons > 0) | (gpu.persons > 0)
+    assert (cpu.parts[person] == gpu.parts[person]).mean() >= 0.99

@@ -14,7 +14,8 @@ in the output folder:
   (COCO RLE); it ends with the number of frames it covers and whether the run completed;
 * ``tracks.mots.txt``: the person tracks in MOTS text (TrackEval), frames numbered from 1
   as in the source;
-* ``summary.json``: per track the frames present, the parts seen and the mean area;
+* ``summary.json``: per track the frames present, the parts seen and the mean area; the
+  seconds of each stage, the device (and on CUDA the peak GPU memory, ``cuda_peak_mb``);
 * ``frames/`` with ``--save-frames``: per frame the part (palette) and track-id PNGs.
 
 Ctrl-C, or a video that stops decoding part-way, still leaves every file complete and
@@ -121,8 +122,13 @@ def parse_video(
         seconds = {**stream.seconds, "write": sinks.seconds, "total": time.perf_counter() - started}
         summary = VideoSummary(sinks.frames, tracks, stream.error, interrupted, seconds)
         records = [_track_record(track, predictor.labels) for track in tracks]
-        write_bytes_atomic(out / "summary.json", (json.dumps({"frames": summary.frames, "complete": complete, "error": stream.error,
-                                                              "tracks": records, "seconds": seconds}, indent=2) + "\n").encode())
+        record = {"frames": summary.frames, "complete": complete, "error": stream.error, "tracks": records, "seconds": seconds,
+                  "device": str(predictor.device)}
+        if predictor.device.type == "cuda":  # what the GPU held at most, for benchmarks/bench_cuda.py
+            import torch
+
+            record["cuda_peak_mb"] = torch.cuda.max_memory_allocated(predictor.device) / 2**20
+        write_bytes_atomic(out / "summary.json", (json.dumps(record, indent=2) + "\n").encode())
     return summary
 
 
