@@ -1,14 +1,19 @@
-"""The whole `humanparse video` on a CUDA device beside the CPU, then the Instance CRF and
-the segmenters alone (synchronised, median of repeats).
+"""The whole `humanparse video` on a CUDA device beside the CPU, the default parser alone
+per frame, then the Instance CRF and the segmenters alone (synchronised, median of repeats).
 
-    python benchmarks/bench_cuda.py [--frames 80] [--skip-parts]
+    python benchmarks/bench_cuda.py [--frames 80] [--skip-video] [--skip-parser] [--skip-parts]
 
 Video: the real demo clip's 640 x 360 band (rows 60-420 of examples/pedestrians.mp4) and
 the same frames enlarged 3 times to 1920 x 1080, each run as a user runs it (one
 `humanparse video` process a row, default settings, `--device cuda` or `--device cpu`),
 frames/s and ms per frame of each stage from its summary.json, the GPU's peak memory
 (torch.cuda.max_memory_allocated, in summary.json on CUDA) and the process's peak RSS.
-Without CUDA only the CPU rows run. The parts: CRF and segmenters alone, CUDA only.
+Without CUDA only the CPU rows run; without PyAV (a GPU machine that lacks it) the video
+rows are left out. Parser: `Predictor` on the same frames decoded by OpenCV, one frame
+at a time after one warm-up frame (no tracking, no writing; needs no PyAV): frames/s, ms
+per stage (on CUDA a stage's time includes waiting for earlier kernels only where it
+copies to the host) and the GPU's peak memory. The parts: CRF and segmenters alone, CUDA
+only.
 """
 
 from __future__ import annotations
@@ -20,16 +25,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_crf import make_inputs  # noqa: E402
-from bench_video import DEMO, STAGES, cut, run  # noqa: E402
 
 from humanparse.modeling.crf import InstanceCRF  # noqa: E402
 from humanparse.modeling.segmenter import build_segmenter  # noqa: E402
+
+DEMO = Path(__file__).resolve().parents[1] / "examples" / "pedestrians.mp4"
 
 
 def timed(fn, repeats: int = 5) -> float:
@@ -46,6 +54,7 @@ def timed(fn, repeats: int = 5) -> float:
 
 def video(frames: int) -> None:
     """`humanparse video` rows: clip x device, per-stage ms per frame."""
+    from bench_video import STAGES, cut, run  # PyAV: not on every GPU machine
     devices = ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
     with tempfile.TemporaryDirectory(prefix="bench-cuda-") as folder:
         work = Path(folder)
@@ -64,16 +73,67 @@ def video(frames: int) -> None:
     print()
 
 
+def read_frames(path: Path, count: int, rows: tuple[int, int], scale: int) -> list[np.ndarray]:
+    """The first ``count`` frames of ``path`` as (H, W, 3) uint8 RGB, rows [r0, r1) only,
+    enlarged ``scale`` times (bicubic), decoded by OpenCV."""
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while len(frames) < count:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        image = bgr[rows[0] : rows[1], :, ::-1]
+        if scale != 1:
+            image = cv2.resize(image, (image.shape[1] * scale, image.shape[0] * scale), interpolation=cv2.INTER_CUBIC)
+        frames.append(np.ascontiguousarray(image))
+    capture.release()
+    return frames
+
+
+def parser_rows(count: int) -> None:
+    """The default parser alone, frame by frame, on each device."""
+    from humanparse.predictor import Predictor
+
+    devices = ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
+    stages = ("detect", "segment", "small", "pose", "parts", "crf")
+    print(f"the default parser alone, {count} frames, one at a time\n")
+    print(f"{'clip':<15} {'device':<6} {'frames/s':>8} {'GPU MB':>7} " + " ".join(f"{s:>8}" for s in stages) + "\n" + " " * 40 + "ms per frame")
+    for name, scale in (("real 640x360", 1), ("real 1920x1080", 3)):
+        frames = read_frames(DEMO, count + 1, (60, 420), scale)
+        for device in devices:
+            predictor = Predictor.from_checkpoint(device=device)
+            predictor(frames[0])  # weights to the device, kernels chosen
+            predictor.timings.reset()
+            if device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            start = time.perf_counter()
+            for frame in frames[1:]:
+                predictor(frame)
+            total = time.perf_counter() - start
+            gpu = f"{torch.cuda.max_memory_allocated() / 2**20:7.0f}" if device == "cuda" else f"{'-':>7}"
+            seconds, n = predictor.timings.seconds, len(frames) - 1
+            cells = " ".join(f"{1000 * seconds[s] / n:>8.1f}" if s in seconds else f"{'-':>8}" for s in stages)
+            print(f"{name:<15} {device:<6} {n / total:>8.2f} {gpu} {cells}")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=80, help="frames of each video clip")
     parser.add_argument("--skip-video", action="store_true")
+    parser.add_argument("--skip-parser", action="store_true", help="no rows of the parser alone")
     parser.add_argument("--skip-parts", action="store_true", help="no CRF and segmenter rows")
     args = parser.parse_args()
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
     print(f"torch {torch.__version__}, {name}")
     if not args.skip_video:
-        video(args.frames)
+        try:
+            import av  # noqa: F401  humanparse video decodes and encodes with it
+        except ModuleNotFoundError:
+            print("no PyAV: the video rows are left out\n")
+        else:
+            video(args.frames)
+    if not args.skip_parser:
+        parser_rows(args.frames)
     if not torch.cuda.is_available() or args.skip_parts:
         return
     dev = torch.device("cuda")
