@@ -112,8 +112,8 @@ _SPECS: dict[str, _Spec] = {
     "blazepose-full": _Spec(
         "image", (1, 256, 256, 3), torch.float32, "NHWC, RGB", "0..1", False,
         "a square crop around the person (as for movenet-thunder) at 256 x 256, values / 255",
-        "humanparse.pretrained.blazepose.BlazePose.forward: 33 landmarks in crop pixels, a visibility logit each, "
-        "and a 256 x 256 person mask",
+        "humanparse.pretrained.blazepose.BlazePose.forward: ld_3d holds 33 landmarks (x, y in crop pixels, z, a visibility "
+        "logit, ...), a keypoint's score is output_poseflag x sigmoid(visibility); activation_segmentation is a 256 x 256 person mask",
     ),
 }
 _HOLISTIC = _Spec(
