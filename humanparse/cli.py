@@ -597,8 +597,9 @@ def _report_video(summary, source: str, out: str, labels) -> None:
 @_model_options
 @click.option("--compare", type=click.Choice(["labels", "coarse"]), default="labels", show_default=True,
               help="labels: the ground truth is in the model's label set; coarse: both mapped onto head / upper body / lower body "
-                   "(a Pascal-Person-Part model on CIHP or LIP maps; category-level metrics only).")
-@click.option("--truth-labels", type=click.Choice(["pascal-person-part", "cihp"]), help="The ground truth's label set, where the data set's meta.json names none.")
+                   "(a Pascal-Person-Part model on CIHP, LIP or ATR maps; category-level metrics only).")
+@click.option("--truth-labels", type=click.Choice(["pascal-person-part", "cihp", "lip", "atr"]),
+              help="The ground truth's label set, where the data set's meta.json names none (LIP: lip, ATR: atr).")
 @click.option("--out", "report_path", type=click.Path(dir_okay=False), help="Write the report as JSON here.")
 @click.option("--heatmap", type=click.Path(dir_okay=False), help="Write per-class AP^r by IoU threshold as a PNG (the paper's Fig. 5).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out or --heatmap file.")

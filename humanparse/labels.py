@@ -126,11 +126,46 @@ CIHP = LabelSet(
     mirror_pairs=((14, 15), (16, 17), (18, 19)),
 )
 
-LABEL_SETS: dict[str, LabelSet] = {ls.name: ls for ls in (PASCAL_PERSON_PART, CIHP)}
+# LIP (Gong et al., 2017) and ATR (Liang et al., 2015), for scoring on their category-level
+# maps: the label orders of their releases (as Self-Correction Human Parsing lists them).
+# LIP is CIHP's list with "jumpsuits" where CIHP has "torso-skin", and CIHP's colours.
+LIP = LabelSet(
+    name="lip",
+    names=CIHP.names[:10] + ("jumpsuits",) + CIHP.names[11:],
+    palette=CIHP.palette,
+    mirror_pairs=CIHP.mirror_pairs,
+)
+
+
+def _voc_palette(count: int) -> tuple[tuple[int, int, int], ...]:
+    """The Pascal VOC colour map (a label's bits spread over R, G, B from the top bit down),
+    which the human-parsing releases without colours of their own draw with."""
+    colours = []
+    for label in range(count):
+        r = g = b = 0
+        bits = label
+        for place in range(7, -1, -1):
+            r, g, b = r | (bits & 1) << place, g | (bits >> 1 & 1) << place, b | (bits >> 2 & 1) << place
+            bits >>= 3
+        colours.append((r, g, b))
+    return tuple(colours)
+
+
+ATR = LabelSet(
+    name="atr",
+    names=(
+        "background", "hat", "hair", "sunglasses", "upper-clothes", "skirt", "pants", "dress", "belt",
+        "left-shoe", "right-shoe", "face", "left-leg", "right-leg", "left-arm", "right-arm", "bag", "scarf",
+    ),
+    palette=_voc_palette(18),
+    mirror_pairs=((9, 10), (12, 13), (14, 15)),
+)
+
+LABEL_SETS: dict[str, LabelSet] = {ls.name: ls for ls in (PASCAL_PERSON_PART, CIHP, LIP, ATR)}
 
 
 def get_label_set(name: str) -> LabelSet:
-    """Look a built-in label set up by name (`pascal-person-part`, `cihp`)."""
+    """Look a built-in label set up by name (`pascal-person-part`, `cihp`, `lip`, `atr`)."""
     try:
         return LABEL_SETS[name]
     except KeyError:
@@ -149,10 +184,14 @@ COARSE = LabelSet(
 # Per label set (by name), the coarse label of each of its labels; IGNORE where a label
 # belongs to no group. CIHP: head = hat, hair, sunglasses, face; upper body = glove, upper
 # clothes, coat, torso skin, scarf, arms; lower body = socks, pants, skirt, legs, shoes; a
-# dress spans both and is ignored.
+# dress spans both and is ignored. LIP: CIHP's, its jumpsuits ignored as the dress is. ATR:
+# likewise, with the belt (on the line between the groups) and the bag (carried anywhere)
+# ignored.
 COARSE_GROUPS: dict[str, tuple[int, ...]] = {
     PASCAL_PERSON_PART.name: (0, 1, 2, 2, 2, 3, 3),
     CIHP.name: (0, 1, 1, 2, 1, 2, IGNORE, 2, 3, 3, 2, 2, 3, 1, 2, 2, 3, 3, 3, 3),
+    LIP.name: (0, 1, 1, 2, 1, 2, IGNORE, 2, 3, 3, IGNORE, 2, 3, 1, 2, 2, 3, 3, 3, 3),
+    ATR.name: (0, 1, 1, 1, 2, 3, 3, IGNORE, IGNORE, 3, 3, 1, 3, 3, 2, 2, IGNORE, 2),
 }
 
 

@@ -77,7 +77,7 @@ def test_defaults_are_a_valid_semantic_stage() -> None:
         ("optim.lr=1e308", r"optim.lr must be at most 1e\+06, got 1e\+308"),
         ('model.backbone="vgg16"', r"model.backbone must be one of resnet101, resnet50, resnet18, mobilenet_v3_large, bodypix, got 'vgg16'"),
         ("model.output_stride=32", r"model.output_stride must be 8 or 16, got 32"),
-        ('model.label_set="lip"', r"model.label_set: unknown label set 'lip'"),
+        ('model.label_set="mhp"', r"model.label_set: unknown label set 'mhp'; known: atr, cihp, lip, pascal-person-part"),
         ('out=""', r"out must name the run's folder"),
         ("out=", r"out must name the run's folder"),
         ("data.root=caf\udce9", r"key 'root' must be text"),  # a non-UTF-8 byte in an argument

@@ -329,22 +329,30 @@ def _category_folder(root, truth: np.ndarray, name: str = "a") -> None:
     cv2.imwrite(str(root / "labels" / f"{name}.png"), truth.astype(np.uint8))
 
 
-def test_category_level_ground_truth_across_label_sets_gives_the_hand_computed_coarse_ious(tmp_path) -> None:
-    """CIHP maps (no person ids) against a Pascal-Person-Part prediction with no persons
-    (bodypix-alone's kind of result, read back from its file), on the coarse groups."""
+def _coarse_report(tmp_path, truth: np.ndarray, truth_labels):
+    """The coarse report of one Pascal-Person-Part prediction with no persons (bodypix-alone's
+    kind of result, read back from its file; 1 head, 2 torso, 3 upper arms, 5 upper legs)
+    against the category-level map ``truth`` in ``truth_labels``."""
     from humanparse.evaluate import evaluate_predictions
     from humanparse.io.results import write_outputs
-    from humanparse.labels import CIHP, PASCAL_PERSON_PART
+    from humanparse.labels import PASCAL_PERSON_PART
     from humanparse.structures import ParsingResult
 
-    # CIHP: 13 face, 5 upper clothes, 9 pants, 6 dress (ignored), 14 left arm, 16 left leg, 255 void
-    truth = np.array([[0, 13, 13, 5, 9, 255], [0, 0, 6, 14, 16, 0]])
-    # Pascal: 1 head, 2 torso, 3 upper arms, 5 upper legs
     predicted = np.array([[0, 1, 2, 2, 5, 0], [1, 0, 0, 3, 2, 0]], np.uint8)
     _category_folder(tmp_path / "gt", truth)
     result = ParsingResult(predicted, np.zeros((2, 6), np.int32), np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32), (), PASCAL_PERSON_PART)
     write_outputs(tmp_path / "pred", "a", np.zeros((2, 6, 3), np.uint8), result, ("json",))
-    report = evaluate_predictions(tmp_path / "pred", tmp_path / "gt", PASCAL_PERSON_PART, compare="coarse", truth_labels=CIHP)
+    return evaluate_predictions(tmp_path / "pred", tmp_path / "gt", PASCAL_PERSON_PART, compare="coarse", truth_labels=truth_labels)
+
+
+def test_category_level_ground_truth_across_label_sets_gives_the_hand_computed_coarse_ious(tmp_path) -> None:
+    """CIHP maps (no person ids) against a Pascal-Person-Part prediction with no persons
+    (bodypix-alone's kind of result, read back from its file), on the coarse groups."""
+    from humanparse.evaluate import evaluate_predictions
+    from humanparse.labels import CIHP, PASCAL_PERSON_PART
+
+    # CIHP: 13 face, 5 upper clothes, 9 pants, 6 dress (ignored), 14 left arm, 16 left leg, 255 void
+    report = _coarse_report(tmp_path, np.array([[0, 13, 13, 5, 9, 255], [0, 0, 6, 14, 16, 0]]), CIHP)
     # By hand, ground truth by prediction over the 8 valid pixels: background 3/4, head
     # 1/3, upper body 2/4, lower body 1/2.
     assert report.images == 1 and report.parts is None and "need ground truth in the model's label set" in report.note
@@ -355,6 +363,16 @@ def test_category_level_ground_truth_across_label_sets_gives_the_hand_computed_c
         evaluate_predictions(tmp_path / "pred", tmp_path / "gt", PASCAL_PERSON_PART, truth_labels=CIHP)
     with pytest.raises(HumanParseError, match="does not name its label set .*--truth-labels cihp"):
         evaluate_predictions(tmp_path / "pred", tmp_path / "gt", PASCAL_PERSON_PART, compare="coarse")
+
+
+def test_atr_ground_truth_is_scored_on_the_coarse_groups_by_hand(tmp_path) -> None:
+    """ATR's own label order (11 face, 4 upper clothes, 6 pants, 8 belt ignored, 16 bag
+    ignored, 14 left arm, 12 left leg), against a Pascal-Person-Part prediction."""
+    from humanparse.labels import ATR
+
+    report = _coarse_report(tmp_path, np.array([[0, 11, 11, 4, 6, 8], [0, 0, 16, 14, 12, 0]]), ATR)
+    # The same 8 valid pixels as the CIHP case above: background 3/4, head 1/3, upper 2/4, lower 1/2.
+    assert np.allclose(report.class_iou, [3 / 4, 1 / 3, 2 / 4, 1 / 2])
 
 
 def test_category_level_ground_truth_in_the_models_labels_gives_miou_and_per_class_iou(tmp_path) -> None:

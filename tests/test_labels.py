@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from humanparse.errors import HumanParseError
-from humanparse.labels import CIHP, COARSE, COARSE_GROUPS, IGNORE, LABEL_SETS, PASCAL_PERSON_PART, LabelSet, coarse_table, to_coarse
+from humanparse.labels import ATR, CIHP, COARSE, COARSE_GROUPS, IGNORE, LABEL_SETS, LIP, PASCAL_PERSON_PART, LabelSet, coarse_table, to_coarse
 
 BACKGROUND, HEAD, UPPER, LOWER = range(4)
 
@@ -41,6 +41,32 @@ def test_pascal_person_part_map_groups_onto_coarse() -> None:
 def test_cihp_labels_group_by_name(names: tuple[str, ...], coarse: int) -> None:
     labels = np.array([[CIHP.names.index(n) for n in names]], np.uint8)
     assert (to_coarse(labels, CIHP) == coarse).all()
+
+
+@pytest.mark.parametrize(
+    ("label_set", "names", "coarse"),
+    [
+        (LIP, ("hat", "hair", "sunglasses", "face"), HEAD),
+        (LIP, ("glove", "upper-clothes", "coat", "scarf", "left-arm", "right-arm"), UPPER),
+        (LIP, ("socks", "pants", "skirt", "left-leg", "right-leg", "left-shoe", "right-shoe"), LOWER),
+        (LIP, ("dress", "jumpsuits"), IGNORE),
+        (ATR, ("hat", "hair", "sunglasses", "face"), HEAD),
+        (ATR, ("upper-clothes", "scarf", "left-arm", "right-arm"), UPPER),
+        (ATR, ("skirt", "pants", "left-leg", "right-leg", "left-shoe", "right-shoe"), LOWER),
+        (ATR, ("dress", "belt", "bag"), IGNORE),
+    ],
+    ids=lambda v: v.name if isinstance(v, LabelSet) else None,
+)
+def test_lip_and_atr_labels_group_by_name(label_set: LabelSet, names: tuple[str, ...], coarse: int) -> None:
+    labels = np.array([[label_set.names.index(n) for n in names]], np.uint8)
+    assert (to_coarse(labels, label_set) == coarse).all()
+
+
+def test_lip_and_atr_have_their_releases_label_orders() -> None:
+    """LIP differs from CIHP at label 10 alone; ATR's 18 labels in its own order."""
+    assert [k for k, (a, b) in enumerate(zip(LIP.names, CIHP.names)) if a != b] == [10] and LIP.names[10] == "jumpsuits"
+    assert ATR.names.index("belt") == 8 and ATR.names.index("face") == 11 and ATR.names.index("bag") == 16 and len(ATR.names) == 18
+    assert ATR.palette[:7] == PASCAL_PERSON_PART.palette  # the VOC colour map, as Pascal's own colours are
 
 
 def test_cihp_dress_and_unknown_edges_stay_ignored() -> None:
