@@ -177,23 +177,28 @@ def litert_runner(path: Path, x: np.ndarray, threads: int) -> tuple[Runner, dict
     return run, {r.shape: r for r in run()}
 
 
-def onnx_runner(name: str, x: torch.Tensor, threads: int, folder: Path) -> tuple[Runner, list[np.ndarray]]:
-    """``humanparse export``'s ONNX file of network ``name``, opened in onnxruntime; a call
-    on ``x`` and its outputs."""
+def ort_session(path: Path, threads: int):
+    """An onnxruntime CPU session of the file ``path`` on ``threads`` threads."""
     import onnxruntime as ort
 
-    from humanparse.export import export_network
-
-    path = folder / f"{name}.onnx"
-    with silenced():
-        exported = export_network(name, path, "onnx")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     # Idle ORT workers otherwise spin after each run, taking the cores from the torch call
     # that follows it in the interleaved loop.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_runner(name: str, x: torch.Tensor, threads: int, folder: Path) -> tuple[Runner, list[np.ndarray]]:
+    """``humanparse export``'s ONNX file of network ``name``, opened in onnxruntime; a call
+    on ``x`` and its outputs."""
+    from humanparse.export import export_network
+
+    path = folder / f"{name}.onnx"
+    with silenced():
+        exported = export_network(name, path, "onnx")
+    session = ort_session(path, threads)
     feed = {exported.input_name: x.numpy()}
     return (lambda: session.run(None, feed)), session.run(None, feed)
 
@@ -345,8 +350,6 @@ def bodypix_onnx(net: torch.nn.Module, photo: np.ndarray, args: argparse.Namespa
     why = unavailable("onnxruntime", "onnxruntime") or unavailable("onnx", "onnx")
     if why:
         return [("bodypix", "-", "-", "-", "-", "onnxruntime", "-", why)]
-    import onnxruntime as ort
-
     from humanparse.export import export_network
 
     rows: list[Row] = []
@@ -354,10 +357,7 @@ def bodypix_onnx(net: torch.nn.Module, photo: np.ndarray, args: argparse.Namespa
         path = Path(folder) / "bodypix.onnx"
         with silenced():
             export_network("bodypix", path, "onnx")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort_session(path, args.threads)
         for height, width in ((360, 640), (720, 1280)):
             x = torch.from_numpy(resize_image(photo, width, height)).permute(2, 0, 1)[None].float().contiguous()
             feed = {"image": x.numpy()}

@@ -250,13 +250,13 @@ def export_crf(parser: str | os.PathLike, path: str | os.PathLike) -> dict | Non
     """The Instance CRF of ``parser`` compiled by ``torch.jit.script`` to ``path``
     (:class:`~humanparse.modeling.crf_script.ScriptableCRF`), and what the manifest says of
     it; None for a parser without one (``bodypix-alone``)."""
-    from .build import PARSERS, SYNTHETIC, build_parser
+    from .build import build_parser
     from .modeling.crf_script import ScriptableCRF
 
     name = str(parser)
-    if name in PARSERS and name != SYNTHETIC and not hasattr(build_parser(name), "crf"):
+    crf = getattr(build_parser(name), "crf", None)
+    if crf is None:
         return None
-    crf = build_parser(name).crf
     with _quiet_export():
         torch.jit.save(torch.jit.script(ScriptableCRF(crf.float().eval())), str(path))
     call = _CRF_CALLS.get(name, _CRF_CALLS["holistic"])

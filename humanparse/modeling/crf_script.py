@@ -30,6 +30,7 @@ from .lattice import neighbour_code, simplex_of
 
 __all__ = ["ScriptableCRF"]
 
+
 def _simplex(features: Tensor) -> Tuple[Tensor, Tensor, Tensor, int]:
     """Vertex codes (N, d+1) int64, barycentric weights (N, d+1), each axis's radix (d+1,)
     int64 (0 for the implied last coordinate) and the radices' sum: lattice.py's
