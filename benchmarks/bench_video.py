@@ -5,7 +5,8 @@
 Each row is one `humanparse video` process, run as a user runs it (the CLI, default settings
 unless the row says otherwise), one after another in this run so that the rows compare on the
 same machine at the same time. Clips: `examples/pedestrians.mp4` (real pedestrians, 640×480),
-its middle 640×360 band (rows 60-420, cut here, not scaled), and a 640×360 synthetic clip. Per
+its middle 640×360 band (rows 60-420, cut here, not scaled), the same band enlarged 3 times
+to 1920×1080 (bicubic), and a 640×360 synthetic clip. Per
 frame, from the run's summary.json: decode (time the loop waited on the decoding thread), the
 parser's stages (bodypix: detect, segment, small (BodyPix again on small persons' crops), pose, parts, crf; pose-guided: detect, pose, mask,
 parts, crf; holistic: detect_segment, crf),
@@ -95,6 +96,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-video-"))
     real = cut(DEMO, work / "real-640x480.mp4", args.frames)
     band = cut(DEMO, work / "real-640x360.mp4", args.frames, rows=(60, 420))
+    band_1080p = cut(DEMO, work / "real-1920x1080.mp4", args.frames, rows=(60, 420), scale=3)
     synthetic, _ = write_video(work / "synthetic-640x360.mp4", args.frames, seed=3, size=(640, 360))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.frames} frames per clip\n")
 
@@ -108,6 +110,7 @@ def main() -> None:
         ("real 640x480", real, "pose-guided (old default)", ("--checkpoint", "pose-guided")),
         ("synthetic 640x360", synthetic, "bodypix (default)", ()),
         ("synthetic 640x360", synthetic, "synthetic", ("--checkpoint", "synthetic")),
+        ("real 1920x1080", band_1080p, "bodypix (default)", ()),
     ]
     if args.rows:
         rows = [rows[int(k)] for k in args.rows.split(",")]

@@ -15,7 +15,26 @@ from scipy import ndimage
 from .errors import HumanParseError
 from .labels import MIN_KEYPOINT_SCORE
 
-__all__ = ["keypoint_boxes", "mask_boxes", "mask_iou", "person_boxes", "scaled_size"]
+__all__ = ["keypoint_boxes", "mask_boxes", "mask_iou", "person_boxes", "person_regions", "scaled_size"]
+
+
+def person_regions(id_map: np.ndarray) -> dict[int, tuple[slice, slice]]:
+    """Where each person of an id map lies: id -> (rows, columns), the slices of its
+    bounding box, for the ids present (increasing), in one pass over the pixels.
+
+    Args:
+        id_map: (H, W) non-negative integer ids, 0 = background.
+    """
+    if id_map.ndim != 2 or not np.issubdtype(id_map.dtype, np.integer):
+        raise HumanParseError(f"an id map must be an (H, W) integer array, got {id_map.shape} {id_map.dtype}")
+    if id_map.size and id_map.min() < 0:
+        raise HumanParseError("person ids must not be negative")
+    # One pass for all ids, where a comparison per id would be one pass each. find_objects
+    # takes native ints as they are; others (uint64, int8...) are widened first.
+    if id_map.dtype not in (np.int32, np.int64):
+        id_map = id_map.astype(np.int64)
+    slices = ndimage.find_objects(id_map) if id_map.size else []
+    return {k + 1: (s[0], s[1]) for k, s in enumerate(slices) if s is not None}
 
 
 def person_boxes(id_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -28,16 +47,9 @@ def person_boxes(id_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ids: (N,) int64, the ids present, increasing. boxes: (N, 4) float32 x1 y1 x2 y2,
         pixel edges (see the module docstring), in the order of ``ids``.
     """
-    if id_map.ndim != 2 or not np.issubdtype(id_map.dtype, np.integer):
-        raise HumanParseError(f"an id map must be an (H, W) integer array, got {id_map.shape} {id_map.dtype}")
-    if id_map.size and id_map.min() < 0:
-        raise HumanParseError("person ids must not be negative")
-    # One pass over the pixels for all ids, where a comparison per id would be one each.
-    slices = ndimage.find_objects(id_map.astype(np.int64, copy=False)) if id_map.size else []
-    ids = np.array([k + 1 for k, s in enumerate(slices) if s is not None], np.int64)
-    boxes = np.array(
-        [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices if s is not None], np.float32
-    ).reshape(-1, 4)
+    regions = person_regions(id_map)
+    ids = np.array(list(regions), np.int64)
+    boxes = np.array([(c.start, r.start, c.stop, r.stop) for r, c in regions.values()], np.float32).reshape(-1, 4)
     return ids, boxes
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import cv2
@@ -14,6 +15,7 @@ import numpy as np
 
 from .errors import HumanParseError
 from .labels import LabelSet
+from .ops import person_regions
 
 if TYPE_CHECKING:
     import torch
@@ -205,6 +207,14 @@ class ParsingResult:
         """(height, width) in pixels."""
         return self.parts.shape  # type: ignore[return-value]
 
+    @cached_property
+    def regions(self) -> dict[int, tuple[slice, slice]]:
+        """Each person's bounding box as (rows, columns) slices of the maps, by id (persons
+        without pixels are left out): :func:`~humanparse.ops.person_regions`, found once
+        per result and shared by the tracker, the drawing and every file written, so that
+        they touch the people's pixels only, not the whole frame's."""
+        return person_regions(self.persons)
+
     def person_mask(self, person: int) -> np.ndarray:
         """(H, W) bool pixels of one person."""
         return self.persons == person
@@ -229,28 +239,46 @@ class ParsingResult:
         # Areas at the new size, counted on the small maps: each source pixel weighs the
         # number of rows times columns that cv2's nearest-pixel mapping gives it (exact,
         # without a full-size int64 code map: 384 MB at 48 megapixels).
-        rows = np.bincount(cv2.resize(np.arange(h, dtype=np.int32)[:, None], (1, height), interpolation=cv2.INTER_NEAREST).ravel(), minlength=h)
-        cols = np.bincount(cv2.resize(np.arange(w, dtype=np.int32)[None, :], (width, 1), interpolation=cv2.INTER_NEAREST).ravel(), minlength=w)
+        source_row = cv2.resize(np.arange(h, dtype=np.int32)[:, None], (1, height), interpolation=cv2.INTER_NEAREST).ravel()
+        source_col = cv2.resize(np.arange(w, dtype=np.int32)[None, :], (width, 1), interpolation=cv2.INTER_NEAREST).ravel()
+        rows, cols = np.bincount(source_row, minlength=h), np.bincount(source_col, minlength=w)
         bins = len(self.labels.names)
-        codes = self.persons.astype(np.int64) * bins + self.parts
-        counts = np.bincount(codes.ravel(), weights=np.outer(rows, cols).ravel(), minlength=(int(self.ids.max(initial=0)) + 1) * bins)
+        # The people's pixels only: most of a frame is background, which no instance counts.
+        where = np.flatnonzero(self.persons)
+        codes = self.persons.reshape(-1)[where].astype(np.int64) * bins + self.parts.reshape(-1)[where]
+        weights = rows[where // w] * cols[where % w]
+        counts = np.bincount(codes, weights=weights.astype(np.float64), minlength=(int(self.ids.max(initial=0)) + 1) * bins)
         part_instances = tuple(replace(p, pixels=int(round(counts[p.person * bins + p.part]))) for p in self.part_instances)
-        return replace(self, parts=parts, persons=persons, boxes=boxes, keypoints=keypoints, part_instances=part_instances)
+        out = replace(self, parts=parts, persons=persons, boxes=boxes, keypoints=keypoints, part_instances=part_instances)
+        if height >= h and width >= w:
+            # Enlarged, every source row and column lands somewhere, in order: a person's box
+            # is the span of the rows and columns its source box lands on.
+            def span(edges: slice, source: np.ndarray) -> slice:
+                return slice(int(np.searchsorted(source, edges.start)), int(np.searchsorted(source, edges.stop)))
+
+            out.__dict__["regions"] = {pid: (span(r, source_row), span(c, source_col)) for pid, (r, c) in self.regions.items()}
+        return out
 
     def relabel(self, new_ids: Sequence[int] | np.ndarray) -> "ParsingResult":
         """The same result with person ``ids[k]`` renamed ``new_ids[k]`` (tracking)."""
         new_ids = np.asarray(new_ids, np.int64).reshape(-1)
         if len(new_ids) != len(self.ids) or len(set(new_ids.tolist())) != len(new_ids) or (new_ids < 1).any():
             raise HumanParseError(f"relabel needs {len(self.ids)} distinct positive ids, got {new_ids.tolist()}")
-        table = np.zeros(int(max(self.ids.max(initial=0), 0)) + 1, np.int64)
-        table[self.ids] = new_ids
-        persons = table[self.persons].astype(np.int32)
         mapping = dict(zip(self.ids.tolist(), new_ids.tolist()))
+        # Renamed inside each person's box: the people's pixels, not the frame's, are
+        # touched (pixels of an id not in ``ids`` become background).
+        persons = np.zeros(self.persons.shape, np.int32)
+        regions = {mapping[pid]: where for pid, where in self.regions.items() if pid in mapping}
+        for pid, where in self.regions.items():
+            if pid in mapping:
+                persons[where][self.persons[where] == pid] = mapping[pid]
         order = np.argsort(new_ids, kind="stable")
         part_instances = sorted((replace(p, person=mapping[p.person]) for p in self.part_instances), key=lambda p: (p.person, p.part))
-        return ParsingResult(
+        renamed = ParsingResult(
             self.parts, persons, new_ids[order], self.boxes[order], self.scores[order], tuple(part_instances), self.labels, self.keypoints[order]
         )
+        renamed.__dict__["regions"] = dict(sorted(regions.items()))  # the same boxes under the new ids
+        return renamed
 
 
 class StreamedFrame(NamedTuple):

@@ -39,7 +39,6 @@ from scipy.optimize import linear_sum_assignment
 
 from .errors import ConfigError, HumanParseError
 from .labels import COCO_KEYPOINTS, MIN_KEYPOINT_SCORE, LabelSet
-from .ops import mask_boxes, mask_iou
 from .structures import ParsingResult
 
 __all__ = [
@@ -231,12 +230,53 @@ def _blend(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     return blended.reshape(-1)
 
 
+@dataclass(frozen=True)
+class _Crop:
+    """A person mask held as the box of its pixels: ``mask`` (h, w) bool at (top, left) of
+    the frame, with ``area`` pixels set. A 1080p frame's people cost their own pixels."""
+
+    top: int
+    left: int
+    mask: np.ndarray
+    area: int
+
+    @staticmethod
+    def of(mask: np.ndarray) -> "_Crop":
+        """The crop of a whole-frame (H, W) bool mask (an empty one is 0 x 0)."""
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        if not rows.size:
+            return _Crop.EMPTY
+        crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].copy()
+        return _Crop(int(rows[0]), int(cols[0]), crop, int(np.count_nonzero(crop)))
+
+
+_Crop.EMPTY = _Crop(0, 0, np.zeros((0, 0), bool), 0)  # type: ignore[attr-defined]
+
+
+def crop_iou(a: Sequence[_Crop], b: Sequence[_Crop]) -> np.ndarray:
+    """IoU of every pair of cropped masks: (N, M) float64, 0 for pairs with an empty mask.
+    Equal to :func:`~humanparse.ops.mask_iou` of the whole-frame masks (counted in the
+    overlap of the two boxes only)."""
+    iou = np.zeros((len(a), len(b)), np.float64)
+    for i, p in enumerate(a):
+        for j, q in enumerate(b):
+            if not p.area or not q.area:
+                continue
+            y0, x0 = max(p.top, q.top), max(p.left, q.left)
+            y1 = min(p.top + p.mask.shape[0], q.top + q.mask.shape[0])
+            x1 = min(p.left + p.mask.shape[1], q.left + q.mask.shape[1])
+            if y0 < y1 and x0 < x1:
+                inter = np.count_nonzero(p.mask[y0 - p.top : y1 - p.top, x0 - p.left : x1 - p.left] & q.mask[y0 - q.top : y1 - q.top, x0 - q.left : x1 - q.left])
+                iou[i, j] = inter / (p.area + q.area - inter)
+    return iou
+
+
 @dataclass
 class _Track:
     """A track's running state; mutated by the tracker only."""
 
     track_id: int
-    mask: np.ndarray  # (H, W) bool, the last matched mask
+    mask: _Crop  # the last matched mask
     appearance: np.ndarray | None  # (F,) float32 moving average, None without descriptors
     first_frame: int  # the internal count; ages are measured in frames tracked
     last_frame: int
@@ -247,13 +287,13 @@ class _Track:
     parts: set[int] = field(default_factory=set)
     keypoints: np.ndarray | None = None  # (K, 3) the last matched, None without a pose
 
-    def record(self, frame: int, number: int, mask: np.ndarray, descriptor: np.ndarray | None, parts: Sequence[int] | None, keypoints: np.ndarray | None = None) -> None:
+    def record(self, frame: int, number: int, mask: _Crop, descriptor: np.ndarray | None, parts: Sequence[int] | None, keypoints: np.ndarray | None = None) -> None:
         self.mask = mask
         self.keypoints = keypoints
         self.last_frame = frame
         self.last_number = number
         self.frames += 1
-        self.area_sum += float(mask.sum())
+        self.area_sum += float(mask.area)
         if descriptor is not None:
             # A single frame's colours are noisy (part labels bleeding into the background,
             # motion blur, a passer-by in front); averaging over past matches suppresses
@@ -307,7 +347,18 @@ class Tracker:
             (N,) int64 track ids, 1 or more, distinct within the frame.
         """
         masks = self._checked_masks(masks)
-        n = masks.shape[0]
+        return self._update([_Crop.of(mask) for mask in masks], descriptors, parts, keypoints, frame)
+
+    def _update(
+        self,
+        masks: list[_Crop],
+        descriptors: np.ndarray | None,
+        parts: Sequence[Sequence[int]] | None,
+        keypoints: np.ndarray | None,
+        frame: int | None,
+    ) -> np.ndarray:
+        """:meth:`update` on cropped masks, of a frame size checked already."""
+        n = len(masks)
         descriptors = self._checked_descriptors(descriptors, n)
         if parts is not None and len(parts) != n:
             raise HumanParseError(f"got part labels for {len(parts)} persons but {n} masks")
@@ -320,9 +371,9 @@ class Tracker:
         kept = {id(t) for t in alive}
         for track in self._alive:
             if id(track) not in kept:
-                # A dead track is only summarised from now on: dropping its frame-sized mask
-                # keeps memory flat however many people come and go in a long video.
-                track.mask = np.zeros((0, 0), bool)
+                # A dead track is only summarised from now on: dropping its mask keeps
+                # memory flat however many people come and go in a long video.
+                track.mask = _Crop.EMPTY
                 track.appearance = None
                 track.keypoints = None
         self._alive = alive
@@ -342,7 +393,7 @@ class Tracker:
         matched = [self._alive[assigned[i]] if i in assigned else None for i in range(n)]
         ids = np.zeros(n, np.int64)
         for i, track in enumerate(matched):
-            mask = masks[i].copy()
+            mask = masks[i]
             if track is None:
                 track = _Track(self._next_id, mask, None, first_frame=frame, last_frame=frame, first_number=number, last_number=number)
                 self._next_id += 1
@@ -360,23 +411,35 @@ class Tracker:
         only mask IoU links persons. ``frame``: its number, as :meth:`update` takes it.
         """
         ids = result.ids.tolist()
+        self._check_size(result.size)
+        if image is not None and (image.ndim != 3 or image.shape[:2] != result.size):
+            raise HumanParseError(f"the image {image.shape} must be the result's size {result.size}, (H, W, 3) uint8 RGB")
         if not ids:
-            self.update(np.zeros((0, *result.size), bool), frame=frame)
+            self._update([], None, None, None, frame)
             return result
-        masks = np.stack([result.persons == pid for pid in ids])
-        descriptors = None
-        if image is not None:
-            groups = appearance_groups(result.labels)
-            descriptors = np.stack([appearance_descriptor(image, result.parts, mask, groups) for mask in masks])
+        # Each person's mask inside their box (result.regions): no whole-frame mask is made.
+        masks, descriptors = [], []
+        groups = appearance_groups(result.labels)
+        for pid in ids:
+            where = result.regions.get(pid)
+            if where is None:  # no pixels: nothing to see
+                masks.append(_Crop.EMPTY)
+                descriptors.append(np.zeros(len(groups) * _GROUP_FEATURES, np.float32))
+                continue
+            crop = result.persons[where] == pid
+            masks.append(_Crop(where[0].start, where[1].start, crop, int(np.count_nonzero(crop))))
+            if image is not None:
+                descriptors.append(appearance_descriptor(image[where], result.parts[where], crop, groups))
         parts = [sorted({p.part for p in result.part_instances if p.person == pid}) for pid in ids]
         keypoints = result.keypoints if result.keypoints.shape[1] == len(COCO_KEYPOINTS) else None
-        return result.relabel(self.update(masks, descriptors, parts, keypoints, frame))
+        checked = self._checked_descriptors(np.stack(descriptors), len(ids)) if image is not None else None
+        return result.relabel(self._update(masks, checked, parts, keypoints, frame))
 
     @property
     def nbytes(self) -> int:
         """Bytes of the masks and appearances the tracker holds: those of the alive tracks
         only, so it stays flat however long the video."""
-        return sum(t.mask.nbytes + (0 if t.appearance is None else t.appearance.nbytes) for t in self._tracks)
+        return sum(t.mask.mask.nbytes + (0 if t.appearance is None else t.appearance.nbytes) for t in self._tracks)
 
     def summaries(self) -> list[TrackSummary]:
         """Every track ever created, by id."""
@@ -389,11 +452,13 @@ class Tracker:
         masks = np.asarray(masks)
         if masks.ndim != 3 or masks.dtype != bool:
             raise HumanParseError(f"masks must be an (N, H, W) bool array, got {masks.shape} {masks.dtype}")
-        shape = (int(masks.shape[1]), int(masks.shape[2]))
+        self._check_size((int(masks.shape[1]), int(masks.shape[2])))
+        return masks
+
+    def _check_size(self, shape: tuple[int, int]) -> None:
         if self._shape is not None and shape != self._shape:
             raise HumanParseError(f"the frame size changed from {self._shape} to {shape}")
         self._shape = shape
-        return masks
 
     def _checked_descriptors(self, descriptors: np.ndarray | None, n: int) -> np.ndarray | None:
         if descriptors is None:
@@ -424,15 +489,14 @@ class Tracker:
         return distances
 
     def _match_by_iou(
-        self, masks: np.ndarray, descriptors: np.ndarray | None, tracks: Sequence[_Track], keypoints: np.ndarray | None = None
+        self, masks: list[_Crop], descriptors: np.ndarray | None, tracks: Sequence[_Track], keypoints: np.ndarray | None = None
     ) -> list[tuple[int, int]]:
         """Accepted (mask index, track index) pairs of the IoU association."""
-        if masks.shape[0] == 0 or not tracks:
+        if not masks or not tracks:
             return []
-        iou = mask_iou(masks, np.stack([t.mask for t in tracks]))
+        iou = crop_iou(masks, [t.mask for t in tracks])
         if keypoints is not None:
-            boxes, _ = mask_boxes(masks)
-            heights = boxes[:, 3] - boxes[:, 1]
+            heights = np.array([m.mask.shape[0] for m in masks], np.float64)
             for k, track in enumerate(tracks):
                 if track.keypoints is not None and len(track.keypoints) == keypoints.shape[1]:
                     iou[:, k] = np.maximum(iou[:, k], [keypoint_similarity(keypoints[i], track.keypoints, float(heights[i])) for i in range(len(masks))])

@@ -108,3 +108,47 @@ def test_a_resized_result_counts_each_part_instance_at_the_new_size() -> None:
     assert big.size == (23, 11) and big.boxes[0].tolist() == pytest.approx([2.2, 23 / 7, 8.8, 138 / 7])
     assert [p.pixels for p in big.part_instances] == [int(((big.persons == p.person) & (big.parts == p.part)).sum()) for p in big.part_instances]
     assert [(p.person, p.part) for p in big.part_instances] == [(p.person, p.part) for p in instances]
+
+
+def _random_people(seed: int, height: int, width: int, count: int) -> ParsingResult:
+    rng = np.random.default_rng(seed)
+    persons, parts = np.zeros((height, width), np.int32), np.zeros((height, width), np.uint8)
+    for pid in range(1, count + 1):
+        y0, x0 = int(rng.integers(0, height)), int(rng.integers(0, width))
+        y1, x1 = int(rng.integers(y0 + 1, height + 1)), int(rng.integers(x0 + 1, width + 1))
+        pixels = rng.random((y1 - y0, x1 - x0)) < 0.7
+        persons[y0:y1, x0:x1][pixels] = pid
+        parts[y0:y1, x0:x1][pixels] = rng.integers(1, 7, int(pixels.sum()))
+    ids = np.arange(1, count + 1, dtype=np.int64)
+    instances = tuple(PartScore(int(i), p, 0.5, int(((persons == i) & (parts == p)).sum())) for i in ids for p in range(1, 7) if ((persons == i) & (parts == p)).any())
+    return ParsingResult(parts, persons, ids, np.zeros((count, 4), np.float32), np.ones(count, np.float32), instances, PASCAL_PERSON_PART)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_regions_are_the_boxes_of_each_persons_pixels_through_resizing_and_relabelling(seed: int) -> None:
+    from humanparse.ops import person_regions
+
+    def boxes_by_brute_force(persons: np.ndarray) -> dict[int, tuple[slice, slice]]:
+        found = {}
+        for pid in np.unique(persons[persons > 0]).tolist():
+            rows, cols = np.nonzero(persons == pid)
+            found[pid] = (slice(int(rows.min()), int(rows.max()) + 1), slice(int(cols.min()), int(cols.max()) + 1))
+        return found
+
+    rng = np.random.default_rng(seed)
+    result = _random_people(seed, int(rng.integers(2, 25)), int(rng.integers(2, 25)), int(rng.integers(0, 5)))
+    assert result.regions == boxes_by_brute_force(result.persons) == person_regions(result.persons)
+    # Carried over, not found again: they must still be exact.
+    big = result.resized(int(result.size[0] * rng.uniform(1, 3.5)) + 1, int(result.size[1] * rng.uniform(1, 3.5)) + 1)
+    assert "regions" in big.__dict__ and big.regions == boxes_by_brute_force(big.persons)
+    renamed = big.relabel(rng.permutation(np.arange(10, 10 + len(big.ids))))
+    assert renamed.regions == boxes_by_brute_force(renamed.persons)
+    assert renamed.persons.dtype == np.int32
+
+
+def test_relabel_renames_every_pixel_of_each_person() -> None:
+    result = _random_people(3, 30, 40, 4)
+    renamed = result.relabel([7, 300, 2, 45])
+    expected = np.select([result.persons == k for k in (1, 2, 3, 4)], [7, 300, 2, 45], 0)
+    assert np.array_equal(renamed.persons, expected) and renamed.persons.dtype == np.int32
+    assert renamed.ids.tolist() == [2, 7, 45, 300]

@@ -359,7 +359,7 @@ def test_dead_tracks_release_their_masks_but_keep_their_summary() -> None:
     masks = np.zeros((1, 20, 20), bool)
     masks[0, 2:8, 2:8] = True
     tracker.update(masks)
-    assert tracker.nbytes == 400
+    assert tracker.nbytes == 36  # the 6 x 6 box of the mask, not the 20 x 20 frame
     for _ in range(3):
         tracker.update(np.zeros((0, 20, 20), bool))
     assert tracker.nbytes == 0  # memory flat in video length

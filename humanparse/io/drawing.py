@@ -27,24 +27,37 @@ def overlay(image: np.ndarray, result: ParsingResult, alpha: float = 0.55, min_k
     ``min_keypoint_score`` and the COCO bones between them) where the result has keypoints."""
     palette = np.array(result.labels.palette, np.uint8)
     out = image.copy()
-    # Blended a band of rows at a time: the float blend of a whole large photo took 1 GB.
-    for top in range(0, image.shape[0], _BAND_ROWS):
-        rows = slice(top, top + _BAND_ROWS)
-        fg = result.parts[rows] > 0
-        band = out[rows]
-        band[fg] = (alpha * palette[result.parts[rows][fg]] + (1 - alpha) * image[rows][fg]).astype(np.uint8)
+
+    def blend(where: tuple[slice, slice], fg: np.ndarray) -> int:
+        out[where][fg] = (alpha * palette[result.parts[where][fg]] + (1 - alpha) * image[where][fg]).astype(np.uint8)
+        return int(np.count_nonzero(fg))
+
+    # Each person's parts inside their box: a frame's people, not the whole frame.
+    blended = sum(blend(where, (result.persons[where] == pid) & (result.parts[where] > 0)) for pid, where in result.regions.items())
+    if blended < np.count_nonzero(result.parts):
+        # Parts of no person (a category-level parser's), a band of rows at a time: the float
+        # blend of a whole large photo took 1 GB.
+        for top in range(0, image.shape[0], _BAND_ROWS):
+            rows = (slice(top, top + _BAND_ROWS), slice(None))
+            blend(rows, (result.persons[rows] == 0) & (result.parts[rows] > 0))
     if len(result.ids) == 0:
         return out
     colours = person_colours(int(result.ids.max()))
     thickness = max(1, round(min(image.shape[:2]) / 300))
     for k, pid in enumerate(result.ids.tolist()):
-        mask = (result.persons == pid).view(np.uint8)
-        x, top, width, height = cv2.boundingRect(mask)  # of the nonzero pixels; 0 x 0 for none
+        where = result.regions.get(pid)  # the box of the person's pixels; None for none
+        rgb = tuple(int(c) for c in colours[pid])
+        if where is not None:
+            (y0, y1), (x0, x1) = (where[0].start, where[0].stop), (where[1].start, where[1].stop)
+            x, top, width, height = x0, y0, x1 - x0, y1 - y0
+            mask = (result.persons[where] == pid).view(np.uint8)
+            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))
+        else:
+            x = top = width = height = 0
+            contours = ()
         # Outlines, joints and bones in proportion to the person, so that a small walker's
         # parts stay visible under them.
         line = max(1, min(thickness, height // 80))
-        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        rgb = tuple(int(c) for c in colours[pid])
         cv2.drawContours(out, contours, -1, rgb, line, cv2.LINE_AA)
         if result.keypoints.shape[1]:
             _skeleton(out, result.keypoints[k], rgb, line, min_keypoint_score)

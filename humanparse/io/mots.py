@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HumanParseError
+from ..ops import person_regions
 from . import rle
 
 PEDESTRIAN = 2
@@ -25,14 +26,16 @@ class MotsObject:
     mask: np.ndarray  # (H, W) bool
 
 
-def frame_lines(frame: int, id_map: np.ndarray) -> list[str]:
-    """The MOTS lines of one frame from an (H, W) track-id map (0 = background)."""
+def frame_lines(frame: int, id_map: np.ndarray, regions: dict[int, tuple[slice, slice]] | None = None) -> list[str]:
+    """The MOTS lines of one frame from an (H, W) track-id map (0 = background), in
+    increasing id order; ``regions`` where each id lies, if known
+    (:func:`~humanparse.ops.person_regions`, found here otherwise)."""
     h, w = id_map.shape
     lines = []
-    for track in np.unique(id_map[id_map > 0]).tolist():
+    for track, (rows, cols) in sorted((person_regions(id_map) if regions is None else regions).items()):
         if track >= 1000:
             raise HumanParseError(f"track id {track} does not fit MOTS object ids (at most 999 tracks)")
-        counts = rle.encode(id_map == track)["counts"]
+        counts = rle.encode(id_map[rows, cols] == track, (h, w), (rows.start, cols.start))["counts"]
         lines.append(f"{frame} {PEDESTRIAN * 1000 + track} {PEDESTRIAN} {h} {w} {counts}\n")
     return lines
 

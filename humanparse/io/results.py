@@ -67,7 +67,7 @@ def person_record(result: ParsingResult, k: int) -> dict[str, Any]:
         "id": pid,
         "box": [_exact(v) for v in result.boxes[k]],
         "score": _exact(result.scores[k]),
-        "mask": rle.encode(result.persons == pid),
+        "mask": instance_rle(result, pid),
     }
     points = result.keypoints[k]
     if len(points):
@@ -95,7 +95,21 @@ def part_record(result: ParsingResult, part: PartScore, of_person: bool = True) 
     body: dict[str, Any] = {"part": part.part, "name": result.labels.names[part.part], "score": float(part.score)}
     if of_person:
         body["pixels"] = part.pixels
-    return {**head, **body, "mask": rle.encode(result.part_mask(part.person, part.part))}
+    return {**head, **body, "mask": instance_rle(result, part.person, part.part)}
+
+
+def instance_rle(result: ParsingResult, person: int, part: int | None = None) -> dict[str, object]:
+    """COCO RLE of one person's mask, or of one of their parts, counted inside the person's
+    box (``result.regions``) only: a 1080p frame's records cost the people's pixels, not
+    the frame's."""
+    where = result.regions.get(person)
+    if where is None:
+        return rle.encode(np.zeros((0, 0), bool), result.size)
+    rows, cols = where
+    mask = result.persons[rows, cols] == person
+    if part is not None:
+        mask &= result.parts[rows, cols] == part
+    return rle.encode(mask, result.size, (rows.start, cols.start))
 
 
 def result_dict(result: ParsingResult, image_name: str) -> dict[str, Any]:

@@ -9,10 +9,46 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 
-def encode(mask: np.ndarray) -> dict[str, object]:
-    """(H, W) bool mask -> {"size": [H, W], "counts": str}, COCO compressed RLE."""
-    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+def encode(mask: np.ndarray, size: tuple[int, int] | None = None, offset: tuple[int, int] = (0, 0)) -> dict[str, object]:
+    """COCO compressed RLE of a bool mask, {"size": [H, W], "counts": str}.
+
+    Args:
+        mask: (h, w) bool, the whole mask or the crop of it that holds every pixel set.
+        size: (H, W) of the image the mask lies in (None: the mask's own size).
+        offset: (top, left) of the crop in that image, in pixels.
+
+    Only the crop is traversed: a person in a 1080p frame costs the pixels of their box,
+    not of the frame (the runs outside it are zeros, added as numbers). The counts are
+    exactly pycocotools' encoding of the whole mask.
+    """
+    mask = np.asarray(mask, bool)
+    if mask.ndim != 2:
+        raise ValueError(f"a mask must be (H, W), got shape {mask.shape}")
+    h, w = mask.shape
+    height, width = (h, w) if size is None else (int(size[0]), int(size[1]))
+    top, left = int(offset[0]), int(offset[1])
+    if top < 0 or left < 0 or top + h > height or left + w > width:
+        raise ValueError(f"a {h}x{w} mask at {offset} does not fit a {height}x{width} image")
+    columns = np.flatnonzero(mask.any(0))
+    if columns.size:
+        mask, left = mask[:, columns[0] : columns[-1] + 1], left + int(columns[0])
+        # The columns that hold the mask, at full height, column-major (COCO's order).
+        strip = np.zeros((mask.shape[1], height), bool)
+        strip[:, top : top + h] = mask.T
+        flat = strip.reshape(-1)
+        runs = np.diff(np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1, [flat.size]))).tolist()
+        if flat[0]:
+            runs.insert(0, 0)  # counts start with a run of zeros, possibly empty
+        after = (width - left - mask.shape[1]) * height
+        runs[0] += left * height
+        if len(runs) % 2:  # ends on zeros
+            runs[-1] += after
+        elif after:
+            runs.append(after)
+    else:
+        runs = [height * width]
+    counts = coco_mask.frPyObjects({"counts": runs, "size": [height, width]}, height, width)["counts"]
+    return {"size": [height, width], "counts": counts.decode("ascii")}
 
 
 def decode(rle: dict[str, object]) -> np.ndarray:

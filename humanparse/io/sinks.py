@@ -119,7 +119,7 @@ class MotsText:
         self._file = AtomicFile(path, "w")
 
     def write(self, frame: StreamedFrame) -> None:
-        self._file.write("".join(frame_lines(frame.index + 1, frame.result.persons)))
+        self._file.write("".join(frame_lines(frame.index + 1, frame.result.persons, frame.result.regions)))
 
     def close(self, complete: bool = True, error: str | None = None) -> None:
         self._file.commit()

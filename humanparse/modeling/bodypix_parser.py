@@ -420,14 +420,16 @@ def find_persons(found: Detections, poses: DecodedPoses, person: Tensor, image_h
     """
     height, width = image_hw
     assigned = assign_poses_to_boxes(found.boxes, poses)
-    is_person = (person > 0.5).float()
+    # On the host in one copy (the grid is small): a mean per box on the GPU would wait for
+    # the device once a box.
+    is_person = (person > 0.5).cpu().numpy()
     fy, fx = person.shape[0] / height, person.shape[1] / width
 
     def person_pixels(box: np.ndarray) -> float:
         x1, y1 = max(0, int(box[0] * fx)), max(0, int(box[1] * fy))
         x2, y2 = max(x1 + 1, int(np.ceil(box[2] * fx))), max(y1 + 1, int(np.ceil(box[3] * fy)))
         region = is_person[y1:y2, x1:x2]
-        return float(region.mean()) if region.numel() else 0.0
+        return float(np.count_nonzero(region)) / region.size if region.size else 0.0
 
     seen = (assigned.keypoints[..., 2] >= MIN_KEYPOINT_SCORE).sum(1)
     pixels = np.array([person_pixels(box) for box in found.boxes], np.float64)
@@ -452,12 +454,16 @@ def _window(masks: Tensor, boxes: Tensor, background: Tensor, margin: int, grid:
     ``margin`` and cut to the grid. Outside it the unaries are background's alone (the
     kernels carry in too little from there to move a label inside)."""
     anywhere = ((masks > 0.01).any(0)) & (background < 0.5)
-    rows, cols = torch.nonzero(anywhere.any(1)).flatten(), torch.nonzero(anywhere.any(0)).flatten()
-    y0, x0 = float(boxes[:, 1].min()), float(boxes[:, 0].min())
-    y1, x1 = float(boxes[:, 3].max()), float(boxes[:, 2].max())
-    if len(rows):
-        y0, y1 = min(y0, float(rows[0])), max(y1, float(rows[-1]) + 1)
-        x0, x1 = min(x0, float(cols[0])), max(x1, float(cols[-1]) + 1)
+
+    def span(present: Tensor) -> tuple[Tensor, Tensor]:  # first index, last + 1; (n, 0) for none
+        index = torch.arange(len(present), device=present.device, dtype=boxes.dtype)
+        return torch.where(present, index, len(present)).min(), torch.where(present, index + 1, 0).max()
+
+    (r0, r1), (c0, c1) = span(anywhere.any(1)), span(anywhere.any(0))
+    # One copy to the host (a value at a time, each would wait for the GPU).
+    y0, x0, y1, x1, r0, r1, c0, c1 = torch.stack((boxes[:, 1].min(), boxes[:, 0].min(), boxes[:, 3].max(), boxes[:, 2].max(), r0, r1, c0, c1)).tolist()
+    if r0 < r1:
+        y0, y1, x0, x1 = min(y0, r0), max(y1, r1), min(x0, c0), max(x1, c1)
     return (max(0, int(y0) - margin), min(grid[0], int(np.ceil(y1)) + margin), max(0, int(x0) - margin), min(grid[1], int(np.ceil(x1)) + margin))
 
 

@@ -143,19 +143,35 @@ def parsing_result(confidence: Tensor, labels: Tensor, boxes: Tensor, scores: Te
     p = label_set.num_parts
     if boxes.dim() != 2 or boxes.shape[1] != 4 or tuple(scores.shape) != (boxes.shape[0],):
         raise HumanParseError(f"boxes must be (D, 4) and scores (D,), got {tuple(boxes.shape)} and {tuple(scores.shape)}")
-    if labels.numel() and int(labels.max()) > p * len(scores):
-        raise HumanParseError(f"labels up to {int(labels.max())} for {len(scores)} detections of {p} parts (at most {p * len(scores)})")
+    _check_labels(labels, p)
+    d = len(scores)
     stats = instance_statistics(confidence, labels, scores, p)
-    person_counts = stats.person_counts.cpu().numpy()
-    person_scores = stats.person_scores.cpu().numpy()
-    kept = np.flatnonzero(person_counts > 0)
-    kept = kept[np.argsort(-person_scores[kept], kind="stable")]
-    table = np.zeros(len(person_counts) + 1, np.int32)
-    table[kept + 1] = np.arange(1, len(kept) + 1)
-    persons = table[person_map(labels, p).cpu().numpy()]
-    parts = part_map(labels, p).cpu().numpy().astype(np.uint8)
-    counts = stats.counts.cpu().numpy()
-    part_scores = stats.part_scores.cpu().numpy()
+    # Everything is found where the labels are (the GPU on CUDA) and comes to the host in
+    # two copies, the statistics and the two maps, with no synchronisation in between.
+    # New ids 1..N by decreasing score for the detections that got pixels, 0 for the others.
+    present = stats.person_counts > 0
+    order = torch.argsort(torch.where(present, -stats.person_scores, torch.inf), stable=True)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(d, device=order.device)
+    new_id = torch.where(present, rank + 1, 0)
+    # Label (i, j) -> (new id of i, j), through two lookup tables; uint8 maps while ids fit.
+    dtype = torch.uint8 if d < 256 else torch.int32
+    zero = new_id.new_zeros(1)
+    person_of = torch.cat((zero, new_id.repeat_interleave(p))).to(dtype)
+    part_of = torch.cat((zero, torch.arange(1, p + 1, device=zero.device).repeat(d))).to(dtype)
+    top = labels.max().reshape(1).double() if labels.numel() else zero.double()
+    summary = torch.cat((top, new_id.double(), stats.person_scores, stats.counts.double().reshape(-1), stats.part_scores.reshape(-1),
+                         boxes.detach().to(top).reshape(-1))).cpu().numpy()
+    if summary[0] > p * d:
+        raise HumanParseError(f"labels up to {int(summary[0])} for {d} detections of {p} parts (at most {p * d})")
+    indices = labels.long().clamp(max=p * d)
+    maps = torch.stack((person_of[indices], part_of[indices])).cpu().numpy()
+    new_ids = summary[1 : d + 1].astype(np.int64)
+    person_scores = summary[d + 1 : 2 * d + 1]
+    counts = summary[2 * d + 1 : 2 * d + 1 + d * p].reshape(d, p).astype(np.int64)
+    part_scores = summary[2 * d + 1 + d * p : 2 * d + 1 + 2 * d * p].reshape(d, p)
+    box_values = summary[2 * d + 1 + 2 * d * p :].reshape(d, 4)
+    kept = np.argsort(np.where(new_ids > 0, new_ids, d + 1), kind="stable")[: int((new_ids > 0).sum())]
     part_instances = tuple(
         PartScore(new_id, j + 1, float(part_scores[det, j]), int(counts[det, j]))
         for new_id, det in enumerate(kept.tolist(), start=1)
@@ -163,10 +179,10 @@ def parsing_result(confidence: Tensor, labels: Tensor, boxes: Tensor, scores: Te
         if counts[det, j]
     )
     return ParsingResult(
-        parts,
-        persons,
+        maps[1].astype(np.uint8, copy=False),
+        maps[0].astype(np.int32),
         np.arange(1, len(kept) + 1, dtype=np.int64),
-        boxes.detach().cpu().numpy()[kept].astype(np.float32).reshape(-1, 4),
+        box_values[kept].astype(np.float32).reshape(-1, 4),
         person_scores[kept].astype(np.float32),
         part_instances,
         label_set,

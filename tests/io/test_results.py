@@ -63,6 +63,21 @@ def test_json_round_trip_gives_the_same_result(parsed) -> None:
     assert [(p.person, p.part, p.pixels) for p in back.part_instances] == [(p.person, p.part, p.pixels) for p in result.part_instances]
 
 
+def test_every_mask_record_is_pycocotools_encoding_of_the_whole_mask(parsed) -> None:
+    """Records are encoded inside each person's box; the counts must be those of the whole
+    frame's mask, as pycocotools writes them."""
+    from pycocotools import mask as coco_mask
+
+    def whole(mask: np.ndarray) -> str:
+        return coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode("ascii")
+
+    _, result = parsed
+    data = result_dict(result, "x")
+    assert [p["mask"]["counts"] for p in data["persons"]] == [whole(result.persons == pid) for pid in result.ids]
+    assert [p["mask"]["counts"] for p in data["parts"]] == [whole(result.part_mask(p.person, p.part)) for p in result.part_instances]
+    assert all(p["mask"]["size"] == list(result.size) for p in data["persons"] + data["parts"])
+
+
 @pytest.mark.parametrize(
     "corrupt, message",
     [
