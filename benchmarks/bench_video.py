@@ -69,7 +69,9 @@ def run(clip: Path, out: Path, *options: str, code: Path | None = None) -> dict:
     command = [sys.executable, "-m", "humanparse", "video", str(clip), "--out", str(out), "--overwrite", "--quiet", "--device", "cpu", *options]
     # PYTHONSAFEPATH: `-m` puts the working folder first on sys.path, where it would shadow
     # PYTHONPATH and run this tree's humanparse as the baseline when run from this tree's root.
-    env = {**os.environ, "PYTHONPATH": str(code if code is not None else ROOT), "PYTHONSAFEPATH": "1"}
+    # Packages found through PYTHONPATH (a GPU machine's carried wheels) stay, after the tree.
+    path = os.pathsep.join([str(code if code is not None else ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != ROOT])
+    env = {**os.environ, "PYTHONPATH": path, "PYTHONSAFEPATH": "1"}
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     _, status, usage = os.wait4(child.pid, 0)
     error = child.stderr.read() if child.stderr else ""
