@@ -77,7 +77,7 @@ def accumulate(mm, truth: list[np.ndarray], hypothesis: list[np.ndarray]):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", help="pose-guided (the default), synthetic, or a checkpoint file")
+    parser.add_argument("--checkpoint", help="a parser name (default: the default parser; pose-guided, synthetic) or a checkpoint file")
     parser.add_argument("--videos", type=int, default=3)
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--scale", type=float, default=1.0)

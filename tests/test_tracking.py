@@ -87,7 +87,7 @@ def greedy_by_position(frames: list[tuple[np.ndarray, ...]]) -> list[list[int]]:
 
 
 def test_options_out_of_range_are_rejected() -> None:
-    for bad in ({"max_age": -1}, {"min_iou": 0.0}, {"min_iou": 1.5}, {"max_appearance_distance": -0.1}):
+    for bad in ({"max_age": -1}, {"min_iou": 0.0}, {"min_iou": 1.5}, {"max_appearance_distance": -0.1}, {"max_iou_gap": -1}):
         with pytest.raises(ConfigError):
             TrackerOptions(**bad)
 
@@ -439,3 +439,48 @@ def test_keypoints_keep_ids_where_small_masks_change_shape_too_much() -> None:
         ids_plain.append(without.update(masks).tolist())
     assert ids_pose == [[1, 2]] * 4
     assert len({i for ids in ids_plain for i in ids}) > 2
+
+
+def _band(cols: tuple[int, int], width: int = 60) -> np.ndarray:
+    mask = np.zeros((60, width), bool)
+    mask[10:50, cols[0] : cols[1]] = True
+    return mask
+
+
+def _crossing(options: TrackerOptions) -> tuple[list[int], list[int]]:
+    """A (narrow, red) walks behind B (wide, blue) and comes out on B's other side while B
+    has moved onto where A was last seen: A's ids and B's ids before and after."""
+    red = np.array([[500, 0.5, 0.4, 0.2, 0.02, 0.02, 0.02]], np.float32)
+    blue = np.array([[500, 0.5, -0.1, -0.4, 0.02, 0.02, 0.02]], np.float32)
+    tracker = Tracker(options)
+    before = []
+    for _ in range(5):
+        before = tracker.update(np.stack([_band((10, 20)), _band((22, 40))]), np.concatenate([red, blue])).tolist()
+    for step in range(10):  # A hidden; B drifts left
+        tracker.update(_band((21 - step, 39 - step))[None], blue)
+    # B now overlaps A's last mask more than its own; A overlaps B's last mask.
+    after = tracker.update(np.stack([_band((8, 24)), _band((24, 34))]), np.concatenate([blue, red])).tolist()
+    return before, after
+
+
+def test_a_person_back_from_a_long_occlusion_is_found_by_appearance_not_by_a_stale_mask() -> None:
+    (a, b), (b_after, a_after) = _crossing(TrackerOptions())
+    assert (a_after, b_after) == (a, b)
+
+
+def test_without_an_iou_gap_stale_masks_swap_two_crossing_persons() -> None:
+    """Why ``max_iou_gap`` exists: with every alive track in the IoU association, the sum of
+    two mediocre overlaps with stale masks beats the one good overlap."""
+    (a, b), (b_after, a_after) = _crossing(TrackerOptions(max_iou_gap=30))
+    assert (a_after, b_after) == (b, a)
+
+
+def test_a_person_missed_for_a_few_frames_is_still_matched_by_iou() -> None:
+    tracker = Tracker(TrackerOptions(max_iou_gap=3, max_age=30))
+    first = tracker.update(_band((10, 30))[None]).tolist()
+    for _ in range(3):
+        tracker.update(np.zeros((0, 60, 60), bool))
+    assert tracker.update(_band((12, 32))[None]).tolist() == first  # no descriptors: IoU only
+    for _ in range(4):
+        tracker.update(np.zeros((0, 60, 60), bool))
+    assert tracker.update(_band((12, 32))[None]).tolist() != first
