@@ -9,13 +9,17 @@ and height 1). Masks are boolean (H, W) arrays, or (N, H, W) stacks of them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 from scipy import ndimage
 
 from .errors import HumanParseError
 from .labels import MIN_KEYPOINT_SCORE
 
-__all__ = ["keypoint_boxes", "mask_boxes", "mask_iou", "person_boxes", "person_regions", "scaled_size"]
+__all__ = ["CroppedMask", "cropped_iou", "keypoint_boxes", "mask_boxes", "mask_iou", "person_boxes", "person_regions", "scaled_size"]
 
 
 def person_regions(id_map: np.ndarray) -> dict[int, tuple[slice, slice]]:
@@ -88,18 +92,51 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     if a.ndim != 3 or b.ndim != 3 or a.shape[1:] != b.shape[1:]:
         raise HumanParseError(f"mask_iou needs (N, H, W) and (M, H, W) masks, got {a.shape} and {b.shape}")
-    (box_a, area_a), (box_b, area_b) = mask_boxes(a), mask_boxes(b)
-    iou = np.zeros((a.shape[0], b.shape[0]), np.float64)
-    # People fill a small part of a frame and few of them overlap: counting the
-    # intersection inside the overlap of the two bounding boxes only is far cheaper than a
-    # pass over every pixel of every pair (about 15 ms for 10 people in a 1080p frame).
-    for i in np.flatnonzero(area_a):
-        for j in np.flatnonzero(area_b):
-            x0, y0 = max(box_a[i, 0], box_b[j, 0]), max(box_a[i, 1], box_b[j, 1])
-            x1, y1 = min(box_a[i, 2], box_b[j, 2]), min(box_a[i, 3], box_b[j, 3])
-            if x0 < x1 and y0 < y1:
-                inter = np.count_nonzero(a[i, y0:y1, x0:x1] & b[j, y0:y1, x0:x1])
-                iou[i, j] = inter / (area_a[i] + area_b[j] - inter)
+    return cropped_iou([CroppedMask.of(mask) for mask in a], [CroppedMask.of(mask) for mask in b])
+
+
+@dataclass(frozen=True)
+class CroppedMask:
+    """A mask held as the box of its pixels: ``mask`` (h, w) bool whose top-left pixel is
+    (``top``, ``left``) of the frame, with ``area`` pixels set; a person in a 1080p frame
+    costs their own pixels, not the frame's. ``CroppedMask.EMPTY`` is the empty mask."""
+
+    top: int
+    left: int
+    mask: np.ndarray
+    area: int
+
+    EMPTY: ClassVar["CroppedMask"]
+
+    @staticmethod
+    def of(mask: np.ndarray) -> "CroppedMask":
+        """The crop of a whole-frame (H, W) bool mask (an empty one is 0 x 0)."""
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        if not rows.size:
+            return CroppedMask.EMPTY
+        crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].copy()
+        return CroppedMask(int(rows[0]), int(cols[0]), crop, int(np.count_nonzero(crop)))
+
+
+CroppedMask.EMPTY = CroppedMask(0, 0, np.zeros((0, 0), bool), 0)
+
+
+def cropped_iou(a: Sequence[CroppedMask], b: Sequence[CroppedMask]) -> np.ndarray:
+    """IoU of every pair of cropped masks: (N, M) float64, 0 for pairs with an empty mask;
+    :func:`mask_iou` of the whole-frame masks, counted in the overlap of the two boxes."""
+    iou = np.zeros((len(a), len(b)), np.float64)
+    for i, p in enumerate(a):
+        for j, q in enumerate(b):
+            if not p.area or not q.area:
+                continue
+            y0, x0 = max(p.top, q.top), max(p.left, q.left)
+            y1 = min(p.top + p.mask.shape[0], q.top + q.mask.shape[0])
+            x1 = min(p.left + p.mask.shape[1], q.left + q.mask.shape[1])
+            if y0 < y1 and x0 < x1:
+                overlap_p = p.mask[y0 - p.top : y1 - p.top, x0 - p.left : x1 - p.left]
+                overlap_q = q.mask[y0 - q.top : y1 - q.top, x0 - q.left : x1 - q.left]
+                inter = np.count_nonzero(overlap_p & overlap_q)
+                iou[i, j] = inter / (p.area + q.area - inter)
     return iou
 
 

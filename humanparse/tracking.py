@@ -40,6 +40,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .errors import ConfigError, HumanParseError
 from .labels import COCO_KEYPOINTS, MIN_KEYPOINT_SCORE, LabelSet
+from .ops import CroppedMask, cropped_iou
 from .structures import ParsingResult
 
 __all__ = [
@@ -243,53 +244,12 @@ def _blend(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     return blended.reshape(-1)
 
 
-@dataclass(frozen=True)
-class _Crop:
-    """A person mask held as the box of its pixels: ``mask`` (h, w) bool at (top, left) of
-    the frame, with ``area`` pixels set. A 1080p frame's people cost their own pixels."""
-
-    top: int
-    left: int
-    mask: np.ndarray
-    area: int
-
-    @staticmethod
-    def of(mask: np.ndarray) -> "_Crop":
-        """The crop of a whole-frame (H, W) bool mask (an empty one is 0 x 0)."""
-        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-        if not rows.size:
-            return _Crop.EMPTY
-        crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].copy()
-        return _Crop(int(rows[0]), int(cols[0]), crop, int(np.count_nonzero(crop)))
-
-
-_Crop.EMPTY = _Crop(0, 0, np.zeros((0, 0), bool), 0)  # type: ignore[attr-defined]
-
-
-def crop_iou(a: Sequence[_Crop], b: Sequence[_Crop]) -> np.ndarray:
-    """IoU of every pair of cropped masks: (N, M) float64, 0 for pairs with an empty mask.
-    Equal to :func:`~humanparse.ops.mask_iou` of the whole-frame masks (counted in the
-    overlap of the two boxes only)."""
-    iou = np.zeros((len(a), len(b)), np.float64)
-    for i, p in enumerate(a):
-        for j, q in enumerate(b):
-            if not p.area or not q.area:
-                continue
-            y0, x0 = max(p.top, q.top), max(p.left, q.left)
-            y1 = min(p.top + p.mask.shape[0], q.top + q.mask.shape[0])
-            x1 = min(p.left + p.mask.shape[1], q.left + q.mask.shape[1])
-            if y0 < y1 and x0 < x1:
-                inter = np.count_nonzero(p.mask[y0 - p.top : y1 - p.top, x0 - p.left : x1 - p.left] & q.mask[y0 - q.top : y1 - q.top, x0 - q.left : x1 - q.left])
-                iou[i, j] = inter / (p.area + q.area - inter)
-    return iou
-
-
 @dataclass
 class _Track:
     """A track's running state; mutated by the tracker only."""
 
     track_id: int
-    mask: _Crop  # the last matched mask
+    mask: CroppedMask  # the last matched mask
     appearance: np.ndarray | None  # (F,) float32 moving average, None without descriptors
     first_frame: int  # the internal count; ages are measured in frames tracked
     last_frame: int
@@ -300,7 +260,7 @@ class _Track:
     parts: set[int] = field(default_factory=set)
     keypoints: np.ndarray | None = None  # (K, 3) the last matched, None without a pose
 
-    def record(self, frame: int, number: int, mask: _Crop, descriptor: np.ndarray | None, parts: Sequence[int] | None, keypoints: np.ndarray | None = None) -> None:
+    def record(self, frame: int, number: int, mask: CroppedMask, descriptor: np.ndarray | None, parts: Sequence[int] | None, keypoints: np.ndarray | None = None) -> None:
         self.mask = mask
         self.keypoints = keypoints
         self.last_frame = frame
@@ -360,11 +320,11 @@ class Tracker:
             (N,) int64 track ids, 1 or more, distinct within the frame.
         """
         masks = self._checked_masks(masks)
-        return self._update([_Crop.of(mask) for mask in masks], descriptors, parts, keypoints, frame)
+        return self._update([CroppedMask.of(mask) for mask in masks], descriptors, parts, keypoints, frame)
 
     def _update(
         self,
-        masks: list[_Crop],
+        masks: list[CroppedMask],
         descriptors: np.ndarray | None,
         parts: Sequence[Sequence[int]] | None,
         keypoints: np.ndarray | None,
@@ -386,7 +346,7 @@ class Tracker:
             if id(track) not in kept:
                 # A dead track is only summarised from now on: dropping its mask keeps
                 # memory flat however many people come and go in a long video.
-                track.mask = _Crop.EMPTY
+                track.mask = CroppedMask.EMPTY
                 track.appearance = None
                 track.keypoints = None
         self._alive = alive
@@ -437,11 +397,11 @@ class Tracker:
         for pid in ids:
             where = result.regions.get(pid)
             if where is None:  # no pixels: nothing to see
-                masks.append(_Crop.EMPTY)
+                masks.append(CroppedMask.EMPTY)
                 descriptors.append(np.zeros(len(groups) * _GROUP_FEATURES, np.float32))
                 continue
             crop = result.persons[where] == pid
-            masks.append(_Crop(where[0].start, where[1].start, crop, int(np.count_nonzero(crop))))
+            masks.append(CroppedMask(where[0].start, where[1].start, crop, int(np.count_nonzero(crop))))
             if image is not None:
                 descriptors.append(appearance_descriptor(image[where], result.parts[where], crop, groups))
         parts = [sorted({p.part for p in result.part_instances if p.person == pid}) for pid in ids]
@@ -503,12 +463,12 @@ class Tracker:
         return distances
 
     def _match_by_iou(
-        self, masks: list[_Crop], descriptors: np.ndarray | None, tracks: Sequence[_Track], keypoints: np.ndarray | None = None
+        self, masks: list[CroppedMask], descriptors: np.ndarray | None, tracks: Sequence[_Track], keypoints: np.ndarray | None = None
     ) -> list[tuple[int, int]]:
         """Accepted (mask index, track index) pairs of the IoU association."""
         if not masks or not tracks:
             return []
-        iou = crop_iou(masks, [t.mask for t in tracks])
+        iou = cropped_iou(masks, [t.mask for t in tracks])
         if keypoints is not None:
             heights = np.array([m.mask.shape[0] for m in masks], np.float64)
             for k, track in enumerate(tracks):

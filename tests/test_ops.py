@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from humanparse.errors import HumanParseError
-from humanparse.ops import mask_boxes, mask_iou, person_boxes
+from humanparse.ops import CroppedMask, cropped_iou, mask_boxes, mask_iou, person_boxes, person_regions
 
 
 def brute_force_person_boxes(id_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,3 +117,28 @@ def test_mask_boxes_agree_with_person_boxes() -> None:
     present = [i - 1 for i in ids]
     assert np.array_equal(got[present], boxes.astype(np.int64))
     assert areas.tolist() == [int((id_map == i).sum()) for i in range(1, 5)]
+
+
+def test_cropped_masks_keep_their_place_and_area_and_give_the_whole_masks_iou() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        shape = tuple(int(v) for v in rng.integers(1, 12, 2))
+        a = rng.random((int(rng.integers(0, 4)), *shape)) < rng.choice([0.0, 0.1, 0.6])
+        b = rng.random((int(rng.integers(0, 4)), *shape)) < rng.choice([0.0, 0.1, 0.6])
+        crops_a, crops_b = [CroppedMask.of(m) for m in a], [CroppedMask.of(m) for m in b]
+        for mask, crop in zip(a, crops_a):
+            placed = np.zeros(shape, bool)
+            placed[crop.top : crop.top + crop.mask.shape[0], crop.left : crop.left + crop.mask.shape[1]] = crop.mask
+            assert np.array_equal(placed, mask) and crop.area == int(mask.sum())
+        brute = np.array([[(p & q).sum() / (p | q).sum() if p.any() and q.any() else 0.0 for q in b] for p in a]).reshape(len(a), len(b))
+        assert np.array_equal(cropped_iou(crops_a, crops_b), brute)
+
+
+def test_person_regions_are_the_boxes_of_each_id() -> None:
+    ids = np.zeros((6, 8), np.uint16)
+    ids[1:3, 2:5] = 4
+    ids[5, 7] = 300
+    assert person_regions(ids) == {4: (slice(1, 3), slice(2, 5)), 300: (slice(5, 6), slice(7, 8))}
+    assert person_regions(np.zeros((3, 3), np.int32)) == {}
+    with pytest.raises(HumanParseError):
+        person_regions(-np.ones((2, 2), np.int64))
