@@ -27,6 +27,7 @@ from .device import resolve_device
 from .errors import HumanParseError, OptionError
 from .io.images import check_pixels
 from .modeling.parser import OPTION_FLAGS, ParseOptions, Parser
+from .pretrained.crops import drop_borrowed_keypoints
 from .structures import Detections, Detector, ParsingResult, PoseEstimator
 from .tracking import TrackerOptions
 
@@ -163,7 +164,8 @@ class Predictor:
             for k, result in zip(indices, parsed):
                 if self.pose is not None:
                     started = time.perf_counter()
-                    result = replace(result, keypoints=self.pose(images[k], result.boxes).keypoints)
+                    keypoints = drop_borrowed_keypoints(self.pose(images[k], result.boxes).keypoints, result.boxes)
+                    result = replace(result, keypoints=keypoints)
                     self.timings.add("pose", time.perf_counter() - started)
                 results[k] = result
             self.timings.count(len(indices))

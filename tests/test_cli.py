@@ -115,9 +115,11 @@ def test_images_on_real_photos_with_nanodet_find_each_person_with_keypoints(tmp_
     result = CliRunner().invoke(main, ["images", *(str(photos / n) for n in names), "--checkpoint", "synthetic", "--detector", "nanodet", "--out", str(tmp_path), "--device", "cpu", "--save", "json,overlay"])
     assert result.exit_code == 0, result.output
     # One person each, and on grace_hopper a low-scored NanoDet box on the flag at the left
-    # edge that this synthetic-world model gives pixels to (its keypoints are Grace's: the
-    # square crop of a thin box takes in the person beside it).
+    # edge that this synthetic-world model gives pixels to. The square crop of that thin box
+    # takes in Grace: the joints MoveNet finds there are hers, and are dropped.
     assert "parsed 3 images (4 persons)" in result.output
+    flag = [p for p in json.loads((tmp_path / "json" / "grace_hopper.json").read_text())["persons"] if p["score"] < 0.1]
+    assert len(flag) == 1 and flag[0]["num_keypoints"] == 0
     for name in names:
         stem = Path(name).stem
         record = json.loads((tmp_path / "json" / f"{stem}.json").read_text())

@@ -1,5 +1,5 @@
 """Square crops for top-down networks, and back: :func:`square_regions`, :func:`crop_square`,
-:func:`paste_masks`, :func:`resize_image`.
+:func:`paste_masks`, :func:`resize_image`, :func:`drop_borrowed_keypoints`.
 
 A top-down pose network sees one person at a time, in a square crop of fixed size around the
 person's box. A region is (x1, y1, x2, y2) in image pixels (pixel edges), square, and may
@@ -63,4 +63,43 @@ def paste_masks(masks: np.ndarray, regions: np.ndarray, height: int, width: int)
         # Image pixel centre x + 0.5 lies at (x + 0.5 - x1) * s in the mask: u = s x + s (0.5 - x1) - 0.5.
         matrix = np.array([[s, 0, s * (0.5 - x1) - 0.5], [0, s, s * (0.5 - y1) - 0.5]], np.float64)
         out[k] = cv2.warpAffine(mask.astype(np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return out
+
+
+# How far outside its own box (a share of the box's width, or height) a keypoint may lie and
+# still be the box's own when it lies inside another person's box.
+OWN_BOX_MARGIN = 0.1
+
+
+def drop_borrowed_keypoints(keypoints: np.ndarray, boxes: np.ndarray, margin: float = OWN_BOX_MARGIN) -> np.ndarray:
+    """Keypoints a top-down network found for each box, without those it took from a
+    neighbour: the square crop of a thin box (a half-seen person at the frame's edge, a false
+    detection on a flag) takes in the person beside it, and the network finds that person's
+    joints. A keypoint is borrowed, and gets score 0, where it lies outside its own box
+    widened by ``margin`` of the box's width and height, and inside another person's box
+    (a raised hand outside every box stays).
+
+    Args:
+        keypoints: (D, K, 3) float x, y (image pixels) and score, per box.
+        boxes: (D, 4) float x1 y1 x2 y2 image pixels.
+    Returns:
+        (D, K, 3) float32, a copy.
+    """
+    out = np.array(keypoints, np.float32, copy=True).reshape(len(boxes), -1, 3)
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if len(boxes) < 2:
+        return out
+    x, y = out[..., 0:1], out[..., 1:2]  # (D, K, 1), against every box (1, 1, D)
+
+    def inside(pad: np.ndarray) -> np.ndarray:
+        x1, y1, x2, y2 = ((boxes[:, j] + pad[:, j])[None, None, :] for j in range(4))
+        return (x >= x1) & (x <= x2) & (y >= y1) & (y <= y2)  # (D, K, D)
+
+    size = boxes[:, 2:] - boxes[:, :2]
+    widened = inside(np.concatenate([-margin * size, margin * size], 1))
+    plain = inside(np.zeros_like(boxes))
+    own = np.arange(len(boxes))
+    in_own = widened[own, :, own]  # (D, K)
+    plain[own, :, own] = False
+    out[..., 2] = np.where(~in_own & plain.any(2), 0.0, out[..., 2])
     return out
