@@ -164,7 +164,7 @@ def parsing_result(confidence: Tensor, labels: Tensor, boxes: Tensor, scores: Te
                          boxes.detach().to(top).reshape(-1))).cpu().numpy()
     if summary[0] > p * d:
         raise HumanParseError(f"labels up to {int(summary[0])} for {d} detections of {p} parts (at most {p * d})")
-    indices = labels.long().clamp(max=p * d)
+    indices = labels.long()  # within the tables: checked above
     maps = torch.stack((person_of[indices], part_of[indices])).cpu().numpy()
     new_ids = summary[1 : d + 1].astype(np.int64)
     person_scores = summary[d + 1 : 2 * d + 1]
