@@ -108,6 +108,11 @@ class CroppedMask:
 
     EMPTY: ClassVar["CroppedMask"]
 
+    @property
+    def region(self) -> tuple[slice, slice]:
+        """(rows, columns) of the frame the crop covers: ``frame[crop.region]`` is its box."""
+        return slice(self.top, self.top + self.mask.shape[0]), slice(self.left, self.left + self.mask.shape[1])
+
     @staticmethod
     def of(mask: np.ndarray) -> "CroppedMask":
         """The crop of a whole-frame (H, W) bool mask (an empty one is 0 x 0)."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import HumanParseError
 from .labels import LabelSet
-from .ops import person_regions
+from .ops import CroppedMask, person_regions
 
 if TYPE_CHECKING:
     import torch
@@ -214,6 +214,15 @@ class ParsingResult:
         per result and shared by the tracker, the drawing and every file written, so that
         they touch the people's pixels only, not the whole frame's."""
         return person_regions(self.persons)
+
+    def person_crop(self, person: int) -> CroppedMask:
+        """One person's mask inside their box (``regions``), ``CroppedMask.EMPTY`` for a
+        person without pixels."""
+        where = self.regions.get(person)
+        if where is None:
+            return CroppedMask.EMPTY
+        mask = self.persons[where] == person
+        return CroppedMask(where[0].start, where[1].start, mask, int(np.count_nonzero(mask)))
 
     def person_mask(self, person: int) -> np.ndarray:
         """(H, W) bool pixels of one person."""

@@ -392,22 +392,14 @@ class Tracker:
             self._update([], None, None, None, frame)
             return result
         # Each person's mask inside their box (result.regions): no whole-frame mask is made.
-        masks, descriptors = [], []
-        groups = appearance_groups(result.labels)
-        for pid in ids:
-            where = result.regions.get(pid)
-            if where is None:  # no pixels: nothing to see
-                masks.append(CroppedMask.EMPTY)
-                descriptors.append(np.zeros(len(groups) * _GROUP_FEATURES, np.float32))
-                continue
-            crop = result.persons[where] == pid
-            masks.append(CroppedMask(where[0].start, where[1].start, crop, int(np.count_nonzero(crop))))
-            if image is not None:
-                descriptors.append(appearance_descriptor(image[where], result.parts[where], crop, groups))
+        masks = [result.person_crop(pid) for pid in ids]
+        descriptors = None
+        if image is not None:
+            groups = appearance_groups(result.labels)
+            descriptors = np.stack([appearance_descriptor(image[m.region], result.parts[m.region], m.mask, groups) for m in masks])
         parts = [sorted({p.part for p in result.part_instances if p.person == pid}) for pid in ids]
         keypoints = result.keypoints if result.keypoints.shape[1] == len(COCO_KEYPOINTS) else None
-        checked = self._checked_descriptors(np.stack(descriptors), len(ids)) if image is not None else None
-        return result.relabel(self._update(masks, checked, parts, keypoints, frame))
+        return result.relabel(self._update(masks, descriptors, parts, keypoints, frame))
 
     @property
     def nbytes(self) -> int:

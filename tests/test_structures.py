@@ -138,6 +138,11 @@ def test_regions_are_the_boxes_of_each_persons_pixels_through_resizing_and_relab
     rng = np.random.default_rng(seed)
     result = _random_people(seed, int(rng.integers(2, 25)), int(rng.integers(2, 25)), int(rng.integers(0, 5)))
     assert result.regions == boxes_by_brute_force(result.persons) == person_regions(result.persons)
+    for pid in [*result.ids.tolist(), 99]:  # 99: no pixels
+        crop = result.person_crop(pid)
+        placed = np.zeros(result.size, bool)
+        placed[crop.region] = crop.mask
+        assert np.array_equal(placed, result.persons == pid) and crop.area == int((result.persons == pid).sum())
     # Carried over, not found again: they must still be exact.
     big = result.resized(int(result.size[0] * rng.uniform(1, 3.5)) + 1, int(result.size[1] * rng.uniform(1, 3.5)) + 1)
     assert "regions" in big.__dict__ and big.regions == boxes_by_brute_force(big.persons)

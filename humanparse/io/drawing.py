@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from ..labels import COCO_SKELETON, MIN_KEYPOINT_SCORE, LabelSet
+from ..ops import CroppedMask
 from ..structures import ParsingResult
 
 _BAND_ROWS = 256
@@ -33,7 +34,8 @@ def overlay(image: np.ndarray, result: ParsingResult, alpha: float = 0.55, min_k
         return int(np.count_nonzero(fg))
 
     # Each person's parts inside their box: a frame's people, not the whole frame.
-    blended = sum(blend(where, (result.persons[where] == pid) & (result.parts[where] > 0)) for pid, where in result.regions.items())
+    crops = {pid: result.person_crop(pid) for pid in result.regions}
+    blended = sum(blend(crop.region, crop.mask & (result.parts[crop.region] > 0)) for crop in crops.values())
     if blended < np.count_nonzero(result.parts):
         # Parts of no person (a category-level parser's), a band of rows at a time: the float
         # blend of a whole large photo took 1 GB.
@@ -45,16 +47,10 @@ def overlay(image: np.ndarray, result: ParsingResult, alpha: float = 0.55, min_k
     colours = person_colours(int(result.ids.max()))
     thickness = max(1, round(min(image.shape[:2]) / 300))
     for k, pid in enumerate(result.ids.tolist()):
-        where = result.regions.get(pid)  # the box of the person's pixels; None for none
+        crop = crops.get(pid, CroppedMask.EMPTY)  # the box of the person's pixels; 0 x 0 for none
+        x, top, height, width = crop.left, crop.top, *crop.mask.shape
         rgb = tuple(int(c) for c in colours[pid])
-        if where is not None:
-            (y0, y1), (x0, x1) = (where[0].start, where[0].stop), (where[1].start, where[1].stop)
-            x, top, width, height = x0, y0, x1 - x0, y1 - y0
-            mask = (result.persons[where] == pid).view(np.uint8)
-            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))
-        else:
-            x = top = width = height = 0
-            contours = ()
+        contours = cv2.findContours(crop.mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x, top))[0] if crop.area else ()
         # Outlines, joints and bones in proportion to the person, so that a small walker's
         # parts stay visible under them.
         line = max(1, min(thickness, height // 80))

@@ -102,14 +102,9 @@ def instance_rle(result: ParsingResult, person: int, part: int | None = None) ->
     """COCO RLE of one person's mask, or of one of their parts, counted inside the person's
     box (``result.regions``) only: a 1080p frame's records cost the people's pixels, not
     the frame's."""
-    where = result.regions.get(person)
-    if where is None:
-        return rle.encode(np.zeros((0, 0), bool), result.size)
-    rows, cols = where
-    mask = result.persons[rows, cols] == person
-    if part is not None:
-        mask &= result.parts[rows, cols] == part
-    return rle.encode(mask, result.size, (rows.start, cols.start))
+    crop = result.person_crop(person)
+    mask = crop.mask if part is None else crop.mask & (result.parts[crop.region] == part)
+    return rle.encode(mask, result.size, (crop.top, crop.left))
 
 
 def result_dict(result: ParsingResult, image_name: str) -> dict[str, Any]:
